@@ -1,0 +1,280 @@
+import EtcdAPI
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Synchronization
+
+/// An async client of one etcd member, over gRPC (plaintext or mutual TLS). gRPC types stay
+/// inside: callers see `EtcdClientError` and the plain models of `EtcdModels.swift`.
+///
+/// Use it scoped: `try await EtcdClient.with(endpoint:configuration:) { client in ... }` opens
+/// the connection lazily and always closes it.
+public final class EtcdClient: Sendable {
+  public let endpoint: EtcdEndpoint
+  public let configuration: EtcdClientConfiguration
+  private let grpc: GRPCClient<HTTP2ClientTransport.Posix>
+
+  private init(endpoint: EtcdEndpoint, configuration: EtcdClientConfiguration, grpc: GRPCClient<HTTP2ClientTransport.Posix>) {
+    self.endpoint = endpoint
+    self.configuration = configuration
+    self.grpc = grpc
+  }
+
+  /// Runs `body` with a client of `endpoint`; the connection is closed when `body` returns.
+  public static func with<Result: Sendable>(
+    endpoint: EtcdEndpoint, configuration: EtcdClientConfiguration = .init(),
+    _ body: (EtcdClient) async throws -> Result
+  ) async throws -> Result {
+    let transport = try makeTransport(endpoint: endpoint, configuration: configuration)
+    return try await withGRPCClient(transport: transport) { grpc in
+      try await body(EtcdClient(endpoint: endpoint, configuration: configuration, grpc: grpc))
+    }
+  }
+
+  private static func makeTransport(
+    endpoint: EtcdEndpoint, configuration: EtcdClientConfiguration
+  ) throws(EtcdClientError) -> HTTP2ClientTransport.Posix {
+    let target: any ResolvableTarget =
+      if endpoint.isIPv4 {
+        .ipv4(address: endpoint.host, port: endpoint.port)
+      } else if endpoint.isIPv6 {
+        .ipv6(address: endpoint.host, port: endpoint.port)
+      } else {
+        .dns(host: endpoint.host, port: endpoint.port)
+      }
+    let security: HTTP2ClientTransport.Posix.TransportSecurity
+    switch (endpoint.scheme, configuration.tls) {
+    case (.http, _):
+      security = .plaintext
+    case (.https, nil):
+      security = .tls
+    case (.https, let tls?):
+      var config = HTTP2ClientTransport.Posix.TransportSecurity.TLS.defaults
+      config.trustRoots = .certificates([.bytes(tls.caPEM, format: .pem)])
+      if let cert = tls.certificatePEM, let key = tls.keyPEM {
+        config.certificateChain = [.bytes(cert, format: .pem)]
+        config.privateKey = .bytes(key, format: .pem)
+      }
+      security = .tls(config)
+    }
+    do {
+      return try HTTP2ClientTransport.Posix(
+        target: target, transportSecurity: security,
+        config: .defaults { config in
+          config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+        })
+    } catch {
+      throw EtcdClientError(.invalidEndpoint, endpoint: endpoint.description, "\(error)")
+    }
+  }
+
+  private func options(timeout: Duration?) -> CallOptions {
+    var options = CallOptions.defaults
+    options.timeout = timeout
+    options.waitForReady = false
+    options.maxRequestMessageBytes = configuration.maxMessageBytes
+    options.maxResponseMessageBytes = configuration.maxMessageBytes
+    return options
+  }
+
+  // MARK: - Maintenance and cluster
+
+  /// `Maintenance.Status` of this member.
+  public func status() async throws(EtcdClientError) -> EtcdMemberStatus {
+    let maintenance = Etcdserverpb_Maintenance.Client(wrapping: grpc)
+    let r = try await call { try await maintenance.status(.init(), options: self.options(timeout: self.configuration.requestTimeout)) }
+    return EtcdMemberStatus(
+      memberID: r.header.memberID, clusterID: r.header.clusterID, version: r.version, dbSize: r.dbSize,
+      dbSizeInUse: r.dbSizeInUse, leader: r.leader, raftIndex: r.raftIndex, raftTerm: r.raftTerm,
+      raftAppliedIndex: r.raftAppliedIndex, errors: r.errors, isLearner: r.isLearner, revision: r.header.revision)
+  }
+
+  /// `Cluster.MemberList` as this member sees it (served locally in etcd 3.4: works without quorum).
+  public func memberList() async throws(EtcdClientError) -> [EtcdMember] {
+    let cluster = Etcdserverpb_Cluster.Client(wrapping: grpc)
+    let r = try await call { try await cluster.memberList(.init(), options: self.options(timeout: self.configuration.requestTimeout)) }
+    return r.members.map {
+      EtcdMember(id: $0.id, name: $0.name, peerURLs: $0.peerUrls, clientURLs: $0.clientUrls, isLearner: $0.isLearner)
+    }
+  }
+
+  /// Active alarms of the whole cluster (`Maintenance.Alarm` GET; needs quorum).
+  public func alarms() async throws(EtcdClientError) -> [(memberID: UInt64, alarm: String)] {
+    let maintenance = Etcdserverpb_Maintenance.Client(wrapping: grpc)
+    var request = Etcdserverpb_AlarmRequest()
+    request.action = .get
+    let r = try await call { try await maintenance.alarm(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+    return r.alarms.map { ($0.memberID, "\($0.alarm)".uppercased()) }
+  }
+
+  /// `Maintenance.HashKV` at `revision` (0: the current one).
+  public func hashKV(revision: Int64 = 0) async throws(EtcdClientError) -> (hash: UInt32, revision: Int64, compactRevision: Int64) {
+    let maintenance = Etcdserverpb_Maintenance.Client(wrapping: grpc)
+    var request = Etcdserverpb_HashKVRequest()
+    request.revision = revision
+    let r = try await call { try await maintenance.hashKV(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+    return (r.hash, r.header.revision, r.compactRevision)
+  }
+
+  /// Streams `Maintenance.Snapshot`, handing the bytes to `onBatch` in batches of about
+  /// `batchSize` bytes (etcd sends 32 KiB messages). gRPC flow control holds etcd back while
+  /// `onBatch` is busy, so memory stays bounded. Errors thrown by `onBatch` end the stream and are
+  /// rethrown unchanged; a stream silent for longer than `snapshotIdleTimeout` fails with
+  /// `.timeout`; there is no limit on the total duration.
+  public func snapshot(
+    batchSize: Int = 1 << 20, onBatch: @escaping @Sendable ([UInt8]) async throws -> Void
+  ) async throws -> EtcdSnapshotStreamSummary {
+    let maintenance = Etcdserverpb_Maintenance.Client(wrapping: grpc)
+    let lastActivity = ActivityClock()
+    let idle = configuration.snapshotIdleTimeout
+    let endpoint = self.endpoint.description
+    let options = self.options(timeout: nil)
+    do {
+      return try await withThrowingTaskGroup(of: EtcdSnapshotStreamSummary?.self) { group in
+        group.addTask {
+          try await maintenance.snapshot(.init(), options: options) { response in
+            var bytes: UInt64 = 0
+            var headerRevision: Int64 = 0
+            var first = true
+            var remaining: UInt64 = 1
+            var batch: [UInt8] = []
+            batch.reserveCapacity(batchSize + (64 << 10))
+            for try await message in response.messages {
+              lastActivity.touch()
+              if first {
+                headerRevision = message.header.revision
+                first = false
+              }
+              remaining = message.remainingBytes
+              bytes += UInt64(message.blob.count)
+              batch.append(contentsOf: message.blob)
+              if batch.count >= batchSize {
+                try await onBatch(batch)
+                batch.removeAll(keepingCapacity: true)
+                lastActivity.touch()
+              }
+            }
+            if !batch.isEmpty { try await onBatch(batch) }
+            return EtcdSnapshotStreamSummary(bytes: bytes, headerRevision: headerRevision, complete: remaining == 0)
+          }
+        }
+        group.addTask {
+          while true {
+            try await Task.sleep(for: .milliseconds(250))
+            if lastActivity.sinceLast() > idle {
+              throw EtcdClientError(.timeout, endpoint: endpoint, "the snapshot stream stalled for \(idle)")
+            }
+          }
+        }
+        defer { group.cancelAll() }
+        while let result = try await group.next() {
+          if let summary = result { return summary }
+        }
+        throw EtcdClientError(.streamBroken, endpoint: endpoint, "the snapshot stream ended without a result")
+      }
+    } catch let error as RPCError {
+      throw Self.map(error, endpoint: endpoint, streaming: true)
+    }
+  }
+
+  // MARK: - KV (used by tests and the local demo)
+
+  @discardableResult
+  public func put(_ key: String, _ value: [UInt8]) async throws(EtcdClientError) -> Int64 {
+    let kv = Etcdserverpb_KV.Client(wrapping: grpc)
+    var request = Etcdserverpb_PutRequest()
+    request.key = Data(key.utf8)
+    request.value = Data(value)
+    let r = try await call { try await kv.put(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+    return r.header.revision
+  }
+
+  /// Keys starting with `prefix` (all keys for an empty prefix), in key order.
+  public func range(prefix: String, serializable: Bool = false) async throws(EtcdClientError) -> [EtcdKeyValue] {
+    let kv = Etcdserverpb_KV.Client(wrapping: grpc)
+    var request = Etcdserverpb_RangeRequest()
+    let start = Array(prefix.utf8)
+    request.key = start.isEmpty ? Data([0]) : Data(start)
+    request.rangeEnd = Data(Self.prefixEnd(start))
+    request.serializable = serializable
+    let r = try await call { try await kv.range(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+    return r.kvs.map {
+      EtcdKeyValue(
+        key: [UInt8]($0.key), value: [UInt8]($0.value), createRevision: $0.createRevision,
+        modRevision: $0.modRevision, version: $0.version)
+    }
+  }
+
+  /// Deletes every key starting with `prefix`; returns how many.
+  @discardableResult
+  public func deletePrefix(_ prefix: String) async throws(EtcdClientError) -> Int64 {
+    let kv = Etcdserverpb_KV.Client(wrapping: grpc)
+    var request = Etcdserverpb_DeleteRangeRequest()
+    let start = Array(prefix.utf8)
+    request.key = start.isEmpty ? Data([0]) : Data(start)
+    request.rangeEnd = Data(Self.prefixEnd(start))
+    let r = try await call { try await kv.deleteRange(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+    return r.deleted
+  }
+
+  /// The end of the range of keys that start with `prefix` (`[0]`, meaning "to the end", when
+  /// no such key exists).
+  static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {
+    var end = prefix
+    while let last = end.last {
+      if last < 0xff {
+        end[end.count - 1] = last + 1
+        return end
+      }
+      end.removeLast()
+    }
+    return [0]
+  }
+
+  // MARK: - Errors
+
+  private func call<R: Sendable>(_ body: () async throws -> R) async throws(EtcdClientError) -> R {
+    do {
+      return try await body()
+    } catch let error as RPCError {
+      throw Self.map(error, endpoint: endpoint.description, streaming: false)
+    } catch let error as EtcdClientError {
+      throw error
+    } catch {
+      throw EtcdClientError(.rejected, endpoint: endpoint.description, "\(error)")
+    }
+  }
+
+  static func map(_ error: RPCError, endpoint: String, streaming: Bool) -> EtcdClientError {
+    let detail = "\(error.message) \(error.cause.map { String(describing: $0) } ?? "")"
+    let lowered = detail.lowercased()
+    let looksTLS = ["ssl", "tls", "certificate", "handshake", "x509"].contains { lowered.contains($0) }
+    switch error.code {
+    case .unavailable where looksTLS:
+      return EtcdClientError(.tls, endpoint: endpoint, "TLS handshake failed: \(summarize(detail))")
+    case .unavailable where streaming && !lowered.contains("connect"):
+      return EtcdClientError(.streamBroken, endpoint: endpoint, "the snapshot stream broke off: \(summarize(detail))")
+    case .unavailable:
+      return EtcdClientError(.unreachable, endpoint: endpoint, "unreachable: \(summarize(detail))")
+    case .deadlineExceeded:
+      return EtcdClientError(.timeout, endpoint: endpoint, "no answer in time")
+    case .cancelled where streaming, .internalError where streaming, .unknown where streaming:
+      return EtcdClientError(.streamBroken, endpoint: endpoint, "the snapshot stream broke off: \(summarize(detail))")
+    default:
+      return EtcdClientError(.rejected, endpoint: endpoint, "\(error.code): \(summarize(detail))")
+    }
+  }
+
+  private static func summarize(_ text: String) -> String {
+    let oneLine = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+      .trimmingCharacters(in: .whitespaces)
+    return oneLine.count > 300 ? String(oneLine.prefix(300)) + "..." : oneLine
+  }
+}
+
+/// When a stream last moved, shared between the stream and its watchdog.
+private final class ActivityClock: Sendable {
+  private let last = Mutex(ContinuousClock.now)
+  func touch() { last.withLock { $0 = .now } }
+  func sinceLast() -> Duration { last.withLock { ContinuousClock.now - $0 } }
+}

@@ -1,0 +1,22 @@
+/// How an `EtcdClient` connects and how long it waits. Every field has a documented default.
+public struct EtcdClientConfiguration: Sendable {
+  /// TLS material; nil means plaintext for `http://` endpoints and system trust roots for `https://`.
+  public var tls: EtcdTLS?
+  /// Deadline of each unary request (status, member list, KV). Default 5 seconds.
+  public var requestTimeout: Duration
+  /// How long a snapshot stream may stay silent before it is abandoned. There is no limit on
+  /// the stream's total duration: large databases take as long as they take. Default 30 seconds.
+  public var snapshotIdleTimeout: Duration
+  /// Largest message accepted or sent. Default 64 MiB (snapshot chunks are 32 KiB).
+  public var maxMessageBytes: Int
+
+  public init(
+    tls: EtcdTLS? = nil, requestTimeout: Duration = .seconds(5), snapshotIdleTimeout: Duration = .seconds(30),
+    maxMessageBytes: Int = 64 << 20
+  ) {
+    self.tls = tls
+    self.requestTimeout = requestTimeout
+    self.snapshotIdleTimeout = snapshotIdleTimeout
+    self.maxMessageBytes = maxMessageBytes
+  }
+}

@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file written under `<final>.part` and published under its final name only when complete:
+/// write, `fsync`, `rename`, `fsync` of the directory. Until `commit()`, nothing exists under the
+/// final name; `discard()` (or deinit without commit) removes the `.part` file.
+///
+/// The `.part` file is created exclusively with mode 0600 and locked (`flock`), so two writers of
+/// the same name never share it; a `.part` left by a crashed run (no lock held) is replaced.
+public final class AtomicFile: @unchecked Sendable {
+  public let finalPath: String
+  public let partPath: String
+  private var fd: Int32
+  private var state: State = .open
+  public private(set) var bytesWritten: UInt64 = 0
+
+  private enum State { case open, committed, discarded }
+
+  /// Creates `<finalPath>.part`. Fails if `finalPath` already exists (Lifeboat never overwrites
+  /// a snapshot) or another writer holds the `.part` file.
+  public init(finalPath: String, mode: mode_t = 0o600, overwrite: Bool = false) throws(LifeboatError) {
+    self.finalPath = finalPath
+    self.partPath = finalPath + ".part"
+    if !overwrite, access(finalPath, F_OK) == 0 {
+      throw .usage("\(finalPath) already exists; choose another name")
+    }
+    var attempts = 0
+    while true {
+      let fd = open(partPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+      if fd >= 0 {
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+          close(fd)
+          throw .storage("cannot lock \(partPath)")
+        }
+        fchmod(fd, mode)  // the umask must not widen or narrow it
+        self.fd = fd
+        return
+      }
+      let code = errno
+      guard code == EEXIST, attempts == 0 else { throw .system("cannot create", partPath, errno: code) }
+      attempts += 1
+      // A .part exists: another writer holds its lock, or a crashed run left it behind.
+      let other = open(partPath, O_RDONLY | O_CLOEXEC)
+      if other >= 0 {
+        defer { close(other) }
+        if flock(other, LOCK_EX | LOCK_NB) != 0 {
+          throw .usage("\(partPath) is being written by another process")
+        }
+        unlink(partPath)
+      }
+    }
+  }
+
+  deinit {
+    if state == .open { discard() }
+  }
+
+  public func write(_ bytes: UnsafeRawBufferPointer) throws(LifeboatError) {
+    precondition(state == .open)
+    var done = 0
+    while done < bytes.count {
+      let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw .system("cannot write", partPath, errno: errno)
+      }
+      done += n
+    }
+    bytesWritten += UInt64(bytes.count)
+  }
+
+  public func write(_ bytes: [UInt8]) throws(LifeboatError) {
+    try bytes.withBytes { (buffer) throws(LifeboatError) in try write(buffer) }
+  }
+
+  /// Flushes the data to disk and publishes the file under its final name.
+  public func commit() throws(LifeboatError) {
+    precondition(state == .open)
+    guard fsync(fd) == 0 else {
+      let code = errno
+      discard()
+      throw .system("cannot sync", partPath, errno: code)
+    }
+    close(fd)
+    fd = -1
+    if rename(partPath, finalPath) != 0 {
+      let code = errno
+      unlink(partPath)
+      state = .discarded
+      throw .system("cannot rename \(partPath) to", finalPath, errno: code)
+    }
+    state = .committed
+    try syncDirectory(of: finalPath)
+  }
+
+  /// Removes the `.part` file; nothing is left behind.
+  public func discard() {
+    guard state == .open else { return }
+    state = .discarded
+    if fd >= 0 { close(fd) }
+    fd = -1
+    unlink(partPath)
+  }
+
+  /// Writes a whole small file atomically.
+  public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600, overwrite: Bool = true)
+    throws(LifeboatError)
+  {
+    let file = try AtomicFile(finalPath: path, mode: mode, overwrite: overwrite)
+    do {
+      try file.write(bytes)
+      try file.commit()
+    } catch {
+      file.discard()
+      throw error
+    }
+  }
+}
+
+/// `fsync` of the directory that holds `path`, so a rename in it survives a crash.
+public func syncDirectory(of path: String) throws(LifeboatError) {
+  let directory = parentDirectory(of: path)
+  let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+  guard fd >= 0 else { throw .system("cannot open directory", directory, errno: errno) }
+  defer { close(fd) }
+  guard fsync(fd) == 0 else { throw .system("cannot sync directory", directory, errno: errno) }
+}
+
+/// The directory part of `path` (`.` when there is none).
+public func parentDirectory(of path: String) -> String {
+  guard let slash = path.lastIndex(of: "/") else { return "." }
+  if slash == path.startIndex { return "/" }
+  return String(path[..<slash])
+}
+
+private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+  write(fd, buffer, count)
+}

@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file opened for reading at explicit offsets (`pread`), closed on deinit.
+public final class ReadOnlyFile: @unchecked Sendable {
+  public let path: String
+  public let size: UInt64
+  private let fd: Int32
+
+  public init(path: String) throws(LifeboatError) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+      let code = errno
+      if code == ENOENT { throw .notFound("\(path) does not exist") }
+      throw .system("cannot open", path, errno: code)
+    }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else {
+      let code = errno
+      close(fd)
+      throw .system("cannot stat", path, errno: code)
+    }
+    self.fd = fd
+    self.path = path
+    self.size = UInt64(info.st_size)
+  }
+
+  deinit { close(fd) }
+
+  /// Reads up to `count` bytes at `offset` into `buffer`; returns how many were read (0 at end).
+  public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(LifeboatError) -> Int {
+    var done = 0
+    while done < buffer.count {
+      let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw .system("cannot read", path, errno: errno)
+      }
+      if n == 0 { break }
+      done += n
+    }
+    return done
+  }
+
+  /// Reads exactly `count` bytes at `offset`, or fails naming the file.
+  public func read(at offset: UInt64, count: Int) throws(LifeboatError) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    let result: Result<Int, LifeboatError> = bytes.withUnsafeMutableBytes { buffer in
+      do throws(LifeboatError) { return .success(try read(at: offset, into: buffer)) } catch { return .failure(error) }
+    }
+    let n = try result.get()
+    guard n == count else { throw .verification("\(path) is truncated: expected \(count) bytes at offset \(offset)") }
+    return bytes
+  }
+
+  /// Streams `length` bytes from `offset` in chunks of at most `chunkSize`.
+  public func forEachChunk(
+    from offset: UInt64, length: UInt64, chunkSize: Int = 1 << 20,
+    _ body: (UnsafeRawBufferPointer) throws(LifeboatError) -> Void
+  ) throws(LifeboatError) {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
+    defer { buffer.deallocate() }
+    var position = offset
+    let end = offset + length
+    while position < end {
+      let want = Int(min(UInt64(chunkSize), end - position))
+      let n = try read(at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+      guard n == want else { throw .verification("\(path) is truncated at offset \(position + UInt64(n))") }
+      try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+      position += UInt64(n)
+    }
+  }
+}

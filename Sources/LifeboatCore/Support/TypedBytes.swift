@@ -1,0 +1,9 @@
+extension Array where Element == UInt8 {
+  /// `withUnsafeBytes` for bodies that throw `LifeboatError` (the standard one is `rethrows`).
+  public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws(LifeboatError) -> R) throws(LifeboatError) -> R {
+    let result: Result<R, LifeboatError> = withUnsafeBytes { buffer in
+      do throws(LifeboatError) { return .success(try body(buffer)) } catch { return .failure(error) }
+    }
+    return try result.get()
+  }
+}

@@ -1,0 +1,81 @@
+import Crypto
+import Foundation
+import LifeboatCore
+
+/// The outcome of `lifeboat snapshot verify`: every check that passed.
+public struct VerifyReport: Sendable, Codable {
+  public var name: String
+  public var path: String
+  public var kind: LocalSnapshot.Kind
+  public var dbSize: UInt64
+  public var dbSHA256: String
+  public var archiveSHA256: String?
+  public var stateFile: Bool
+  public var hasManifest: Bool
+  /// Human-readable list of the checks made, in order.
+  public var checks: [String]
+}
+
+/// Re-reads a snapshot completely and checks every hash it can: the ZIP CRC-32 and sizes,
+/// etcd's SHA-256 trailer, the state file, and, when Lifeboat made it, the manifest's SHA-256
+/// of the database and of the archive. Any mismatch is a `.verification` error naming the check.
+public struct SnapshotVerifier: Sendable {
+  public init() {}
+
+  public func verify(_ snapshot: LocalSnapshot) throws(LifeboatError) -> VerifyReport {
+    if let problem = snapshot.manifestProblem { throw .verification(problem) }
+    var checks: [String] = []
+    let content = try SnapshotContent(snapshot)
+    if snapshot.kind == .archive { checks.append("ZIP structure readable; entry \(content.entryPath ?? "")") }
+    let digest = try content.readDatabase()
+    if snapshot.kind == .archive { checks.append("CRC-32 and size of the snapshot entry") }
+    try Self.requireTrailer(digest, snapshot)
+    checks.append("etcd's SHA-256 trailer")
+    if let stateSize = try content.checkStateFile() {
+      checks.append("state file entry (CRC-32, JSON, \(stateSize) bytes)")
+    }
+    var archiveSHA: String?
+    if let manifest = snapshot.manifest {
+      guard manifest.dbSize == digest.size else {
+        throw .verification("\(snapshot.path): the database is \(digest.size) bytes, the manifest says \(manifest.dbSize)")
+      }
+      guard manifest.dbSHA256 == digest.sha256 else {
+        throw .verification(
+          "\(snapshot.path): the database SHA-256 is \(digest.sha256), the manifest says \(manifest.dbSHA256)")
+      }
+      checks.append("database SHA-256 matches the manifest")
+      guard manifest.stateFile == content.hasStateFile else {
+        throw .verification(
+          "\(snapshot.path): the manifest says state file \(manifest.stateFile ? "present" : "absent"), the archive disagrees")
+      }
+      let whole = try Self.sha256(of: snapshot.path)
+      archiveSHA = whole.sha
+      guard whole.size == manifest.archiveSize, whole.sha == manifest.archiveSHA256 else {
+        throw .verification(
+          "\(snapshot.path): the archive SHA-256 is \(whole.sha) (\(whole.size) bytes), the manifest says \(manifest.archiveSHA256) (\(manifest.archiveSize) bytes)")
+      }
+      checks.append("archive SHA-256 matches the manifest")
+    }
+    return VerifyReport(
+      name: snapshot.name.value, path: snapshot.path, kind: snapshot.kind, dbSize: digest.size, dbSHA256: digest.sha256,
+      archiveSHA256: archiveSHA, stateFile: content.hasStateFile, hasManifest: snapshot.manifest != nil, checks: checks)
+  }
+
+  static func requireTrailer(_ digest: SnapshotDigest.Result, _ snapshot: LocalSnapshot) throws(LifeboatError) {
+    switch digest.trailer {
+    case .valid: return
+    case .mismatch:
+      throw .verification("\(snapshot.path): the etcd snapshot fails its SHA-256 trailer check (corrupt or truncated)")
+    case .absent:
+      throw .verification(
+        "\(snapshot.path): the etcd snapshot has no SHA-256 trailer (\(digest.size) bytes; a copied db file, or truncated)")
+    }
+  }
+
+  static func sha256(of path: String) throws(LifeboatError) -> (sha: String, size: UInt64) {
+    let file = try ReadOnlyFile(path: path)
+    var hash = SHA256()
+    try file.forEachChunk(from: 0, length: file.size) { hash.update(bufferPointer: $0) }
+    return (hash.finalize().hexString, file.size)
+  }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import LifeboatCore
+
+/// Everything `lifeboat snapshot save` needs, checked before anything is written.
+public struct SaveRequest: Sendable {
+  public var connection: EtcdConnection
+  public var directory: LocalSnapshotDirectory
+  /// The snapshot's name; nil gives RKE's one-time name, `rke_etcd_snapshot_<time>`.
+  public var name: SnapshotName?
+  public var naming: SnapshotNaming
+  /// A cluster state file (`cluster.rkestate`) to store in the archive.
+  public var stateFilePath: String?
+  public var compression: Compression
+
+  public init(
+    connection: EtcdConnection, directory: LocalSnapshotDirectory, name: SnapshotName? = nil,
+    naming: SnapshotNaming = .init(), stateFilePath: String? = nil, compression: Compression = .fast
+  ) {
+    self.connection = connection
+    self.directory = directory
+    self.name = name
+    self.naming = naming
+    self.stateFilePath = stateFilePath
+    self.compression = compression
+  }
+}
+
+/// What happens during a save, for progress displays and logs.
+public enum SaveEvent: Sendable {
+  /// The member the snapshot is streamed from; `noQuorum` warns that no member had a leader.
+  case memberSelected(SelectedMember, name: SnapshotName)
+  /// Bytes received from etcd so far, and the member's db size (an estimate of the total).
+  case progress(received: UInt64, expected: UInt64)
+  /// The archive is complete under its final name.
+  case archived(path: String)
+}
+
+/// A finished save.
+public struct SaveResult: Sendable {
+  public var manifest: Manifest
+  public var archivePath: String
+  public var manifestPath: String
+  public var member: SelectedMember
+  public var elapsed: Duration
+}

@@ -1,0 +1,132 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import Logging
+
+/// `lifeboat snapshot save`: one healthy member's snapshot, streamed in one pass into
+/// `<dir>/<name>.zip` (RKE's layout), then `<name>.manifest.json` beside it.
+///
+/// Order of work: check the request (name free, directory usable, state file readable), pick a
+/// member, stream into `<name>.zip.part`, check etcd's trailer, fsync and rename, write the
+/// manifest. On any failure the `.part` file is removed and nothing exists under the final name.
+public struct SnapshotSaver: Sendable {
+  public var logger: Logger
+
+  public init(logger: Logger = Logger(label: "lifeboat.save")) {
+    self.logger = logger
+  }
+
+  public func save(
+    _ request: SaveRequest, events: @escaping @Sendable (SaveEvent) -> Void = { _ in }
+  ) async throws(LifeboatError) -> SaveResult {
+    let started = ContinuousClock.now
+    let createdAt = Date()
+    let name = request.name ?? request.naming.oneTimeName(at: createdAt)
+    let directory = request.directory
+    let stateFile = try request.stateFilePath.map { (path) throws(LifeboatError) in try Self.readStateFile(path) }
+    try directory.create()
+    let archivePath = directory.archivePath(name)
+    if FileManager.default.fileExists(atPath: archivePath) {
+      throw .usage("snapshot \(name) already exists at \(archivePath); choose another --name")
+    }
+
+    let member = try await MemberSelector(connection: request.connection).select()
+    events(.memberSelected(member, name: name))
+    if member.noQuorum {
+      logger.warning(
+        "no etcd member has a leader (quorum lost?): the snapshot from \(member.name) may miss the last writes")
+    }
+
+    let file = try AtomicFile(finalPath: archivePath)
+    let pipeline = ArchivePipeline(
+      name: name, compression: request.compression, stateFile: stateFile, modified: createdAt)
+    let expected = UInt64(max(0, member.status.dbSize))
+    let configuration = request.connection.client
+    let endpoint = member.endpoint
+    let output: ArchivePipeline.Output
+    let summary: EtcdSnapshotStreamSummary
+    do {
+      (output, summary) = try await pipeline.run(into: file) { send in
+        try await EtcdClient.with(endpoint: endpoint, configuration: configuration) { client in
+          let progress = ProgressCounter()
+          return try await client.snapshot { batch in
+            events(.progress(received: progress.add(batch.count), expected: expected))
+            try await send(batch)
+          }
+        }
+      }
+    } catch {
+      file.discard()
+      throw Self.describe(error, member: member)
+    }
+
+    let digest = output.digest
+    guard summary.complete else {
+      file.discard()
+      throw .unavailable("the snapshot stream from \(member.name) (\(endpoint)) ended early after \(digest.size) bytes")
+    }
+    switch digest.trailer {
+    case .valid: break
+    case .mismatch:
+      file.discard()
+      throw .verification(
+        "the snapshot from \(member.name) (\(endpoint)) fails etcd's SHA-256 trailer check: it was altered or cut in transit; nothing was saved")
+    case .absent:
+      file.discard()
+      throw .verification(
+        "the snapshot from \(member.name) (\(endpoint)) has no SHA-256 trailer (\(digest.size) bytes): nothing was saved")
+    }
+    try file.commit()
+    events(.archived(path: archivePath))
+
+    let manifest = Manifest(
+      name: name, createdAt: createdAt,
+      member: .init(
+        name: member.name, id: etcdIDString(member.status.memberID), clusterID: etcdIDString(member.status.clusterID),
+        endpoint: endpoint.description, etcdVersion: member.status.version),
+      revision: member.status.revision, dbSize: digest.size, dbSHA256: digest.sha256,
+      archiveSHA256: output.archiveSHA256, archiveSize: output.archiveSize, compression: request.compression,
+      stateFile: stateFile != nil, noQuorum: member.noQuorum)
+    let manifestPath = directory.manifestPath(name)
+    do {
+      try AtomicFile.write(try manifest.encoded(), to: manifestPath)
+    } catch {
+      throw LifeboatError(
+        error.kind, "\(archivePath) is complete, but its manifest could not be written: \(error.message)")
+    }
+    return SaveResult(
+      manifest: manifest, archivePath: archivePath, manifestPath: manifestPath, member: member,
+      elapsed: ContinuousClock.now - started)
+  }
+
+  /// Reads a state file to store in the archive; it must exist and be a readable, non-empty file.
+  static func readStateFile(_ path: String) throws(LifeboatError) -> [UInt8] {
+    guard isDirectory(path) == false, let data = FileManager.default.contents(atPath: path) else {
+      throw .usage("state file \(path) does not exist or cannot be read")
+    }
+    guard !data.isEmpty else { throw .usage("state file \(path) is empty") }
+    return [UInt8](data)
+  }
+
+  static func describe(_ error: any Error, member: SelectedMember) -> LifeboatError {
+    switch error {
+    case let error as LifeboatError:
+      return error
+    case let error as EtcdClientError:
+      return .unavailable("snapshot from \(member.name) failed: \(error)")
+    case is CancellationError:
+      return .failure("interrupted: the snapshot was not saved")
+    default:
+      return .failure("snapshot from \(member.name) failed: \(error)")
+    }
+  }
+}
+
+/// Counts bytes across batches (batches arrive one at a time, from one task).
+private final class ProgressCounter: @unchecked Sendable {
+  private var total: UInt64 = 0
+  func add(_ n: Int) -> UInt64 {
+    total += UInt64(n)
+    return total
+  }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+
+struct SnapshotInspect: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "inspect", abstract: "Show a snapshot's revision, key count, sizes, hashes and contents.")
+
+  @Argument(help: "The snapshot's name (as `list` shows it).")
+  var name: String
+
+  @OptionGroup var storage: SnapshotDirectoryOptions
+
+  @Flag(help: "Print JSON for scripts.")
+  var json = false
+
+  func run() async throws {
+    let snapshot = try storage.directory.find(try SnapshotName.lookup(name))
+    let report = try SnapshotInspector().inspect(snapshot)
+    if json {
+      try printJSON(report)
+      return
+    }
+    var rows: [[String]] = [
+      ["name", report.name],
+      ["path", "\(report.path) (\(formatBytes(report.fileSize)))"],
+      ["kind", Self.describeKind(report)],
+    ]
+    if let m = report.manifest {
+      rows += [
+        ["created", formatDate(m.createdAt)],
+        ["member", "\(m.member.name) (id \(m.member.id), \(m.member.endpoint), etcd \(m.member.etcdVersion))"],
+        ["compression", m.compression.rawValue],
+      ]
+      if m.noQuorum { rows.append(["warning", "taken without quorum: may miss the last writes"]) }
+    } else {
+      rows.append(["modified", formatDate(report.modified)])
+    }
+    if let status = report.status {
+      rows += [
+        ["revision", "\(status.revision)"],
+        ["total keys", "\(status.totalKeys) (every stored revision of every key and etcd's internal keys, as etcdctl counts)"],
+        ["etcd hash", "\(status.hash)"],
+      ]
+    } else {
+      if let m = report.manifest { rows.append(["revision", "\(m.revision) (from the manifest: a lower bound)"]) }
+      rows.append(["total keys", "unknown: \(report.statusProblem ?? "")"])
+    }
+    rows += [
+      ["db size", "\(formatBytes(report.dbSize)) (\(report.dbSize) bytes)"],
+      ["db sha256", report.dbSHA256],
+      ["etcd trailer", report.trailer],
+    ]
+    if let m = report.manifest { rows.append(["archive sha256", m.archiveSHA256]) }
+    if report.kind == .archive { rows.append(["state file", report.stateFile ? "yes" : "no"]) }
+    if let source = report.status?.source { rows.append(["read with", source]) }
+    print(table(rows.map { [$0[0] + ":", $0[1]] }))
+  }
+
+  static func describeKind(_ report: InspectReport) -> String {
+    switch report.kind {
+    case .legacy: "legacy snapshot file (not zipped)"
+    case .archive: report.manifest == nil ? "archive without a Lifeboat manifest (made by RKE?)" : "archive with a Lifeboat manifest"
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+
+struct SnapshotList: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "list", abstract: "List the snapshots in the snapshot directory (Lifeboat's, RKE's and legacy files).")
+
+  @OptionGroup var storage: SnapshotDirectoryOptions
+
+  @Flag(help: "Print JSON for scripts.")
+  var json = false
+
+  struct Row: Encodable {
+    var name: String
+    var kind: String
+    var path: String
+    var created: Date
+    var size: UInt64
+    var revision: Int64?
+    var member: String?
+    var stateFile: Bool?
+    var manifest: Bool
+    var problem: String?
+  }
+
+  func run() async throws {
+    let snapshots = try storage.directory.list()
+    let rows = snapshots.map { s in
+      Row(
+        name: s.name.value, kind: s.kind.rawValue, path: s.path, created: s.manifest?.createdAt ?? s.modified,
+        size: s.size, revision: s.manifest?.revision, member: s.manifest?.member.name,
+        stateFile: s.manifest?.stateFile ?? (s.kind == .legacy ? false : Self.archiveHasStateFile(s)),
+        manifest: s.manifest != nil, problem: s.manifestProblem)
+    }
+    if json {
+      try printJSON(rows)
+      return
+    }
+    if rows.isEmpty {
+      printError("no snapshots in \(storage.directory.path)")
+      return
+    }
+    var lines = [["NAME", "CREATED", "SIZE", "REVISION", "MEMBER", "STATE FILE", "KIND"]]
+    for row in rows {
+      lines.append([
+        row.name, formatDate(row.created), formatBytes(row.size), row.revision.map(String.init) ?? "-",
+        row.member ?? "-", row.stateFile.map { $0 ? "yes" : "no" } ?? "?",
+        row.kind == "legacy" ? "legacy file" : (row.manifest ? "archive" : "archive (no manifest)"),
+      ])
+    }
+    print(table(lines))
+    for row in rows where row.problem != nil { printError("warning: \(row.problem!)") }
+  }
+
+  /// For archives without a manifest (RKE's): read the central directory only.
+  static func archiveHasStateFile(_ snapshot: LocalSnapshot) -> Bool? {
+    guard let reader = try? ZipReader(path: snapshot.path) else { return nil }
+    return reader.entries.contains { $0.fileName == snapshot.name.value + ".rkestate" }
+  }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import Logging
+
+struct SnapshotSave: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "save",
+    abstract: "Stream a snapshot from a healthy etcd member into <snapshot-dir>/<name>.zip (RKE's layout).")
+
+  @OptionGroup var connection: ConnectionOptions
+  @OptionGroup var storage: SnapshotDirectoryOptions
+
+  @Option(help: "Snapshot name (default: rke_etcd_snapshot_<RFC 3339 local time>, as RKE names one-time snapshots).")
+  var name: String?
+
+  @Option(help: "Cluster state file (cluster.rkestate) to store in the archive.")
+  var stateFile: String?
+
+  @Flag(help: "Replace ':' with '-' in the default name (safe on every file system and S3 key).")
+  var safeTimestamp = false
+
+  @Option(help: "fast (ISA-L Deflate level 1), best (zlib level 9) or none (stored).")
+  var compression: Compression = .fast
+
+  func run() async throws {
+    let name = try self.name.map { (raw) throws(LifeboatError) in try SnapshotName(raw) }
+    let request = SaveRequest(
+      connection: try connection.connection(), directory: storage.directory, name: name,
+      naming: SnapshotNaming(safeTimestamp: safeTimestamp), stateFilePath: stateFile, compression: compression)
+    let progress = SaveProgressDisplay()
+    let result: SaveResult
+    do {
+      result = try await SnapshotSaver().save(request) { progress.handle($0) }
+    } catch {
+      progress.finish()
+      throw error
+    }
+    progress.finish()
+    let m = result.manifest
+    let rate = Double(m.dbSize) / max(0.001, Double(result.elapsed.components.seconds) + Double(result.elapsed.components.attoseconds) / 1e18)
+    print("""
+      saved \(m.name)
+        archive   \(result.archivePath) (\(formatBytes(m.archiveSize)), compression \(m.compression.rawValue)\(m.stateFile ? ", with state file" : ""))
+        manifest  \(result.manifestPath)
+        member    \(m.member.name) (\(m.member.endpoint)), revision \(m.revision)\(m.noQuorum ? ", NO QUORUM" : "")
+        database  \(formatBytes(m.dbSize)), sha256 \(m.dbSHA256)
+        took      \(formatDuration(result.elapsed)) (\(formatBytes(UInt64(rate)))/s)
+      """)
+  }
+}

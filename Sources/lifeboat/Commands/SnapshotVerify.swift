@@ -1,0 +1,29 @@
+import ArgumentParser
+import LifeboatCore
+import LifeboatEngine
+
+struct SnapshotVerify: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "verify",
+    abstract: "Re-read a snapshot and check every hash: ZIP CRC-32, etcd's trailer, the manifest's SHA-256s.")
+
+  @Argument(help: "The snapshot's name (as `list` shows it).")
+  var name: String
+
+  @OptionGroup var storage: SnapshotDirectoryOptions
+
+  @Flag(help: "Print JSON for scripts.")
+  var json = false
+
+  func run() async throws {
+    let snapshot = try storage.directory.find(try SnapshotName.lookup(name))
+    let report = try SnapshotVerifier().verify(snapshot)
+    if json {
+      try printJSON(report)
+      return
+    }
+    print("OK \(report.name): \(formatBytes(report.dbSize)) database, sha256 \(report.dbSHA256)")
+    for check in report.checks { print("  checked: \(check)") }
+    if !report.hasManifest { print("  note: no Lifeboat manifest, so there was no recorded SHA-256 to compare with") }
+  }
+}

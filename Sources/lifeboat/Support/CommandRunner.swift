@@ -1,0 +1,88 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import LifeboatCore
+
+/// Parses and runs a command; turns every error into one line on stderr and the documented
+/// exit code. SIGINT and SIGTERM cancel the running command, which cleans up (no `.part` file
+/// is left behind); a second signal exits at once.
+enum CommandRunner {
+  static func run(arguments: [String]) async -> Int32 {
+    let command: any ParsableCommand
+    do {
+      command = try Lifeboat.parseAsRoot(arguments)
+    } catch {
+      return report(error)
+    }
+    let task = Task<Int32, Never> {
+      do {
+        if var asyncCommand = command as? any AsyncParsableCommand {
+          try await asyncCommand.run()
+        } else {
+          var syncCommand = command
+          try syncCommand.run()
+        }
+        return 0
+      } catch {
+        return report(error)
+      }
+    }
+    let signals = SignalCanceller(task: task)
+    let code = await task.value
+    signals.stop()
+    return code
+  }
+
+  static func report(_ error: any Error) -> Int32 {
+    switch error {
+    case let error as LifeboatError:
+      printError("lifeboat: error: \(error.message)")
+      return error.exitCode
+    case let error as ExitCode:
+      return error.rawValue
+    case is CancellationError:
+      printError("lifeboat: error: interrupted")
+      return LifeboatError.Kind.failure.exitCode
+    default:
+      let code = Lifeboat.exitCode(for: error)
+      let message = Lifeboat.fullMessage(for: error)
+      if code == .success {
+        print(message)
+        return 0
+      }
+      if !message.isEmpty { printError(message) }
+      // ArgumentParser's validation errors (EX_USAGE, 64) are usage errors: exit code 2.
+      return code == .validationFailure ? LifeboatError.Kind.usage.exitCode : code.rawValue
+    }
+  }
+}
+
+func printError(_ line: String) {
+  FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Cancels a task on SIGINT/SIGTERM.
+final class SignalCanceller: @unchecked Sendable {
+  private var sources: [any DispatchSourceSignal] = []
+  private var count = 0
+
+  init(task: Task<Int32, Never>) {
+    for signalNumber in [SIGINT, SIGTERM] {
+      signal(signalNumber, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
+      source.setEventHandler { [weak self] in
+        guard let self else { return }
+        self.count += 1
+        if self.count > 1 { exit(130) }
+        printError("lifeboat: interrupted, cleaning up (press Ctrl-C again to quit at once)")
+        task.cancel()
+      }
+      source.resume()
+      sources.append(source)
+    }
+  }
+
+  func stop() {
+    sources.forEach { $0.cancel() }
+  }
+}

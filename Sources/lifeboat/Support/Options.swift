@@ -1,0 +1,32 @@
+import ArgumentParser
+import LifeboatCore
+import LifeboatEngine
+
+/// How to reach etcd, as `etcdctl` takes it.
+struct ConnectionOptions: ParsableArguments {
+  @Option(help: "Comma-separated etcd client URLs (http:// or https://).")
+  var endpoints: String
+
+  @Option(help: "CA certificate that signed the etcd members' certificates (PEM).")
+  var cacert: String?
+
+  @Option(help: "Client certificate (PEM), with --key.")
+  var cert: String?
+
+  @Option(help: "Client private key (PEM), with --cert.")
+  var key: String?
+
+  func connection() throws(LifeboatError) -> EtcdConnection {
+    try EtcdConnection.parse(endpoints: endpoints, caFile: cacert, certFile: cert, keyFile: key)
+  }
+}
+
+/// Where local snapshots live.
+struct SnapshotDirectoryOptions: ParsableArguments {
+  @Option(help: "Directory of local snapshots.")
+  var snapshotDir: String = LocalSnapshotDirectory.rkeDefault
+
+  var directory: LocalSnapshotDirectory { LocalSnapshotDirectory(path: snapshotDir) }
+}
+
+extension Compression: ExpressibleByArgument {}
