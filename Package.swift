@@ -88,12 +88,16 @@ let package = Package(
     ),
     .testTarget(
       name: "LifeboatCoreTests",
-      dependencies: ["LifeboatCore", "TestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+      dependencies: [
+        "LifeboatCore", "LifeboatEngine", "TestSupport", "SystemZlib",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+      ],
       swiftSettings: strict
     ),
     .testTarget(
       name: "LifeboatIntegrationTests",
-      dependencies: ["LifeboatEngine", "LifeboatCore", "EtcdClient", "TestSupport"],
+      dependencies: ["LifeboatEngine", "LifeboatCore", "EtcdClient", "TestSupport", "lifeboat"],
       swiftSettings: strict
     ),
   ]

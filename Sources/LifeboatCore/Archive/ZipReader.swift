@@ -15,6 +15,19 @@ public struct ZipEntry: Sendable, Equatable {
   }
 
   public var isDirectory: Bool { path.hasSuffix("/") }
+
+  public init(
+    path: String, method: UInt16, flags: UInt16, crc32: UInt32, compressedSize: UInt64, uncompressedSize: UInt64,
+    localHeaderOffset: UInt64
+  ) {
+    self.path = path
+    self.method = method
+    self.flags = flags
+    self.crc32 = crc32
+    self.compressedSize = compressedSize
+    self.uncompressedSize = uncompressedSize
+    self.localHeaderOffset = localHeaderOffset
+  }
 }
 
 /// Reads ZIP archives (including ZIP64) from a local file: the central directory, then any
@@ -69,7 +82,7 @@ public struct ZipReader {
       crc.update(chunk)
       produced += UInt64(chunk.count)
       guard produced <= entry.uncompressedSize else {
-        throw .verification("\(where_) holds more data than its recorded size \(entry.uncompressedSize)")
+        throw .verification("\(where_) is corrupt: it holds more than its recorded \(entry.uncompressedSize) bytes")
       }
       try body(chunk)
     }
@@ -85,12 +98,12 @@ public struct ZipReader {
         (chunk) throws(LifeboatError) in
         try inflater.inflate(chunk, emit: emit)
       }
-      guard inflater.finished else { throw .verification("\(where_): the compressed data ends early") }
+      guard inflater.finished else { throw .verification("\(where_) is corrupt: the compressed data ends early") }
     default:
       throw .verification("\(where_) uses compression method \(entry.method), which Lifeboat does not read")
     }
     guard produced == entry.uncompressedSize else {
-      throw .verification("\(where_) holds \(produced) bytes, its header says \(entry.uncompressedSize)")
+      throw .verification("\(where_) is corrupt: it holds \(produced) bytes, its header says \(entry.uncompressedSize)")
     }
     guard crc.value == entry.crc32 else {
       throw .verification(

@@ -16,6 +16,9 @@ public func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(Lifeboa
     }
     return
   }
+  if errno == ENOTDIR {
+    try checkDirectoryCreatable(path)
+  }
   let parent = parentDirectory(of: path)
   if parent != path && parent != "." && parent != "/" {
     try makeDirectories(parent, mode: mode)
@@ -29,4 +32,25 @@ public func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(Lifeboa
 public func isDirectory(_ path: String) -> Bool {
   var info = stat()
   return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+}
+
+/// Checks, without changing anything, that `path` is a writable directory or could be created:
+/// the nearest existing ancestor must be a writable directory.
+public func checkDirectoryCreatable(_ path: String) throws(LifeboatError) {
+  var current = path
+  while true {
+    var info = stat()
+    if stat(current, &info) == 0 {
+      guard (info.st_mode & S_IFMT) == S_IFDIR else {
+        throw .storage("cannot use \(path) as a directory: \(current) is a file")
+      }
+      guard access(current, W_OK | X_OK) == 0 else {
+        throw .system("cannot write to directory", current, errno: errno)
+      }
+      return
+    }
+    let parent = parentDirectory(of: current)
+    if parent == current { return }
+    current = parent
+  }
 }

@@ -39,6 +39,9 @@ public struct LocalSnapshotDirectory: Sendable {
   /// Creates the directory (mode 0700) if needed.
   public func create() throws(LifeboatError) { try makeDirectories(path) }
 
+  /// Fails, without creating anything, if the directory could not be created or written.
+  public func checkCreatable() throws(LifeboatError) { try checkDirectoryCreatable(path) }
+
   /// Every snapshot in the directory, sorted by name. A missing directory holds none.
   public func list() throws(LifeboatError) -> [LocalSnapshot] {
     guard isDirectory(path) else {

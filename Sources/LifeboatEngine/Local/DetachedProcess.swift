@@ -17,6 +17,11 @@ public enum DetachedProcess {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o600)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // Nothing else leaks into the long-running child: an inherited pipe would keep whoever
+    // reads our output waiting for an end that never comes.
+    for fd in openDescriptors() where fd > 2 {
+      posix_spawn_file_actions_addclose(&actions, fd)
+    }
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -77,6 +82,12 @@ public enum DetachedProcess {
       try? await Task.sleep(for: .milliseconds(50))
     }
     return false
+  }
+
+  /// This process's open file descriptors, from /proc/self/fd.
+  static func openDescriptors() -> [Int32] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return names.compactMap { Int32($0) }.filter { fcntl($0, F_GETFD) != -1 }
   }
 
   /// SIGKILL at once (tests: a member dying mid-stream).

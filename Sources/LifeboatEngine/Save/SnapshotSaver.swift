@@ -24,13 +24,14 @@ public struct SnapshotSaver: Sendable {
     let name = request.name ?? request.naming.oneTimeName(at: createdAt)
     let directory = request.directory
     let stateFile = try request.stateFilePath.map { (path) throws(LifeboatError) in try Self.readStateFile(path) }
-    try directory.create()
+    try directory.checkCreatable()
     let archivePath = directory.archivePath(name)
     if FileManager.default.fileExists(atPath: archivePath) {
       throw .usage("snapshot \(name) already exists at \(archivePath); choose another --name")
     }
 
     let member = try await MemberSelector(connection: request.connection).select()
+    try directory.create()
     events(.memberSelected(member, name: name))
     if member.noQuorum {
       logger.warning(

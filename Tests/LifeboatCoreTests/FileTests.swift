@@ -1,0 +1,118 @@
+import Foundation
+import LifeboatCore
+import TestSupport
+import Testing
+
+@Suite struct AtomicFileTests {
+  @Test func nothingExistsUnderTheFinalNameUntilCommit() throws {
+    try withTemporaryDirectorySync { dir in
+      let path = dir.file("snap.zip")
+      let file = try AtomicFile(finalPath: path)
+      try file.write(Array("hello".utf8))
+      #expect(!FileManager.default.fileExists(atPath: path))
+      #expect(FileManager.default.fileExists(atPath: path + ".part"))
+      try file.commit()
+      #expect(FileManager.default.fileExists(atPath: path))
+      #expect(!FileManager.default.fileExists(atPath: path + ".part"))
+      let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+      #expect(mode == 0o600)
+    }
+  }
+
+  @Test func discardLeavesNothing() throws {
+    try withTemporaryDirectorySync { dir in
+      let path = dir.file("snap.zip")
+      let file = try AtomicFile(finalPath: path)
+      try file.write(Array("partial".utf8))
+      file.discard()
+      #expect(dir.contents().isEmpty)
+    }
+  }
+
+  @Test func neverOverwritesAnExistingFile() throws {
+    try withTemporaryDirectorySync { dir in
+      let path = dir.file("snap.zip")
+      try Data("keep".utf8).write(to: URL(fileURLWithPath: path))
+      #expect(throws: LifeboatError.self) { try AtomicFile(finalPath: path) }
+      #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep")
+    }
+  }
+
+  @Test func aStalePartFileIsReplacedButALockedOneIsNot() throws {
+    try withTemporaryDirectorySync { dir in
+      let path = dir.file("snap.zip")
+      try Data("stale".utf8).write(to: URL(fileURLWithPath: path + ".part"))
+      let first = try AtomicFile(finalPath: path)
+      #expect(throws: LifeboatError.self) { try AtomicFile(finalPath: path) }
+      first.discard()
+    }
+  }
+
+  @Test func directoriesUnderARegularFileFailWithOneLine() throws {
+    try withTemporaryDirectorySync { dir in
+      try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file("file")))
+      #expect {
+        try makeDirectories(dir.file("file/snapshots"))
+      } throws: { error in
+        let e = try #require(error as? LifeboatError)
+        return e.kind == .storage && e.message.contains(dir.file("file")) && !e.message.contains("\n")
+      }
+    }
+  }
+}
+
+@Suite struct LocalSnapshotDirectoryTests {
+  @Test func listsArchivesLegacyFilesAndSkipsPartsAndStrangers() throws {
+    try withTemporaryDirectorySync { dir in
+      let directory = LocalSnapshotDirectory(path: dir.path)
+      let name = try SnapshotName("2020-10-15T14:53:26Z_etcd")
+      try ZipArchiveTests.writeArchive(
+        at: directory.archivePath(name), name: name, snapshot: ChecksumTests.snapshotFile(pages: 4), state: nil,
+        compression: .fast)
+      // A legacy bare snapshot file: bbolt's magic at offset 16.
+      var legacy = [UInt8](repeating: 0, count: 4096)
+      legacy[16...19] = [0xED, 0xDA, 0x0C, 0xED]
+      try Data(legacy).write(to: URL(fileURLWithPath: dir.file("old-snapshot")))
+      try Data("not a snapshot".utf8).write(to: URL(fileURLWithPath: dir.file("notes.txt")))
+      try Data("partial".utf8).write(to: URL(fileURLWithPath: dir.file("inflight.zip.part")))
+      let listed = try directory.list()
+      #expect(listed.map(\.name.value) == ["2020-10-15T14:53:26Z_etcd", "old-snapshot"])
+      #expect(listed.map(\.kind) == [.archive, .legacy])
+      #expect(listed[0].manifest == nil)
+    }
+  }
+
+  @Test func findMatchesNamesExactly() throws {
+    try withTemporaryDirectorySync { dir in
+      let directory = LocalSnapshotDirectory(path: dir.path)
+      let name = try SnapshotName("myname1")
+      try ZipArchiveTests.writeArchive(
+        at: directory.archivePath(name), name: name, snapshot: ChecksumTests.snapshotFile(pages: 2), state: nil,
+        compression: .none)
+      #expect(try directory.find(name).path == directory.archivePath(name))
+      #expect {
+        try directory.find(try SnapshotName("myname"))
+      } throws: { error in
+        (error as? LifeboatError)?.kind == .notFound
+      }
+    }
+  }
+
+  @Test func aMissingDirectoryHoldsNoSnapshots() throws {
+    #expect(try LocalSnapshotDirectory(path: "/nonexistent/lifeboat").list().isEmpty)
+  }
+}
+
+@Suite struct ManifestTests {
+  @Test func roundTripsAndRejectsGarbage() throws {
+    let manifest = Manifest(
+      name: try SnapshotName("snap"), createdAt: Date(timeIntervalSince1970: 1_700_000_000),
+      member: .init(name: "etcd-node1", id: "8e9e05c52164694d", clusterID: "cdf818194e3a8c32", endpoint: "https://127.0.0.11:2379", etcdVersion: "3.4.23"),
+      revision: 42, dbSize: 20512, dbSHA256: String(repeating: "a", count: 64), archiveSHA256: String(repeating: "b", count: 64),
+      archiveSize: 1000, compression: .fast, stateFile: true, noQuorum: false)
+    let bytes = try manifest.encoded()
+    #expect(try Manifest.decode(bytes, path: "m.json") == manifest)
+    #expect(String(decoding: bytes, as: UTF8.self).contains("\"createdAt\" : \"2023-11-14T22:13:20Z\""))
+    #expect(throws: LifeboatError.self) { try Manifest.decode(Array("{\"name\":\"../x\"}".utf8), path: "m.json") }
+  }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import TestSupport
+import Testing
+import ZIPFoundation
+
+/// Writes archives in RKE's layout with ZipWriter and reads them back with ZipReader,
+/// ZIPFoundation, Python's zipfile and Info-ZIP's `unzip -t`.
+@Suite struct ZipArchiveTests {
+  static func writeArchive(
+    at path: String, name: SnapshotName, snapshot: [UInt8], state: [UInt8]?, compression: Compression
+  ) throws {
+    var zip = ZipWriter()
+    var out: [UInt8] = []
+    zip.startEntry(path: name.snapshotEntryPath, compression: compression, into: &out)
+    var offset = 0
+    while offset < snapshot.count {
+      let end = min(snapshot.count, offset + 70_000)
+      try Array(snapshot[offset..<end]).withBytes { (b) throws(LifeboatError) in try zip.write(b, into: &out) }
+      offset = end
+    }
+    try zip.finishEntry(into: &out)
+    if let state {
+      try zip.addEntry(path: name.stateEntryPath, contents: state, compression: compression, into: &out)
+    }
+    zip.finish(into: &out)
+    #expect(zip.offset == UInt64(out.count))
+    try Data(out).write(to: URL(fileURLWithPath: path))
+  }
+
+  @Test(arguments: Compression.allCases)
+  func roundTripsInEveryReader(_ compression: Compression) throws {
+    try withTemporaryDirectorySync { dir in
+      let name = try SnapshotName("rke_etcd_snapshot_2020-10-15T16:47:24+02:00")
+      let snapshot = CompressionTests.sample(2 << 20)
+      let state = Array("{\"desiredState\":{}}".utf8)
+      let path = dir.file(name.archiveFileName)
+      try Self.writeArchive(at: path, name: name, snapshot: snapshot, state: state, compression: compression)
+
+      // Lifeboat's reader.
+      let reader = try ZipReader(path: path)
+      #expect(reader.entries.map(\.path) == [name.snapshotEntryPath, name.stateEntryPath])
+      let layout = try SnapshotArchiveLayout(entries: reader.entries, name: name, archivePath: path)
+      var read: [UInt8] = []
+      try reader.read(layout.snapshot) { read.append(contentsOf: $0) }
+      #expect(read == snapshot)
+      #expect(try reader.readAll(layout.stateFile!) == state)
+
+      // ZIPFoundation.
+      let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+      var viaZIPFoundation = Data()
+      let entry = try #require(archive[name.snapshotEntryPath])
+      _ = try archive.extract(entry) { viaZIPFoundation.append($0) }
+      #expect([UInt8](viaZIPFoundation) == snapshot)
+
+      // Python's zipfile: exactly RKE's entry paths, CRCs good, same bytes.
+      let python = try ProcessRunner.run(
+        "/usr/bin/env",
+        [
+          "python3", "-c",
+          """
+          import zipfile, hashlib, sys
+          z = zipfile.ZipFile(sys.argv[1])
+          print("\\n".join(z.namelist()))
+          print("testzip", z.testzip())
+          print(hashlib.sha256(z.read(z.namelist()[0])).hexdigest())
+          """, path,
+        ])
+      #expect(python.status == 0, "\(python.stderr)")
+      let lines = python.stdout.split(separator: "\n").map(String.init)
+      #expect(Array(lines.prefix(2)) == [name.snapshotEntryPath, name.stateEntryPath])
+      #expect(lines[2] == "testzip None")
+      #expect(lines[3] == sha256Hex(snapshot))
+
+      // Info-ZIP: `unzip -t` (plain `unzip` refuses absolute paths by design).
+      let unzip = try ProcessRunner.run("/usr/bin/unzip", ["-t", path])
+      #expect(unzip.status == 0, "\(unzip.stdout)")
+      #expect(unzip.stdout.contains("No errors detected"))
+    }
+  }
+
+  @Test func aFlippedByteFailsTheCRC() throws {
+    try withTemporaryDirectorySync { dir in
+      let name = try SnapshotName("flip")
+      let path = dir.file("flip.zip")
+      try Self.writeArchive(at: path, name: name, snapshot: CompressionTests.sample(1 << 20), state: nil, compression: .none)
+      var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+      bytes[500_000] ^= 0x01
+      try Data(bytes).write(to: URL(fileURLWithPath: path))
+      let reader = try ZipReader(path: path)
+      #expect {
+        try reader.read(reader.entries[0]) { _ in }
+      } throws: { error in
+        let e = try #require(error as? LifeboatError)
+        return e.kind == .verification && e.message.contains("CRC-32")
+      }
+    }
+  }
+
+  @Test func truncatedArchivesAreRefused() throws {
+    try withTemporaryDirectorySync { dir in
+      let name = try SnapshotName("cut")
+      let path = dir.file("cut.zip")
+      try Self.writeArchive(at: path, name: name, snapshot: CompressionTests.sample(300_000), state: nil, compression: .fast)
+      let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+      try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
+      #expect {
+        _ = try ZipReader(path: path)
+      } throws: { error in
+        (error as? LifeboatError)?.kind == .verification
+      }
+    }
+  }
+
+  @Test func relativeEntryPathsAreMatchedByLastComponent() throws {
+    let entries = [
+      ZipEntry(path: "backup/snap", method: 8, flags: 0, crc32: 0, compressedSize: 0, uncompressedSize: 0, localHeaderOffset: 0),
+      ZipEntry(path: "etc/kubernetes/snap.rkestate", method: 8, flags: 0, crc32: 0, compressedSize: 0, uncompressedSize: 0, localHeaderOffset: 10),
+      ZipEntry(path: "/backup/snap1", method: 8, flags: 0, crc32: 0, compressedSize: 0, uncompressedSize: 0, localHeaderOffset: 20),
+    ]
+    let layout = try SnapshotArchiveLayout(entries: entries, name: try SnapshotName("snap"), archivePath: "x.zip")
+    #expect(layout.snapshot.path == "backup/snap")
+    #expect(layout.stateFile?.path == "etc/kubernetes/snap.rkestate")
+    #expect(throws: LifeboatError.self) {
+      try SnapshotArchiveLayout(entries: entries, name: try SnapshotName("sna"), archivePath: "x.zip")
+    }
+  }
+}
+
+func sha256Hex(_ bytes: [UInt8]) -> String {
+  var digest = SnapshotDigest()
+  digest.update(bytes)
+  return digest.finalize().sha256
+}
+
+func withTemporaryDirectorySync<R>(_ body: (TemporaryDirectory) throws -> R) throws -> R {
+  let directory = try TemporaryDirectory()
+  defer { directory.remove() }
+  return try body(directory)
+}

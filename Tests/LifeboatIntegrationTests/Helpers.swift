@@ -1,0 +1,86 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import TestSupport
+import Testing
+
+/// Writes `count` keys `/registry/test/<i>` with distinct values; returns them.
+func writeKeys(_ cluster: EtcdClusterFixture, count: Int, size: Int = 64) async throws -> [String: [UInt8]] {
+  var written: [String: [UInt8]] = [:]
+  for i in 0..<count {
+    let key = String(format: "/registry/test/%05d", i)
+    var value = Array("value-\(i)-".utf8)
+    while value.count < size { value.append(UInt8(truncatingIfNeeded: i &* 7 &+ value.count)) }
+    written[key] = value
+  }
+  let pairs = written.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
+  try await cluster.withClient { client in try await client.putAll(pairs) }
+  return written
+}
+
+/// Extracts an archive entry with Python's zipfile (an independent reader) to `destination`.
+func pythonExtract(_ archive: String, entry: String, to destination: String) throws {
+  let result = try ProcessRunner.run(
+    "/usr/bin/env",
+    [
+      "python3", "-c",
+      "import zipfile,sys; open(sys.argv[3],'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))",
+      archive, entry, destination,
+    ])
+  #expect(result.status == 0, "\(result.stderr)")
+}
+
+func pythonEntryNames(_ archive: String) throws -> [String] {
+  let result = try ProcessRunner.run(
+    "/usr/bin/env",
+    ["python3", "-c", "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print('\\n'.join(z.namelist()))", archive])
+  #expect(result.status == 0, "\(result.stderr)")
+  return result.stdout.split(separator: "\n").map(String.init)
+}
+
+func sha256sum(_ path: String) throws -> String {
+  let result = try ProcessRunner.run("/usr/bin/sha256sum", [path])
+  return String(result.stdout.prefix(64))
+}
+
+func etcdctl(_ arguments: [String]) throws -> ProcessResult {
+  try ProcessRunner.run(ProcessRunner.which("etcdctl") ?? "/usr/bin/etcdctl", arguments, environment: ["ETCDCTL_API": "3"])
+}
+
+func fileMode(_ path: String) throws -> Int {
+  try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int ?? -1
+}
+
+/// Restores `snapshotFile` with `etcdctl snapshot restore` into a fresh single-member etcd and
+/// runs `body` with a client of it; the member is stopped afterwards.
+func withRestoredMember<R: Sendable>(
+  from snapshotFile: String, in directory: TemporaryDirectory, _ body: (EtcdClient) async throws -> R
+) async throws -> R {
+  let peerPort = try freeTCPPort(on: "127.0.0.1")
+  let clientPort = try freeTCPPort(on: "127.0.0.1")
+  let dataDir = directory.file("restored-data")
+  let restore = try etcdctl([
+    "snapshot", "restore", snapshotFile, "--name", "restored", "--data-dir", dataDir,
+    "--initial-cluster", "restored=http://127.0.0.1:\(peerPort)", "--initial-cluster-token", "etcd-cluster-1",
+    "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
+  ])
+  #expect(restore.status == 0, "etcdctl snapshot restore: \(restore.stderr)")
+  let pid = try DetachedProcess.spawn(
+    executable: ProcessRunner.which("etcd") ?? "/usr/bin/etcd",
+    arguments: [
+      "--name=restored", "--data-dir=\(dataDir)", "--listen-client-urls=http://127.0.0.1:\(clientPort)",
+      "--advertise-client-urls=http://127.0.0.1:\(clientPort)", "--listen-peer-urls=http://127.0.0.1:\(peerPort)",
+      "--initial-advertise-peer-urls=http://127.0.0.1:\(peerPort)",
+      "--initial-cluster=restored=http://127.0.0.1:\(peerPort)", "--logger=zap", "--log-outputs=stderr",
+    ], logFile: directory.file("restored.log"))
+  defer { DetachedProcess.kill9(pid) }
+  let endpoint = try EtcdEndpoint(parsing: "http://127.0.0.1:\(clientPort)")
+  return try await EtcdClient.with(endpoint: endpoint) { client in
+    for _ in 0..<100 {
+      if let status = try? await client.status(), status.hasLeader { break }
+      try await Task.sleep(for: .milliseconds(100))
+    }
+    return try await body(client)
+  }
+}

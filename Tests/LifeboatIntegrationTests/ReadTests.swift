@@ -1,0 +1,117 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import TestSupport
+import Testing
+
+extension Integration {
+  /// list, inspect and verify against snapshots made by Lifeboat, by RKE's tools and legacy files.
+  @Suite struct ReadTests {
+    @Test func verifyNamesTheCheckThatFails() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 300, size: 512)
+        let dir = cluster.directory.file("snapshots")
+        let save = try LifeboatCLI.run(["snapshot", "save", "--name", "s1", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(save.status == 0, "\(save.stderr)")
+        let good = try LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
+        #expect(good.status == 0)
+        #expect(good.stdout.contains("etcd's SHA-256 trailer"))
+        #expect(good.stdout.contains("archive SHA-256 matches the manifest"))
+
+        // A flipped byte inside the compressed snapshot: the CRC-32 check fails.
+        let archive = dir + "/s1.zip"
+        let original = try Data(contentsOf: URL(fileURLWithPath: archive))
+        var bytes = [UInt8](original)
+        bytes[bytes.count / 3] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: archive))
+        let bad = try LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
+        #expect(bad.status == 4)
+        #expect(bad.stderr.split(separator: "\n").count == 1, "one line: \(bad.stderr)")
+        #expect(bad.stderr.contains("CRC-32") || bad.stderr.contains("corrupt"), "\(bad.stderr)")
+
+        // An intact archive whose manifest disagrees: the manifest check fails.
+        try original.write(to: URL(fileURLWithPath: archive))
+        let manifestPath = dir + "/s1.manifest.json"
+        let manifestText = try String(contentsOfFile: manifestPath, encoding: .utf8)
+        let manifest = try Manifest.decode(Array(manifestText.utf8), path: manifestPath)
+        try manifestText.replacingOccurrences(of: manifest.archiveSHA256, with: String(repeating: "0", count: 64))
+          .write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        let mismatch = try LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
+        #expect(mismatch.status == 4)
+        #expect(mismatch.stderr.contains("archive SHA-256"))
+
+        let missing = try LifeboatCLI.run(["snapshot", "verify", "s", "--snapshot-dir", dir])
+        #expect(missing.status == 3, "s must not match s1")
+      }
+    }
+
+    @Test func listAndInspectShowLifeboatRKEAndLegacySnapshots() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 50)
+        let revision = try await cluster.withClient { try await $0.status().revision }
+        let dir = cluster.directory.file("snapshots")
+        let stateFile = cluster.directory.file("cluster.rkestate")
+        try Data("{\"currentState\":{}}".utf8).write(to: URL(fileURLWithPath: stateFile))
+        let save = try LifeboatCLI.run(
+          ["snapshot", "save", "--name", "lifeboat-made", "--state-file", stateFile, "--snapshot-dir", dir]
+            + cluster.connectionFlags)
+        #expect(save.status == 0, "\(save.stderr)")
+
+        // What RKE leaves: `etcdctl snapshot save`, zipped with Go's archive/zip (here Python's
+        // zipfile with the same absolute entry path), and an old bare snapshot file.
+        let raw = cluster.directory.file("raw.db")
+        let etcdSave = try etcdctl(["--endpoints", cluster.endpoints[0], "snapshot", "save", raw])
+        #expect(etcdSave.status == 0, "\(etcdSave.stderr)")
+        let zip = try ProcessRunner.run(
+          "/usr/bin/env",
+          [
+            "python3", "-c",
+            "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED); z.write(sys.argv[2], '/backup/rke-made'); z.close()",
+            dir + "/rke-made.zip", raw,
+          ])
+        #expect(zip.status == 0, "\(zip.stderr)")
+        try FileManager.default.copyItem(atPath: raw, toPath: dir + "/legacy-snapshot")
+
+        let list = try LifeboatCLI.run(["snapshot", "list", "--snapshot-dir", dir, "--json"])
+        #expect(list.status == 0, "\(list.stderr)")
+        struct Row: Decodable { var name: String; var kind: String; var manifest: Bool; var stateFile: Bool?; var revision: Int64? }
+        let rows = try JSONDecoder().decode([Row].self, from: Data(list.stdout.utf8))
+        #expect(rows.map(\.name) == ["legacy-snapshot", "lifeboat-made", "rke-made"])
+        #expect(rows.map(\.kind) == ["legacy", "archive", "archive"])
+        #expect(rows.map(\.manifest) == [false, true, false])
+        #expect(rows[1].stateFile == true)
+        #expect(rows[2].stateFile == false)
+        #expect(rows[1].revision == revision)
+
+        for name in ["legacy-snapshot", "rke-made", "lifeboat-made"] {
+          let verify = try LifeboatCLI.run(["snapshot", "verify", name, "--snapshot-dir", dir])
+          #expect(verify.status == 0, "\(name): \(verify.stderr)")
+        }
+
+        let inspect = try LifeboatCLI.run(["snapshot", "inspect", "lifeboat-made", "--snapshot-dir", dir, "--json"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let report = try JSONDecoder().decode(InspectReportShape.self, from: Data(inspect.stdout.utf8))
+        let status = try etcdctl(["snapshot", "status", raw, "--write-out=json"])
+        struct EtcdStatus: Decodable { var revision: Int64; var totalKey: Int64 }
+        let direct = try JSONDecoder().decode(EtcdStatus.self, from: Data(status.stdout.utf8))
+        #expect(report.status?.revision == direct.revision)
+        #expect(report.status?.totalKeys == direct.totalKey)
+        #expect(report.stateFile)
+        #expect(report.trailer == "valid")
+        let text = try LifeboatCLI.run(["snapshot", "inspect", "lifeboat-made", "--snapshot-dir", dir])
+        #expect(text.stdout.contains("total keys:"))
+        #expect(text.stdout.contains("every stored revision"))
+        #expect(text.stdout.contains("state file:      yes"))
+      }
+    }
+  }
+}
+
+struct InspectReportShape: Decodable {
+  struct Status: Decodable { var revision: Int64; var totalKeys: Int64 }
+  var status: Status?
+  var stateFile: Bool
+  var trailer: String
+  var dbSHA256: String
+}

@@ -1,0 +1,150 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import TestSupport
+import Testing
+
+extension Integration {
+  @Suite struct SaveTests {
+    @Test func savesFromAnMTLSClusterIntoAnArchiveEtcdctlRestores() async throws {
+      try await withEtcdCluster(nodes: 3, tls: true) { cluster in
+        let written = try await writeKeys(cluster, count: 300)
+        let dir = cluster.directory
+        let stateFile = dir.file("cluster.rkestate")
+        try Data("{\"desiredState\":{\"rkeConfig\":{}},\"currentState\":{}}".utf8).write(to: URL(fileURLWithPath: stateFile))
+        let request = SaveRequest(
+          connection: cluster.connection, directory: LocalSnapshotDirectory(path: dir.file("snapshots")),
+          name: try SnapshotName("before-upgrade"), stateFilePath: stateFile)
+        let result = try await SnapshotSaver().save(request)
+
+        #expect(result.archivePath == dir.file("snapshots/before-upgrade.zip"))
+        #expect(try fileMode(result.archivePath) == 0o600)
+        #expect(try fileMode(result.manifestPath) == 0o600)
+        #expect(dir.contents(of: "snapshots") == ["before-upgrade.manifest.json", "before-upgrade.zip"])
+        #expect(try pythonEntryNames(result.archivePath) == ["/backup/before-upgrade", "/etc/kubernetes/before-upgrade.rkestate"])
+        #expect(result.manifest.member.name.hasPrefix("etcd-node"))
+        #expect(result.manifest.stateFile)
+        #expect(try sha256sum(result.archivePath) == result.manifest.archiveSHA256)
+
+        let extracted = dir.file("extracted.db")
+        try pythonExtract(result.archivePath, entry: "/backup/before-upgrade", to: extracted)
+        #expect(try sha256sum(extracted) == result.manifest.dbSHA256)
+        let status = try etcdctl(["snapshot", "status", extracted, "--write-out=json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        struct Status: Decodable { var revision: Int64; var totalKey: Int64 }
+        let parsed = try JSONDecoder().decode(Status.self, from: Data(status.stdout.utf8))
+        #expect(parsed.revision >= result.manifest.revision)
+        #expect(parsed.totalKey >= 300)
+
+        let restored = try await withRestoredMember(from: extracted, in: dir) { client in
+          try await client.range(prefix: "/registry/test/")
+        }
+        #expect(restored.count == written.count)
+        for kv in restored {
+          #expect(written[String(decoding: kv.key, as: UTF8.self)] == kv.value)
+        }
+      }
+    }
+
+    @Test func oneMemberDownStillSavesFromAnotherAndSaysWhich() async throws {
+      try await withEtcdCluster(nodes: 3) { cluster in
+        _ = try await writeKeys(cluster, count: 20)
+        await cluster.stopMember(0)
+        let dir = cluster.directory.file("snapshots")
+        let run = try LifeboatCLI.run(["snapshot", "save", "--name", "one-down", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("from etcd-node2") || run.stderr.contains("from etcd-node3"))
+        #expect(run.stderr.contains("skipped: \(cluster.endpoints[0])"))
+        let manifest = try Manifest.decode(
+          [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/one-down.manifest.json"))), path: "")
+        #expect(manifest.member.name != "etcd-node1")
+      }
+    }
+
+    @Test func noMemberUpIsAClearErrorAndWritesNothing() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        await cluster.stopMember(0)
+        let dir = cluster.directory.file("snapshots")
+        let run = try LifeboatCLI.run(["snapshot", "save", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(run.status == 5)
+        #expect(run.stderr.contains("no healthy etcd member"))
+        #expect(run.stderr.contains(cluster.endpoints[0]))
+        #expect(run.stderr.split(separator: "\n").count == 1, "one line: \(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir))
+      }
+    }
+
+    @Test func everyCompressionRoundTrips() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 200, size: 2048)
+        let dir = cluster.directory.file("snapshots")
+        var sizes: [Compression: UInt64] = [:]
+        for compression in Compression.allCases {
+          let name = "c-\(compression.rawValue)"
+          let save = try LifeboatCLI.run(
+            ["snapshot", "save", "--name", name, "--compression", compression.rawValue, "--snapshot-dir", dir]
+              + cluster.connectionFlags)
+          #expect(save.status == 0, "\(save.stderr)")
+          let verify = try LifeboatCLI.run(["snapshot", "verify", name, "--snapshot-dir", dir])
+          #expect(verify.status == 0, "\(verify.stderr)")
+          let manifestPath = "\(dir)/\(name).manifest.json"
+          let manifest = try Manifest.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: manifestPath))), path: "")
+          #expect(manifest.compression == compression)
+          let extracted = cluster.directory.file("\(name).db")
+          try pythonExtract("\(dir)/\(name).zip", entry: "/backup/\(name)", to: extracted)
+          #expect(try sha256sum(extracted) == manifest.dbSHA256)
+          sizes[compression] = manifest.archiveSize
+        }
+        #expect(sizes[.none]! > sizes[.fast]!)
+        #expect(sizes[.best]! <= sizes[.fast]!)
+      }
+    }
+
+    @Test func aMemberKilledMidStreamLeavesNoFile() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        // ~64 MiB of values, far more than gRPC's flow-control window and the socket buffers.
+        try await cluster.withClient { client in
+          let value = [UInt8](repeating: 0x5a, count: 1 << 20)
+          for i in 0..<64 { try await client.put("/big/\(i)", value) }
+        }
+        let pid = try #require(cluster.pid(of: 0))
+        let dir = LocalSnapshotDirectory(path: cluster.directory.file("snapshots"))
+        let request = SaveRequest(connection: cluster.connection, directory: dir, name: try SnapshotName("killed"))
+        await #expect {
+          _ = try await SnapshotSaver().save(request) { event in
+            if case .progress = event { DetachedProcess.kill9(pid) }
+          }
+        } throws: { error in
+          let e = try #require(error as? LifeboatError)
+          return e.kind == .unavailable && !e.message.contains("\n")
+        }
+        #expect(cluster.directory.contents(of: "snapshots").isEmpty)
+      }
+    }
+
+    @Test func aStreamAlteredInTransitIsRefused() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 100)
+        let proxy = try await TamperingEtcdProxy.start(upstream: cluster.endpoints[0], flipOffset: 6000)
+        let connection = try EtcdConnection.parse(endpoints: proxy.endpoint, caFile: nil, certFile: nil, keyFile: nil)
+        let dir = LocalSnapshotDirectory(path: cluster.directory.file("snapshots"))
+        await #expect {
+          _ = try await SnapshotSaver().save(SaveRequest(connection: connection, directory: dir, name: try SnapshotName("tampered")))
+        } throws: { error in
+          let e = try #require(error as? LifeboatError)
+          return e.kind == .verification && e.message.contains("trailer")
+        }
+        await proxy.stop()
+        #expect(cluster.directory.contents(of: "snapshots").isEmpty)
+
+        // The same proxy without tampering (offset past the end) passes: the check is the trailer.
+        let honest = try await TamperingEtcdProxy.start(upstream: cluster.endpoints[0], flipOffset: .max)
+        let ok = try EtcdConnection.parse(endpoints: honest.endpoint, caFile: nil, certFile: nil, keyFile: nil)
+        let saved = try await SnapshotSaver().save(SaveRequest(connection: ok, directory: dir, name: try SnapshotName("honest")))
+        #expect(FileManager.default.fileExists(atPath: saved.archivePath))
+        await honest.stop()
+      }
+    }
+  }
+}
