@@ -15,6 +15,15 @@ import Testing
     #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
   }
 
+  @Test func crc32cIsCastagnoliAsGoComputesIt() {
+    #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+    #expect(CRC32C.checksum([]) == 0)
+    var split = CRC32C()
+    split.update(Array("1234".utf8)[...])
+    split.update(Array("56789".utf8)[...])
+    #expect(split.value == 0xE306_9283)
+  }
+
   /// An etcd snapshot file: body plus SHA-256(body). Sizes follow etcd (body a multiple of 512).
   static func snapshotFile(pages: Int, seed: UInt8 = 7) -> [UInt8] {
     let body = (0..<(pages * 512)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }

@@ -93,10 +93,10 @@ extension Integration {
         #expect(inspect.status == 0, "\(inspect.stderr)")
         let report = try JSONDecoder().decode(InspectReportShape.self, from: Data(inspect.stdout.utf8))
         let status = try etcdctl(["snapshot", "status", raw, "--write-out=json"])
-        struct EtcdStatus: Decodable { var revision: Int64; var totalKey: Int64 }
-        let direct = try JSONDecoder().decode(EtcdStatus.self, from: Data(status.stdout.utf8))
-        #expect(report.status?.revision == direct.revision)
-        #expect(report.status?.totalKeys == direct.totalKey)
+        let direct = try JSONDecoder().decode(EtcdctlStatus.self, from: Data(status.stdout.utf8))
+        #expect(report.status.revision == direct.revision)
+        #expect(report.status.totalKeys == direct.totalKey)
+        #expect(report.status.hash == direct.hash)
         #expect(report.stateFile)
         #expect(report.trailer == "valid")
         let text = try LifeboatCLI.run(["snapshot", "inspect", "lifeboat-made", "--snapshot-dir", dir])
@@ -105,12 +105,42 @@ extension Integration {
         #expect(text.stdout.contains("state file:      yes"))
       }
     }
+
+    /// The native bbolt reader reports exactly what `etcdctl snapshot status` reports, on a
+    /// database with branch pages, overflow pages, deleted keys and many revisions.
+    @Test func nativeStatusMatchesEtcdctl() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 3000, size: 300)
+        try await cluster.withClient { client in
+          try await client.putAll((0..<20).map { (key: "/big/\($0)", value: [UInt8](repeating: UInt8($0), count: 20_000)) })
+          try await client.deletePrefix("/registry/test/01")
+          for i in 0..<50 { try await client.put("/registry/test/00001", Array("rev-\(i)".utf8)) }
+        }
+        let raw = cluster.directory.file("raw.db")
+        let save = try etcdctl(["--endpoints", cluster.endpoints[0], "snapshot", "save", raw])
+        #expect(save.status == 0, "\(save.stderr)")
+        let status = try etcdctl(["snapshot", "status", raw, "--write-out=json"])
+        let expected = try JSONDecoder().decode(EtcdctlStatus.self, from: Data(status.stdout.utf8))
+        let native = try SnapshotStatus.read(path: raw)
+        #expect(
+          EtcdctlStatus(hash: native.hash, revision: native.revision, totalKey: native.totalKeys, totalSize: native.totalSize)
+            == expected)
+        #expect(expected.totalKey > 3000)
+      }
+    }
   }
 }
 
+struct EtcdctlStatus: Decodable, Equatable {
+  var hash: UInt32
+  var revision: Int64
+  var totalKey: Int64
+  var totalSize: Int64
+}
+
 struct InspectReportShape: Decodable {
-  struct Status: Decodable { var revision: Int64; var totalKeys: Int64 }
-  var status: Status?
+  struct Status: Decodable { var revision: Int64; var totalKeys: Int64; var hash: UInt32 }
+  var status: Status
   var stateFile: Bool
   var trailer: String
   var dbSHA256: String

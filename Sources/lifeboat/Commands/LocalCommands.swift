@@ -17,10 +17,15 @@ struct LocalUp: AsyncParsableCommand {
   @Flag(help: "Mutual TLS, with a CA and certificates made for the cluster (kube-ca, kube-etcd, kube-admin).")
   var tls = false
 
+  @Option(help: "etcd's --quota-backend-bytes for every member (default: etcd's 2 GiB).")
+  var quotaBackendBytes: Int64?
+
   @OptionGroup var location: LocalDirectoryOptions
 
   func run() async throws {
-    let state = try await LocalCluster().up(LocalClusterSpec(directory: location.dir, nodes: nodes, tls: tls))
+    var spec = LocalClusterSpec(directory: location.dir, nodes: nodes, tls: tls)
+    spec.quotaBackendBytes = quotaBackendBytes
+    let state = try await LocalCluster().up(spec)
     for member in state.members {
       print("\(member.memberName)  \(state.clientURL(member))  pid \(member.pid.map(String.init) ?? "-")  log \(member.logFile)")
     }

@@ -37,16 +37,11 @@ struct SnapshotInspect: AsyncParsableCommand {
     } else {
       rows.append(["modified", formatDate(report.modified)])
     }
-    if let status = report.status {
-      rows += [
-        ["revision", "\(status.revision)"],
-        ["total keys", "\(status.totalKeys) (every stored revision of every key and etcd's internal keys, as etcdctl counts)"],
-        ["etcd hash", "\(status.hash)"],
-      ]
-    } else {
-      if let m = report.manifest { rows.append(["revision", "\(m.revision) (from the manifest: a lower bound)"]) }
-      rows.append(["total keys", "unknown: \(report.statusProblem ?? "")"])
-    }
+    rows += [
+      ["revision", "\(report.status.revision)"],
+      ["total keys", "\(report.status.totalKeys) (every stored revision of every key and etcd's internal keys, as etcdctl counts)"],
+      ["etcd hash", "\(report.status.hash) (CRC-32C, as etcdctl snapshot status prints it)"],
+    ]
     rows += [
       ["db size", "\(formatBytes(report.dbSize)) (\(report.dbSize) bytes)"],
       ["db sha256", report.dbSHA256],
@@ -54,7 +49,6 @@ struct SnapshotInspect: AsyncParsableCommand {
     ]
     if let m = report.manifest { rows.append(["archive sha256", m.archiveSHA256]) }
     if report.kind == .archive { rows.append(["state file", report.stateFile ? "yes" : "no"]) }
-    if let source = report.status?.source { rows.append(["read with", source]) }
     print(table(rows.map { [$0[0] + ":", $0[1]] }))
   }
 

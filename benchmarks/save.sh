@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Compares `lifeboat snapshot save` with the standard tools on the same etcd data, in one run:
+#   A  etcdctl snapshot save                (the raw snapshot, no archive)
+#   B  etcdctl snapshot save && zip -6      (RKE's way: a file, then Deflate -6 into <name>.zip)
+#   L  lifeboat snapshot save               (one pass: stream, hash, ISA-L Deflate, archive)
+# and prints the median times, the ratios L/A and B/L, archive sizes (L vs zip -6) and peak RSS.
+# Targets (issue 2): L <= 1.25x A, archive <= 1.2x zip -6's, Lifeboat's peak RSS <= 64 MiB.
+#
+# Usage: benchmarks/save.sh [--mib 1024] [--reps 3] [--compression fast] [--keep]
+# Fills a fresh single-member etcd (quota 16 GiB) with ../shared/bench/fill-etcd (seeded data:
+# Kubernetes-like JSON and a share of random values). Not part of CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mib=1024 reps=3 compression=fast keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mib) mib=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --compression) compression=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+fill=${FILL_ETCD:-../shared/bench/fill-etcd}
+[ -x "$fill" ] || fill="python3 $fill"
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+swift build -c release --product lifeboat >/dev/null
+lifeboat=$PWD/.build/release/lifeboat
+work=$(mktemp -d "${TMPDIR:-/tmp}/lifeboat-bench-XXXX")
+cleanup() {
+  $lifeboat local down --dir "$work/cluster" >/dev/null 2>&1 || true
+  [ "$keep" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+$lifeboat local up --nodes 1 --quota-backend-bytes $((16 << 30)) --dir "$work/cluster" >/dev/null
+endpoint=$(sed -n 's/^export ETCDCTL_ENDPOINTS=//p' <<<"$($lifeboat local env --dir "$work/cluster")")
+echo "filling $endpoint with $mib MiB ..."
+$fill "$endpoint" --mib "$mib" 2>/dev/null
+export ETCDCTL_API=3
+
+# run NAME CMD...: times CMD, records seconds and peak RSS (KiB) of the slowest-memory process.
+declare -A seconds rss
+run() {
+  local name=$1; shift
+  local out
+  out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+  seconds[$name]="${seconds[$name]:-} ${out% *}"
+  rss[$name]=${out#* }
+}
+calc() { awk "BEGIN { print $1 }"; }
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+for i in $(seq 1 "$reps"); do
+  rm -rf "$work/out" && mkdir -p "$work/out"
+  run A etcdctl --endpoints "$endpoint" snapshot save "$work/out/a.db"
+  run B bash -c "etcdctl --endpoints $endpoint snapshot save $work/out/b.db && cd $work/out && zip -q -6 b.zip b.db"
+  run L "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/out" --name "l$i" --compression "$compression"
+done
+
+db=$(stat -c %s "$work/out/a.db")
+zip6=$(stat -c %s "$work/out/b.zip")
+archive=$(stat -c %s "$work/out/l$reps.zip")
+a=$(median "${seconds[A]}") b=$(median "${seconds[B]}") l=$(median "${seconds[L]}")
+printf '\n%s MiB of values, db %s bytes, %s reps (median seconds)\n' "$mib" "$db" "$reps"
+printf '  A etcdctl snapshot save            %6.2f s   peak RSS %6.1f MiB\n' "$a" "$(calc "${rss[A]}/1024")"
+printf '  B etcdctl snapshot save && zip -6  %6.2f s   archive %s bytes\n' "$b" "$zip6"
+printf '  L lifeboat snapshot save (%s)    %6.2f s   peak RSS %6.1f MiB   archive %s bytes\n' \
+  "$compression" "$l" "$(calc "${rss[L]}/1024")" "$archive"
+printf '\nratios\n'
+printf '  L / A (time, target <= 1.25)          %.2f\n' "$(calc "$l/$a")"
+printf '  B / L (speed-up over RKE'"'"'s way)        %.2f\n' "$(calc "$b/$l")"
+printf '  archive L / zip -6 (target <= 1.2)    %.3f\n' "$(calc "$archive/$zip6")"
+printf '  peak RSS L (target <= 64 MiB)         %.1f MiB\n' "$(calc "${rss[L]}/1024")"
