@@ -44,8 +44,11 @@ export ETCDCTL_API=3
 declare -A seconds rss
 run() {
   local name=$1; shift
+  if ! /usr/bin/time -o "$work/time" -f "%e %M" "$@" >"$work/last.log" 2>&1; then
+    echo "benchmark step $name failed:" >&2; cat "$work/last.log" >&2; exit 1
+  fi
   local out
-  out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+  out=$(tail -1 "$work/time")
   seconds[$name]="${seconds[$name]:-} ${out% *}"
   rss[$name]=${out#* }
 }

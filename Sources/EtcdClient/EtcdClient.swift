@@ -62,6 +62,7 @@ public final class EtcdClient: Sendable {
         target: target, transportSecurity: security,
         config: .defaults { config in
           config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+          config.http2.targetWindowSize = configuration.windowSize
         })
     } catch {
       throw EtcdClientError(.invalidEndpoint, endpoint: endpoint.description, "\(error)")
@@ -271,10 +272,15 @@ public final class EtcdClient: Sendable {
   static func map(_ error: RPCError, endpoint: String, streaming: Bool) -> EtcdClientError {
     let detail = "\(error.message) \(error.cause.map { String(describing: $0) } ?? "")"
     let lowered = detail.lowercased()
-    let looksTLS = ["ssl", "tls", "certificate", "handshake", "x509"].contains { lowered.contains($0) }
+    if let reason = tlsReason(lowered) {
+      return EtcdClientError(.tls, endpoint: endpoint, "TLS handshake failed: \(reason)")
+    }
     switch error.code {
-    case .unavailable where looksTLS:
-      return EtcdClientError(.tls, endpoint: endpoint, "TLS handshake failed: \(summarize(detail))")
+    case .unavailable where lowered.contains("connection refused"):
+      return EtcdClientError(.unreachable, endpoint: endpoint, "unreachable: connection refused")
+    case .unavailable where lowered.contains("connection preface") && endpoint.hasPrefix("http://"):
+      return EtcdClientError(
+        .unreachable, endpoint: endpoint, "the member closed the connection at once (does it expect https://?)")
     case .unavailable where streaming && !lowered.contains("connect"):
       return EtcdClientError(.streamBroken, endpoint: endpoint, "the snapshot stream broke off: \(summarize(detail))")
     case .unavailable:
@@ -286,6 +292,28 @@ public final class EtcdClient: Sendable {
     default:
       return EtcdClientError(.rejected, endpoint: endpoint, "\(error.code): \(summarize(detail))")
     }
+  }
+
+  /// A plain-words reason for a TLS failure, or nil when `detail` is not one.
+  static func tlsReason(_ detail: String) -> String? {
+    if detail.contains("certificate_verify_failed") || detail.contains("unable to get local issuer") {
+      return "the member's certificate is not signed by a trusted CA (check --cacert)"
+    }
+    if detail.contains("certificate required") || detail.contains("certificate_required")
+      || detail.contains("bad_certificate") || detail.contains("bad certificate")
+    {
+      return "the member refused the client certificate (check --cert and --key)"
+    }
+    if detail.contains("unknown_ca") || detail.contains("unknown ca") {
+      return "the member does not trust the CA of the client certificate (check --cert)"
+    }
+    if detail.contains("hostname") || detail.contains("ip address") && detail.contains("mismatch") {
+      return "the member's certificate does not name this address"
+    }
+    if detail.contains("handshakefailed") || detail.contains("ssl") || detail.contains("tls") {
+      return summarize(detail)
+    }
+    return nil
   }
 
   private static func summarize(_ text: String) -> String {

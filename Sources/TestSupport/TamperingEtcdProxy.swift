@@ -5,8 +5,10 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 
 /// A plaintext gRPC front for one real etcd member that relays `Status`, `MemberList` and
-/// `Snapshot`, flipping one bit of the snapshot stream at `flipOffset`: a stream altered in
-/// transit, as a faulty network or middlebox would. Started on 127.0.0.1 with a free port.
+/// `Snapshot`, flipping one bit of the snapshot stream at `flipOffset` (a stream altered in
+/// transit, as a faulty network or middlebox would) and optionally pausing before each message
+/// (a slow link, so a test can act while a save is under way). Started on 127.0.0.1 with a
+/// free port.
 public final class TamperingEtcdProxy: Sendable {
   public let endpoint: String
   private let task: Task<Void, any Error>
@@ -19,9 +21,11 @@ public final class TamperingEtcdProxy: Sendable {
   }
 
   /// Starts relaying to `upstream` (an `http://` member URL).
-  public static func start(upstream: String, flipOffset: UInt64) async throws -> TamperingEtcdProxy {
+  public static func start(
+    upstream: String, flipOffset: UInt64 = .max, delayPerMessage: Duration = .zero
+  ) async throws -> TamperingEtcdProxy {
     let upstreamEndpoint = try EtcdEndpoint(parsing: upstream)
-    let service = Relay(upstream: upstreamEndpoint, flipOffset: flipOffset)
+    let service = Relay(upstream: upstreamEndpoint, flipOffset: flipOffset, delay: delayPerMessage)
     let transport = HTTP2ServerTransport.Posix(
       address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext)
     let server = GRPCServer(transport: transport, services: [service, service.cluster])
@@ -42,6 +46,7 @@ public final class TamperingEtcdProxy: Sendable {
   private struct Relay: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     let upstream: EtcdEndpoint
     let flipOffset: UInt64
+    let delay: Duration
     var cluster: ClusterRelay { ClusterRelay(upstream: upstream) }
 
     func withUpstream<R: Sendable>(_ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> R) async throws -> R {
@@ -67,6 +72,7 @@ public final class TamperingEtcdProxy: Sendable {
       request: Etcdserverpb_SnapshotRequest, response: RPCWriter<Etcdserverpb_SnapshotResponse>, context: ServerContext
     ) async throws {
       let flipOffset = self.flipOffset
+      let delay = self.delay
       try await withUpstream { client in
         try await Etcdserverpb_Maintenance.Client(wrapping: client).snapshot(request) { upstream in
           var offset: UInt64 = 0
@@ -79,6 +85,7 @@ public final class TamperingEtcdProxy: Sendable {
               message.blob = blob
             }
             offset += count
+            if delay > .zero { try await Task.sleep(for: delay) }
             try await response.write(message)
           }
         }

@@ -6,6 +6,7 @@ import Logging
 @main
 struct Main {
   static func main() async {
+    MemorySettings.apply()
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)
       handler.logLevel = LogSettings.level

@@ -49,6 +49,18 @@ extension Integration {
       }
     }
 
+    @Test func anExistingSnapshotIsNeverOverwritten() throws {
+      try withTemporaryDirectorySync { dir in
+        try FileManager.default.createDirectory(atPath: dir.file("snapshots"), withIntermediateDirectories: true)
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: dir.file("snapshots/keep.zip")))
+        let result = try run(Self.endpoint + ["--name", "keep"], in: dir)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("already exists"))
+        #expect(try String(contentsOfFile: dir.file("snapshots/keep.zip"), encoding: .utf8) == "precious")
+        #expect(dir.contents(of: "snapshots") == ["keep.zip"])
+      }
+    }
+
     @Test func unknownSnapshotsAreNotFound() throws {
       try withTemporaryDirectorySync { dir in
         for command in ["inspect", "verify"] {

@@ -146,5 +146,52 @@ extension Integration {
         await honest.stop()
       }
     }
+
+    /// Ctrl-C during a save: the command cleans up (no `.part`, no archive) and exits 1.
+    @Test func anInterruptedSaveLeavesNothing() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 2000, size: 1000)
+        // A slow link: 20 ms per 32 KiB message, so the save takes seconds.
+        let proxy = try await TamperingEtcdProxy.start(upstream: cluster.endpoints[0], delayPerMessage: .milliseconds(20))
+        let dir = cluster.directory.file("snapshots")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: LifeboatCLI.binary)
+        process.arguments = ["snapshot", "save", "--name", "interrupted", "--snapshot-dir", dir, "--endpoints", proxy.endpoint]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var sawPart = false
+        for _ in 0..<500 where !sawPart {
+          sawPart = FileManager.default.fileExists(atPath: dir + "/interrupted.zip.part")
+          if !sawPart { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(sawPart, "the save never started writing")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(cluster.directory.contents(of: "snapshots").isEmpty)
+        await proxy.stop()
+      }
+    }
+
+    @Test func aTLSClusterRefusesAClientFromAnotherCA() async throws {
+      try await withEtcdCluster(nodes: 1, tls: true) { cluster in
+        let stranger = try CertificateAuthority(commonName: "other-ca")
+        let client = try stranger.issue(commonName: "kube-admin")
+        let dir = cluster.directory
+        try Data(stranger.certificatePEM.utf8).write(to: URL(fileURLWithPath: dir.file("other-ca.pem")))
+        try Data(client.certificatePEM.utf8).write(to: URL(fileURLWithPath: dir.file("other.pem")))
+        try Data(client.keyPEM.utf8).write(to: URL(fileURLWithPath: dir.file("other-key.pem")))
+        let run = try LifeboatCLI.run([
+          "snapshot", "save", "--snapshot-dir", dir.file("snapshots"), "--endpoints", cluster.endpoints[0],
+          "--cacert", dir.file("other-ca.pem"), "--cert", dir.file("other.pem"), "--key", dir.file("other-key.pem"),
+        ])
+        #expect(run.status == 5, "\(run.stderr)")
+        #expect(run.stderr.contains("TLS"), "\(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").count == 1, "one line: \(run.stderr)")
+        #expect(!run.stderr.contains("PRIVATE KEY"))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("snapshots")))
+      }
+    }
   }
 }

@@ -85,7 +85,7 @@ public struct MemberSelector: Sendable {
     if let pick = healthy.max(by: { $0.status!.raftAppliedIndex < $1.status!.raftAppliedIndex }) {
       return SelectedMember(endpoint: pick.endpoint, status: pick.status!, member: pick.member!, noQuorum: true, probes: probes)
     }
-    let reasons = probes.map { "\($0.endpoint) \($0.problem ?? "unusable")" }.joined(separator: "; ")
+    let reasons = probes.map { "\($0.endpoint): \($0.problem ?? "unusable")" }.joined(separator: "; ")
     throw .unavailable("no healthy etcd member to snapshot: \(reasons)")
   }
 }

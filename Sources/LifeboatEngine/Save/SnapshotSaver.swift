@@ -110,6 +110,7 @@ public struct SnapshotSaver: Sendable {
   }
 
   static func describe(_ error: any Error, member: SelectedMember) -> LifeboatError {
+    if Task.isCancelled { return .failure("interrupted: the snapshot was not saved") }
     switch error {
     case let error as LifeboatError:
       return error

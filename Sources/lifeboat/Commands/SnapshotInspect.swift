@@ -7,18 +7,12 @@ struct SnapshotInspect: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "inspect", abstract: "Show a snapshot's revision, key count, sizes, hashes and contents.")
 
-  @Argument(help: "The snapshot's name (as `list` shows it).")
-  var name: String
-
-  @OptionGroup var storage: SnapshotDirectoryOptions
-
-  @Flag(help: "Print JSON for scripts.")
-  var json = false
+  @OptionGroup var snapshot: NamedSnapshotOptions
+  @OptionGroup var output: JSONOption
 
   func run() async throws {
-    let snapshot = try storage.directory.find(try SnapshotName.lookup(name))
-    let report = try SnapshotInspector().inspect(snapshot)
-    if json {
+    let report = try SnapshotInspector().inspect(snapshot.find())
+    if output.json {
       try printJSON(report)
       return
     }

@@ -9,8 +9,7 @@ struct SnapshotList: AsyncParsableCommand {
 
   @OptionGroup var storage: SnapshotDirectoryOptions
 
-  @Flag(help: "Print JSON for scripts.")
-  var json = false
+  @OptionGroup var output: JSONOption
 
   struct Row: Encodable {
     var name: String
@@ -34,7 +33,7 @@ struct SnapshotList: AsyncParsableCommand {
         stateFile: s.manifest?.stateFile ?? (s.kind == .legacy ? false : Self.archiveHasStateFile(s)),
         manifest: s.manifest != nil, problem: s.manifestProblem)
     }
-    if json {
+    if output.json {
       try printJSON(rows)
       return
     }

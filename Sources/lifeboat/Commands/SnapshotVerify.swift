@@ -7,18 +7,12 @@ struct SnapshotVerify: AsyncParsableCommand {
     commandName: "verify",
     abstract: "Re-read a snapshot and check every hash: ZIP CRC-32, etcd's trailer, the manifest's SHA-256s.")
 
-  @Argument(help: "The snapshot's name (as `list` shows it).")
-  var name: String
-
-  @OptionGroup var storage: SnapshotDirectoryOptions
-
-  @Flag(help: "Print JSON for scripts.")
-  var json = false
+  @OptionGroup var snapshot: NamedSnapshotOptions
+  @OptionGroup var output: JSONOption
 
   func run() async throws {
-    let snapshot = try storage.directory.find(try SnapshotName.lookup(name))
-    let report = try SnapshotVerifier().verify(snapshot)
-    if json {
+    let report = try SnapshotVerifier().verify(snapshot.find())
+    if output.json {
       try printJSON(report)
       return
     }

@@ -29,4 +29,22 @@ struct SnapshotDirectoryOptions: ParsableArguments {
   var directory: LocalSnapshotDirectory { LocalSnapshotDirectory(path: snapshotDir) }
 }
 
+/// One existing snapshot, by name, in the snapshot directory.
+struct NamedSnapshotOptions: ParsableArguments {
+  @Argument(help: "The snapshot's name (as `list` shows it; a trailing .zip is accepted).")
+  var name: String
+
+  @OptionGroup var storage: SnapshotDirectoryOptions
+
+  /// The snapshot named exactly `name`; `.notFound` (exit 3) otherwise.
+  func find() throws(LifeboatError) -> LocalSnapshot {
+    try storage.directory.find(try SnapshotName.lookup(name))
+  }
+}
+
+struct JSONOption: ParsableArguments {
+  @Flag(help: "Print JSON for scripts.")
+  var json = false
+}
+
 extension Compression: ExpressibleByArgument {}

@@ -17,7 +17,7 @@ final class SaveProgressDisplay: Sendable {
   func handle(_ event: SaveEvent) {
     switch event {
     case .memberSelected(let member, let name):
-      let others = member.probes.filter { !$0.isHealthy }.map { "\($0.endpoint) \($0.problem ?? "")" }
+      let others = member.probes.filter { !$0.isHealthy }.map { "\($0.endpoint): \($0.problem ?? "")" }
       var line = "lifeboat: saving \(name) from \(member.name) (\(member.endpoint))"
       if !others.isEmpty { line += "; skipped: " + others.joined(separator: "; ") }
       printError(line)
