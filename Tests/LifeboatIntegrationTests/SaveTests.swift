@@ -174,6 +174,22 @@ extension Integration {
       }
     }
 
+    /// A write that fails half-way (here: a file-size limit, as a full disk would) is a storage
+    /// error naming the file, and no `.part` or archive is left.
+    @Test func aFailingDiskLeavesNoFile() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 2000, size: 1000)
+        let dir = cluster.directory.file("snapshots")
+        let command = ([LifeboatCLI.binary, "snapshot", "save", "--name", "full", "--compression", "none", "--snapshot-dir", dir]
+          + cluster.connectionFlags).map { "'\($0)'" }.joined(separator: " ")
+        let run = try ProcessRunner.run("/bin/sh", ["-c", "ulimit -f 200; exec \(command)"])
+        #expect(run.status == 6, "\(run.stderr)")
+        #expect(run.stderr.contains("full.zip.part"), "\(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").filter { $0.contains("error") }.count == 1)
+        #expect(cluster.directory.contents(of: "snapshots").isEmpty)
+      }
+    }
+
     @Test func aTLSClusterRefusesAClientFromAnotherCA() async throws {
       try await withEtcdCluster(nodes: 1, tls: true) { cluster in
         let stranger = try CertificateAuthority(commonName: "other-ca")
