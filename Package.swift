@@ -56,9 +56,18 @@ let package = Package(
       swiftSettings: strict
     ),
     .target(
+      name: "SnapshotStores",
+      dependencies: [
+        "LifeboatCore",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict
+    ),
+    .target(
       name: "LifeboatEngine",
       dependencies: [
-        "LifeboatCore", "EtcdClient",
+        "LifeboatCore", "EtcdClient", "SnapshotStores",
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "X509", package: "swift-certificates"),
@@ -70,7 +79,7 @@ let package = Package(
     .executableTarget(
       name: "lifeboat",
       dependencies: [
-        "LifeboatEngine", "LifeboatCore", "EtcdClient",
+        "LifeboatEngine", "LifeboatCore", "EtcdClient", "SnapshotStores",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -79,7 +88,7 @@ let package = Package(
     .target(
       name: "TestSupport",
       dependencies: [
-        "LifeboatEngine", "LifeboatCore", "EtcdClient", "EtcdAPI",
+        "LifeboatEngine", "LifeboatCore", "EtcdClient", "EtcdAPI", "SnapshotStores",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         .product(name: "Logging", package: "swift-log"),
@@ -89,7 +98,7 @@ let package = Package(
     .testTarget(
       name: "LifeboatCoreTests",
       dependencies: [
-        "LifeboatCore", "LifeboatEngine", "TestSupport", "SystemZlib",
+        "LifeboatCore", "LifeboatEngine", "SnapshotStores", "TestSupport", "SystemZlib",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ZIPFoundation", package: "ZIPFoundation"),
       ],
@@ -97,7 +106,7 @@ let package = Package(
     ),
     .testTarget(
       name: "LifeboatIntegrationTests",
-      dependencies: ["LifeboatEngine", "LifeboatCore", "EtcdClient", "TestSupport", "lifeboat"],
+      dependencies: ["LifeboatEngine", "LifeboatCore", "EtcdClient", "SnapshotStores", "TestSupport", "lifeboat"],
       swiftSettings: strict
     ),
   ]

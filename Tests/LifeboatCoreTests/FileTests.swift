@@ -1,5 +1,6 @@
 import Foundation
 import LifeboatCore
+import SnapshotStores
 import TestSupport
 import Testing
 
@@ -61,13 +62,13 @@ import Testing
   }
 }
 
-@Suite struct LocalSnapshotDirectoryTests {
-  @Test func listsArchivesLegacyFilesAndSkipsPartsAndStrangers() throws {
-    try withTemporaryDirectorySync { dir in
-      let directory = LocalSnapshotDirectory(path: dir.path)
+@Suite struct SnapshotCatalogTests {
+  @Test func listsArchivesLegacyFilesAndSkipsPartsAndStrangers() async throws {
+    try await withTemporaryDirectory { dir in
+      let store = LocalStore(directory: dir.path)
       let name = try SnapshotName("2020-10-15T14:53:26Z_etcd")
       try ZipArchiveTests.writeArchive(
-        at: directory.archivePath(name), name: name, snapshot: ChecksumTests.snapshotFile(pages: 4), state: nil,
+        at: store.path(name.archiveFileName), name: name, snapshot: ChecksumTests.snapshotFile(pages: 4), state: nil,
         compression: .fast)
       // A legacy bare snapshot file: bbolt's magic at offset 16.
       var legacy = [UInt8](repeating: 0, count: 4096)
@@ -75,31 +76,32 @@ import Testing
       try Data(legacy).write(to: URL(fileURLWithPath: dir.file("old-snapshot")))
       try Data("not a snapshot".utf8).write(to: URL(fileURLWithPath: dir.file("notes.txt")))
       try Data("partial".utf8).write(to: URL(fileURLWithPath: dir.file("inflight.zip.part")))
-      let listed = try directory.list()
+      let listed = try await SnapshotCatalog(store: store).list()
       #expect(listed.map(\.name.value) == ["2020-10-15T14:53:26Z_etcd", "old-snapshot"])
       #expect(listed.map(\.kind) == [.archive, .legacy])
       #expect(listed[0].manifest == nil)
     }
   }
 
-  @Test func findMatchesNamesExactly() throws {
-    try withTemporaryDirectorySync { dir in
-      let directory = LocalSnapshotDirectory(path: dir.path)
+  @Test func findMatchesNamesExactly() async throws {
+    try await withTemporaryDirectory { dir in
+      let store = LocalStore(directory: dir.path)
       let name = try SnapshotName("myname1")
       try ZipArchiveTests.writeArchive(
-        at: directory.archivePath(name), name: name, snapshot: ChecksumTests.snapshotFile(pages: 2), state: nil,
+        at: store.path(name.archiveFileName), name: name, snapshot: ChecksumTests.snapshotFile(pages: 2), state: nil,
         compression: .none)
-      #expect(try directory.find(name).path == directory.archivePath(name))
-      #expect {
-        try directory.find(try SnapshotName("myname"))
+      let catalog = SnapshotCatalog(store: store)
+      #expect(try await catalog.find(name).path == store.path(name.archiveFileName))
+      await #expect {
+        try await catalog.find(try SnapshotName("myname"))
       } throws: { error in
         (error as? LifeboatError)?.kind == .notFound
       }
     }
   }
 
-  @Test func aMissingDirectoryHoldsNoSnapshots() throws {
-    #expect(try LocalSnapshotDirectory(path: "/nonexistent/lifeboat").list().isEmpty)
+  @Test func aMissingDirectoryHoldsNoSnapshots() async throws {
+    #expect(try await SnapshotCatalog(store: LocalStore(directory: "/nonexistent/lifeboat")).list().isEmpty)
   }
 }
 

@@ -72,8 +72,8 @@ import Testing
     return result.stdout.split(separator: "\n").map(String.init)
   }
 
-  @Test func deflatedEntryOver4GiB() throws {
-    try withTemporaryDirectorySync { dir in
+  @Test func deflatedEntryOver4GiB() async throws {
+    try await withTemporaryDirectory { dir in
       let path = dir.file("big.zip")
       let summary = try Self.writeBig(to: path, compression: .fast)
       #expect(summary.uncompressedSize == Self.bigSize)
@@ -81,15 +81,15 @@ import Testing
       #expect(lines[0] == "/backup/big \(Self.bigSize) 0")
       #expect(lines[2] == "{\"state\":1}")
       #expect(lines[3] == "crc True")
-      let reader = try ZipReader(path: path)
+      let reader = try await ZipReader(path: path)
       #expect(reader.entries[0].uncompressedSize == Self.bigSize)
       let unzip = try ProcessRunner.run("/usr/bin/unzip", ["-t", path])
       #expect(unzip.status == 0, "\(unzip.stdout)")
     }
   }
 
-  @Test func storedEntryPushesTheNextOffsetPast4GiB() throws {
-    try withTemporaryDirectorySync { dir in
+  @Test func storedEntryPushesTheNextOffsetPast4GiB() async throws {
+    try await withTemporaryDirectory { dir in
       let path = dir.file("big-stored.zip")
       let summary = try Self.writeBig(to: path, compression: .none)
       #expect(summary.compressedSize == Self.bigSize)
@@ -98,9 +98,9 @@ import Testing
       #expect(second[0] == "/etc/kubernetes/big.rkestate")
       #expect(UInt64(second[2])! > 0xFFFF_FFFF)
       #expect(lines[2] == "{\"state\":1}")
-      let reader = try ZipReader(path: path)
+      let reader = try await ZipReader(path: path)
       #expect(reader.entries.count == 2)
-      #expect(try reader.readAll(reader.entries[1]) == Array("{\"state\":1}".utf8))
+      #expect(try await reader.readAll(reader.entries[1]) == Array("{\"state\":1}".utf8))
       let unzip = try ProcessRunner.run("/usr/bin/unzip", ["-t", path])
       #expect(unzip.status == 0, "\(unzip.stdout)")
     }

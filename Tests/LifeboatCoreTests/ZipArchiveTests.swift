@@ -30,8 +30,8 @@ import ZIPFoundation
   }
 
   @Test(arguments: Compression.allCases)
-  func roundTripsInEveryReader(_ compression: Compression) throws {
-    try withTemporaryDirectorySync { dir in
+  func roundTripsInEveryReader(_ compression: Compression) async throws {
+    try await withTemporaryDirectory { dir in
       let name = try SnapshotName("rke_etcd_snapshot_2020-10-15T16:47:24+02:00")
       let snapshot = CompressionTests.sample(2 << 20)
       let state = Array("{\"desiredState\":{}}".utf8)
@@ -39,13 +39,13 @@ import ZIPFoundation
       try Self.writeArchive(at: path, name: name, snapshot: snapshot, state: state, compression: compression)
 
       // Lifeboat's reader.
-      let reader = try ZipReader(path: path)
+      let reader = try await ZipReader(path: path)
       #expect(reader.entries.map(\.path) == [name.snapshotEntryPath, name.stateEntryPath])
       let layout = try SnapshotArchiveLayout(entries: reader.entries, name: name, archivePath: path)
       var read: [UInt8] = []
-      try reader.read(layout.snapshot) { read.append(contentsOf: $0) }
+      try await reader.read(layout.snapshot) { read.append(contentsOf: $0) }
       #expect(read == snapshot)
-      #expect(try reader.readAll(layout.stateFile!) == state)
+      #expect(try await reader.readAll(layout.stateFile!) == state)
 
       // ZIPFoundation.
       let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
@@ -80,17 +80,17 @@ import ZIPFoundation
     }
   }
 
-  @Test func aFlippedByteFailsTheCRC() throws {
-    try withTemporaryDirectorySync { dir in
+  @Test func aFlippedByteFailsTheCRC() async throws {
+    try await withTemporaryDirectory { dir in
       let name = try SnapshotName("flip")
       let path = dir.file("flip.zip")
       try Self.writeArchive(at: path, name: name, snapshot: CompressionTests.sample(1 << 20), state: nil, compression: .none)
       var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
       bytes[500_000] ^= 0x01
       try Data(bytes).write(to: URL(fileURLWithPath: path))
-      let reader = try ZipReader(path: path)
-      #expect {
-        try reader.read(reader.entries[0]) { _ in }
+      let reader = try await ZipReader(path: path)
+      await #expect {
+        try await reader.read(reader.entries[0]) { _ in }
       } throws: { error in
         let e = try #require(error as? LifeboatError)
         return e.kind == .verification && e.message.contains("CRC-32")
@@ -98,15 +98,15 @@ import ZIPFoundation
     }
   }
 
-  @Test func truncatedArchivesAreRefused() throws {
-    try withTemporaryDirectorySync { dir in
+  @Test func truncatedArchivesAreRefused() async throws {
+    try await withTemporaryDirectory { dir in
       let name = try SnapshotName("cut")
       let path = dir.file("cut.zip")
       try Self.writeArchive(at: path, name: name, snapshot: CompressionTests.sample(300_000), state: nil, compression: .fast)
       let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
       try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
-      #expect {
-        _ = try ZipReader(path: path)
+      await #expect {
+        _ = try await ZipReader(path: path)
       } throws: { error in
         (error as? LifeboatError)?.kind == .verification
       }

@@ -2,6 +2,7 @@ import EtcdClient
 import Foundation
 import LifeboatCore
 import LifeboatEngine
+import SnapshotStores
 import TestSupport
 import Testing
 
@@ -14,7 +15,7 @@ extension Integration {
         let stateFile = dir.file("cluster.rkestate")
         try Data("{\"desiredState\":{\"rkeConfig\":{}},\"currentState\":{}}".utf8).write(to: URL(fileURLWithPath: stateFile))
         let request = SaveRequest(
-          connection: cluster.connection, directory: LocalSnapshotDirectory(path: dir.file("snapshots")),
+          connection: cluster.connection, store: LocalStore(directory: dir.file("snapshots")),
           name: try SnapshotName("before-upgrade"), stateFilePath: stateFile)
         let result = try await SnapshotSaver().save(request)
 
@@ -109,8 +110,8 @@ extension Integration {
           for i in 0..<64 { try await client.put("/big/\(i)", value) }
         }
         let pid = try #require(cluster.pid(of: 0))
-        let dir = LocalSnapshotDirectory(path: cluster.directory.file("snapshots"))
-        let request = SaveRequest(connection: cluster.connection, directory: dir, name: try SnapshotName("killed"))
+        let dir = LocalStore(directory: cluster.directory.file("snapshots"))
+        let request = SaveRequest(connection: cluster.connection, store: dir, name: try SnapshotName("killed"))
         await #expect {
           _ = try await SnapshotSaver().save(request) { event in
             if case .progress = event { DetachedProcess.kill9(pid) }
@@ -128,9 +129,9 @@ extension Integration {
         _ = try await writeKeys(cluster, count: 100)
         let proxy = try await TamperingEtcdProxy.start(upstream: cluster.endpoints[0], flipOffset: 6000)
         let connection = try EtcdConnection.parse(endpoints: proxy.endpoint, caFile: nil, certFile: nil, keyFile: nil)
-        let dir = LocalSnapshotDirectory(path: cluster.directory.file("snapshots"))
+        let dir = LocalStore(directory: cluster.directory.file("snapshots"))
         await #expect {
-          _ = try await SnapshotSaver().save(SaveRequest(connection: connection, directory: dir, name: try SnapshotName("tampered")))
+          _ = try await SnapshotSaver().save(SaveRequest(connection: connection, store: dir, name: try SnapshotName("tampered")))
         } throws: { error in
           let e = try #require(error as? LifeboatError)
           return e.kind == .verification && e.message.contains("trailer")
@@ -141,7 +142,7 @@ extension Integration {
         // The same proxy without tampering (offset past the end) passes: the check is the trailer.
         let honest = try await TamperingEtcdProxy.start(upstream: cluster.endpoints[0], flipOffset: .max)
         let ok = try EtcdConnection.parse(endpoints: honest.endpoint, caFile: nil, certFile: nil, keyFile: nil)
-        let saved = try await SnapshotSaver().save(SaveRequest(connection: ok, directory: dir, name: try SnapshotName("honest")))
+        let saved = try await SnapshotSaver().save(SaveRequest(connection: ok, store: dir, name: try SnapshotName("honest")))
         #expect(FileManager.default.fileExists(atPath: saved.archivePath))
         await honest.stop()
       }

@@ -30,36 +30,37 @@ public struct ZipEntry: Sendable, Equatable {
   }
 }
 
-/// Reads ZIP archives (including ZIP64) from a local file: the central directory, then any
-/// entry streamed through ISA-L's Inflate with its CRC-32 and sizes checked.
-public struct ZipReader {
-  public let file: ReadOnlyFile
+/// Reads ZIP archives (including ZIP64) from any `ByteSource` (a local file, an object in S3):
+/// the central directory from the end, then any entry streamed through ISA-L's Inflate with its
+/// CRC-32 and sizes checked. Two small reads and one sequential read per entry.
+public struct ZipReader: Sendable {
+  public let file: any ByteSource
   public let entries: [ZipEntry]
 
-  public init(path: String) throws(LifeboatError) {
-    try self.init(file: ReadOnlyFile(path: path))
+  public init(path: String) async throws(LifeboatError) {
+    try await self.init(source: ReadOnlyFile(path: path))
   }
 
-  public init(file: ReadOnlyFile) throws(LifeboatError) {
+  public init(source file: any ByteSource) async throws(LifeboatError) {
     self.file = file
     do {
-      self.entries = try Self.readDirectory(file)
+      self.entries = try await Self.readDirectory(file)
     } catch let error as ZipReadError {
-      throw .verification("\(file.path) is not a readable ZIP archive: \(error.reason)")
+      throw .verification("\(file.name) is not a readable ZIP archive: \(error.reason)")
     } catch let error as LifeboatError {
       throw error
     } catch {
-      throw .verification("\(file.path): \(error)")
+      throw .verification("\(file.name): \(error)")
     }
   }
 
   /// Streams the uncompressed contents of `entry` to `body` and checks its CRC-32 and size.
   public func read(
-    _ entry: ZipEntry, chunkSize: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws(LifeboatError) -> Void
-  ) throws(LifeboatError) {
-    let where_ = "\(file.path) entry \(entry.path)"
+    _ entry: ZipEntry, chunkSize: Int = 1 << 20, _ body: ([UInt8]) async throws(LifeboatError) -> Void
+  ) async throws(LifeboatError) {
+    let where_ = "\(file.name) entry \(entry.path)"
     guard entry.flags & ZipFormat.flagEncrypted == 0 else { throw .verification("\(where_) is encrypted") }
-    let header = try file.read(at: entry.localHeaderOffset, count: 30)
+    let header = try await file.read(at: entry.localHeaderOffset, count: 30)
     var reader = ByteReader(header)
     let dataStart: UInt64
     do throws(ZipReadError) {
@@ -78,25 +79,36 @@ public struct ZipReader {
     }
     var crc = CRC32()
     var produced: UInt64 = 0
-    func emit(_ chunk: UnsafeRawBufferPointer) throws(LifeboatError) {
+    func check(_ chunk: UnsafeRawBufferPointer) throws(LifeboatError) {
       crc.update(chunk)
       produced += UInt64(chunk.count)
       guard produced <= entry.uncompressedSize else {
         throw .verification("\(where_) is corrupt: it holds more than its recorded \(entry.uncompressedSize) bytes")
       }
-      try body(chunk)
     }
     switch entry.method {
     case ZipCompressionMethod.stored.rawValue:
       guard entry.compressedSize == entry.uncompressedSize else {
         throw .verification("\(where_) is stored but its sizes differ")
       }
-      try file.forEachChunk(from: dataStart, length: entry.compressedSize, chunkSize: chunkSize, emit)
+      try await file.stream(from: dataStart, length: entry.compressedSize, chunkSize: chunkSize) {
+        (chunk) async throws(LifeboatError) in
+        try chunk.withBytes { (bytes) throws(LifeboatError) in try check(bytes) }
+        try await body(chunk)
+      }
     case ZipCompressionMethod.deflate.rawValue:
       let inflater = ISALInflater()
-      try file.forEachChunk(from: dataStart, length: entry.compressedSize, chunkSize: chunkSize) {
-        (chunk) throws(LifeboatError) in
-        try inflater.inflate(chunk, emit: emit)
+      var inflated: [UInt8] = []
+      try await file.stream(from: dataStart, length: entry.compressedSize, chunkSize: chunkSize) {
+        (chunk) async throws(LifeboatError) in
+        inflated = []
+        try chunk.withBytes { (compressed) throws(LifeboatError) in
+          try inflater.inflate(compressed) { (out) throws(LifeboatError) in
+            try check(out)
+            inflated.append(contentsOf: out)
+          }
+        }
+        if !inflated.isEmpty { try await body(inflated) }
       }
       guard inflater.finished else { throw .verification("\(where_) is corrupt: the compressed data ends early") }
     default:
@@ -112,23 +124,23 @@ public struct ZipReader {
   }
 
   /// Reads a small entry whole (state files); refuses entries above `limit` bytes.
-  public func readAll(_ entry: ZipEntry, limit: UInt64 = 64 << 20) throws(LifeboatError) -> [UInt8] {
+  public func readAll(_ entry: ZipEntry, limit: UInt64 = 64 << 20) async throws(LifeboatError) -> [UInt8] {
     guard entry.uncompressedSize <= limit else {
-      throw .verification("\(file.path) entry \(entry.path) is larger than \(limit) bytes")
+      throw .verification("\(file.name) entry \(entry.path) is larger than \(limit) bytes")
     }
     var out: [UInt8] = []
     out.reserveCapacity(Int(entry.uncompressedSize))
-    try read(entry) { out.append(contentsOf: $0) }
+    try await read(entry) { out.append(contentsOf: $0) }
     return out
   }
 
   // MARK: - Central directory
 
-  private static func readDirectory(_ file: ReadOnlyFile) throws -> [ZipEntry] {
+  private static func readDirectory(_ file: any ByteSource) async throws -> [ZipEntry] {
     guard file.size >= 22 else { throw ZipReadError.malformed("the file is too short (\(file.size) bytes)") }
     let tailLength = Int(min(file.size, 22 + 65_535 + 20))
     let tailStart = file.size - UInt64(tailLength)
-    let tail = try file.read(at: tailStart, count: tailLength)
+    let tail = try await file.read(at: tailStart, count: tailLength)
     guard let eocd = findEndRecord(tail) else {
       throw ZipReadError.malformed("no end-of-central-directory record (truncated or not a ZIP)")
     }
@@ -144,7 +156,7 @@ public struct ZipReader {
       var locator = ByteReader(tail, at: eocd - 20 + 8)
       let record = try locator.u64()
       guard record + 56 <= file.size else { throw ZipReadError.malformed("the ZIP64 end record is out of range") }
-      var z = ByteReader(try file.read(at: record, count: 56))
+      var z = ByteReader(try await file.read(at: record, count: 56))
       guard try z.u32() == ZipFormat.zip64EndOfCentralDirectorySignature else {
         throw ZipReadError.malformed("the ZIP64 locator points at no ZIP64 end record")
       }
@@ -156,7 +168,7 @@ public struct ZipReader {
     guard directoryOffset + directorySize <= file.size, directorySize <= 64 << 20 else {
       throw ZipReadError.malformed("the central directory is out of range (truncated archive?)")
     }
-    let directory = try file.read(at: directoryOffset, count: Int(directorySize))
+    let directory = try await file.read(at: directoryOffset, count: Int(directorySize))
     var d = ByteReader(directory)
     var entries: [ZipEntry] = []
     for _ in 0..<count {

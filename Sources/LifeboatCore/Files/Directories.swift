@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// Creates `path` and its missing parents (like `mkdir -p`); new directories get `mode`.
 /// Fails with a one-line storage error naming the component that is in the way.
@@ -53,4 +54,12 @@ public func checkDirectoryCreatable(_ path: String) throws(LifeboatError) {
     if parent == current { return }
     current = parent
   }
+}
+
+/// Size and modification time of `path` when it is a regular file; nil otherwise.
+public func regularFileInfo(_ path: String) -> (size: UInt64, modified: Date)? {
+  var info = stat()
+  guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+  let modified = Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
+  return (UInt64(info.st_size), modified)
 }

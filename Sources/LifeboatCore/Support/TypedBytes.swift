@@ -7,3 +7,4 @@ extension Array where Element == UInt8 {
     return try result.get()
   }
 }
+

@@ -1,60 +1,73 @@
 import Foundation
 import LifeboatCore
+import SnapshotStores
 
-/// Opens a local snapshot (archive or legacy file) and streams its etcd database, checking
-/// everything the format allows on the way: the ZIP structure, CRC-32 and sizes, etcd's
-/// SHA-256 trailer, and the state file entry.
+/// Opens a stored snapshot (archive or legacy file, local or in S3) and streams its etcd
+/// database, checking everything the format allows on the way: the ZIP structure, CRC-32 and
+/// sizes, etcd's SHA-256 trailer, and the state file entry.
 struct SnapshotContent {
-  let snapshot: LocalSnapshot
+  let snapshot: StoredSnapshot
+  let source: any ByteSource
   private let reader: ZipReader?
   private let layout: SnapshotArchiveLayout?
 
-  init(_ snapshot: LocalSnapshot) throws(LifeboatError) {
+  private init(snapshot: StoredSnapshot, source: any ByteSource, reader: ZipReader?, layout: SnapshotArchiveLayout?) {
     self.snapshot = snapshot
+    self.source = source
+    self.reader = reader
+    self.layout = layout
+  }
+
+  static func open(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> SnapshotContent {
+    let source = catalog.source(of: snapshot)
     switch snapshot.kind {
     case .archive:
-      let reader = try ZipReader(path: snapshot.path)
-      self.reader = reader
-      self.layout = try SnapshotArchiveLayout(entries: reader.entries, name: snapshot.name, archivePath: snapshot.path)
+      let reader = try await ZipReader(source: source)
+      let layout = try SnapshotArchiveLayout(entries: reader.entries, name: snapshot.name, archivePath: source.name)
+      return SnapshotContent(snapshot: snapshot, source: source, reader: reader, layout: layout)
     case .legacy:
-      self.reader = nil
-      self.layout = nil
+      return SnapshotContent(snapshot: snapshot, source: source, reader: nil, layout: nil)
     }
   }
 
   var hasStateFile: Bool { layout?.stateFile != nil }
-  var compressedSize: UInt64? { layout?.snapshot.compressedSize }
   var entryPath: String? { layout?.snapshot.path }
 
   /// Streams the database bytes to `body` and returns their digest. Fails on a bad CRC-32,
   /// a truncated entry or corrupt compressed data.
-  func readDatabase(_ body: (UnsafeRawBufferPointer) throws(LifeboatError) -> Void = { _ in }) throws(LifeboatError)
+  func readDatabase(_ body: ([UInt8]) async throws(LifeboatError) -> Void = { _ in }) async throws(LifeboatError)
     -> SnapshotDigest.Result
   {
     var digest = SnapshotDigest()
     if let reader, let layout {
-      try reader.read(layout.snapshot) { (chunk) throws(LifeboatError) in
+      try await reader.read(layout.snapshot) { (chunk) async throws(LifeboatError) in
         digest.update(chunk)
-        try body(chunk)
+        try await body(chunk)
       }
     } else {
-      let file = try ReadOnlyFile(path: snapshot.path)
-      try file.forEachChunk(from: 0, length: file.size) { (chunk) throws(LifeboatError) in
+      try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
         digest.update(chunk)
-        try body(chunk)
+        try await body(chunk)
       }
     }
     return digest.finalize()
   }
 
   /// Reads the state file entry (CRC-32 checked) and checks that it is a JSON object, as RKE
-  /// writes it. Returns nil when the archive has none. The contents are never printed.
-  func checkStateFile() throws(LifeboatError) -> UInt64? {
+  /// writes it. Returns its size, or nil when the archive has none. Its contents are never printed.
+  func checkStateFile() async throws(LifeboatError) -> UInt64? {
     guard let reader, let entry = layout?.stateFile else { return nil }
-    let bytes = try reader.readAll(entry)
+    let bytes = try await reader.readAll(entry)
     guard (try? JSONSerialization.jsonObject(with: Data(bytes))) is [String: Any] else {
-      throw .verification("\(snapshot.path) entry \(entry.path) is not a JSON state file")
+      throw .verification("\(source.name) entry \(entry.path) is not a JSON state file")
     }
     return UInt64(bytes.count)
+  }
+
+  /// SHA-256 and size of the whole archive or file.
+  func wholeSHA256() async throws(LifeboatError) -> (sha: String, size: UInt64) {
+    var hash = SHA256Stream()
+    try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { hash.update($0) }
+    return (hash.finalize(), source.size)
   }
 }

@@ -1,11 +1,12 @@
 import Foundation
 import LifeboatCore
+import SnapshotStores
 
 /// What `lifeboat snapshot inspect` prints.
 public struct InspectReport: Sendable, Codable {
   public var name: String
   public var path: String
-  public var kind: LocalSnapshot.Kind
+  public var kind: StoredSnapshot.Kind
   public var fileSize: UInt64
   public var modified: Date
   public var manifest: Manifest?
@@ -29,29 +30,28 @@ public struct SnapshotInspector: Sendable {
     self.temporaryDirectory = temporaryDirectory
   }
 
-  public func inspect(_ snapshot: LocalSnapshot) throws(LifeboatError) -> InspectReport {
+  public func inspect(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> InspectReport {
     if let problem = snapshot.manifestProblem { throw .verification(problem) }
-    let content = try SnapshotContent(snapshot)
+    let content = try await SnapshotContent.open(snapshot, in: catalog)
     let digest: SnapshotDigest.Result
     let status: SnapshotStatus
-    switch snapshot.kind {
-    case .legacy:
-      digest = try content.readDatabase()
-      status = try SnapshotStatus.read(path: snapshot.path)
-    case .archive:
+    if snapshot.kind == .legacy, let file = content.source as? ReadOnlyFile {
+      digest = try await content.readDatabase()
+      status = try SnapshotStatus.read(path: file.path)
+    } else {
       let temporary = temporaryDirectory + "/lifeboat-inspect-\(UUID().uuidString).db"
       let file = try AtomicFile(finalPath: temporary)
       defer {
         file.discard()
         unlink(temporary)
       }
-      digest = try content.readDatabase { (chunk) throws(LifeboatError) in try file.write(chunk) }
+      digest = try await content.readDatabase { (chunk) throws(LifeboatError) in try file.write(chunk) }
       try file.commit()
       status = try SnapshotStatus.read(path: temporary)
     }
     return InspectReport(
       name: snapshot.name.value, path: snapshot.path, kind: snapshot.kind, fileSize: snapshot.size,
-      modified: snapshot.modified, manifest: snapshot.manifest, dbSize: digest.size, dbSHA256: digest.sha256,
+      modified: snapshot.object.modified, manifest: snapshot.manifest, dbSize: digest.size, dbSHA256: digest.sha256,
       trailer: digest.trailer.rawValue, stateFile: content.hasStateFile, status: status)
   }
 }

@@ -1,12 +1,12 @@
-import Crypto
 import Foundation
 import LifeboatCore
+import SnapshotStores
 
 /// The outcome of `lifeboat snapshot verify`: every check that passed.
 public struct VerifyReport: Sendable, Codable {
   public var name: String
   public var path: String
-  public var kind: LocalSnapshot.Kind
+  public var kind: StoredSnapshot.Kind
   public var dbSize: UInt64
   public var dbSHA256: String
   public var archiveSHA256: String?
@@ -22,16 +22,16 @@ public struct VerifyReport: Sendable, Codable {
 public struct SnapshotVerifier: Sendable {
   public init() {}
 
-  public func verify(_ snapshot: LocalSnapshot) throws(LifeboatError) -> VerifyReport {
+  public func verify(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> VerifyReport {
     if let problem = snapshot.manifestProblem { throw .verification(problem) }
     var checks: [String] = []
-    let content = try SnapshotContent(snapshot)
+    let content = try await SnapshotContent.open(snapshot, in: catalog)
     if snapshot.kind == .archive { checks.append("ZIP structure readable; entry \(content.entryPath ?? "")") }
-    let digest = try content.readDatabase()
+    let digest = try await content.readDatabase()
     if snapshot.kind == .archive { checks.append("CRC-32 and size of the snapshot entry") }
     try Self.requireTrailer(digest, snapshot)
     checks.append("etcd's SHA-256 trailer")
-    if let stateSize = try content.checkStateFile() {
+    if let stateSize = try await content.checkStateFile() {
       checks.append("state file entry (CRC-32, JSON, \(stateSize) bytes)")
     }
     var archiveSHA: String?
@@ -48,7 +48,7 @@ public struct SnapshotVerifier: Sendable {
         throw .verification(
           "\(snapshot.path): the manifest says state file \(manifest.stateFile ? "present" : "absent"), the archive disagrees")
       }
-      let whole = try Self.sha256(of: snapshot.path)
+      let whole = try await content.wholeSHA256()
       archiveSHA = whole.sha
       guard whole.size == manifest.archiveSize, whole.sha == manifest.archiveSHA256 else {
         throw .verification(
@@ -61,7 +61,7 @@ public struct SnapshotVerifier: Sendable {
       archiveSHA256: archiveSHA, stateFile: content.hasStateFile, hasManifest: snapshot.manifest != nil, checks: checks)
   }
 
-  static func requireTrailer(_ digest: SnapshotDigest.Result, _ snapshot: LocalSnapshot) throws(LifeboatError) {
+  static func requireTrailer(_ digest: SnapshotDigest.Result, _ snapshot: StoredSnapshot) throws(LifeboatError) {
     switch digest.trailer {
     case .valid: return
     case .mismatch:
@@ -72,10 +72,4 @@ public struct SnapshotVerifier: Sendable {
     }
   }
 
-  static func sha256(of path: String) throws(LifeboatError) -> (sha: String, size: UInt64) {
-    let file = try ReadOnlyFile(path: path)
-    var hash = SHA256()
-    try file.forEachChunk(from: 0, length: file.size) { hash.update(bufferPointer: $0) }
-    return (hash.finalize().hexString, file.size)
-  }
 }

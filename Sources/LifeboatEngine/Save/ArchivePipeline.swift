@@ -1,15 +1,15 @@
 import AsyncAlgorithms
-import Crypto
 import Foundation
 import LifeboatCore
+import SnapshotStores
 
 /// The one-pass path from etcd's snapshot stream to a finished ZIP archive:
 ///
 ///     receive (gRPC, 1 MiB batches) -> hash (SHA-256 + trailer) -> compress + CRC-32 + write
 ///
 /// Each arrow is a rendezvous channel, so the three stages overlap on different cores while at
-/// most a few batches are in memory. Nothing is written but the `.part` file; the caller
-/// commits it only if the trailer checks out.
+/// most a few batches are in memory. The archive goes to an `ObjectWriter` (nothing visible
+/// under its final name); the caller finishes it only if the trailer checks out.
 struct ArchivePipeline: Sendable {
   var name: SnapshotName
   var compression: Compression
@@ -27,7 +27,7 @@ struct ArchivePipeline: Sendable {
 
   /// Runs the pipeline. `produce` streams the snapshot, calling its argument with each batch.
   func run<Summary: Sendable>(
-    into file: AtomicFile,
+    into file: any ObjectWriter,
     produce: @escaping @Sendable (@escaping @Sendable ([UInt8]) async throws -> Void) async throws -> Summary
   ) async throws -> (Output, Summary) {
     let received = AsyncThrowingChannel<[UInt8], any Error>()
@@ -81,32 +81,31 @@ struct ArchivePipeline: Sendable {
   }
 
   private func writeArchive(
-    from batches: AsyncThrowingChannel<[UInt8], any Error>, to file: AtomicFile
+    from batches: AsyncThrowingChannel<[UInt8], any Error>, to file: any ObjectWriter
   ) async throws -> (String, UInt64) {
     var zip = ZipWriter()
-    var archiveHash = SHA256()
+    var archiveHash = SHA256Stream()
     var out: [UInt8] = []
     out.reserveCapacity(Self.writeSize + (1 << 18))
-    func flush(force: Bool) throws(LifeboatError) {
+    func flush(force: Bool) async throws(LifeboatError) {
       guard !out.isEmpty, force || out.count >= Self.writeSize else { return }
-      try out.withBytes { (bytes) throws(LifeboatError) in
-        archiveHash.update(bufferPointer: bytes)
-        try file.write(bytes)
-      }
-      out.removeAll(keepingCapacity: true)
+      archiveHash.update(out)
+      try await file.write(out)
+      out = []
+      out.reserveCapacity(Self.writeSize + (1 << 18))
     }
     zip.startEntry(path: name.snapshotEntryPath, compression: compression, modified: modified, into: &out)
     for try await batch in batches {
       try batch.withBytes { (bytes) throws(LifeboatError) in try zip.write(bytes, into: &out) }
-      try flush(force: false)
+      try await flush(force: false)
     }
     try zip.finishEntry(into: &out)
     if let stateFile {
       try zip.addEntry(path: name.stateEntryPath, contents: stateFile, compression: compression, modified: modified, into: &out)
     }
     zip.finish(into: &out)
-    try flush(force: true)
-    return (archiveHash.finalize().hexString, zip.offset)
+    try await flush(force: true)
+    return (archiveHash.finalize(), zip.offset)
   }
 }
 

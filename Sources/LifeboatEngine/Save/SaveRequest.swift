@@ -1,10 +1,12 @@
 import Foundation
 import LifeboatCore
+import SnapshotStores
 
 /// Everything `lifeboat snapshot save` needs, checked before anything is written.
 public struct SaveRequest: Sendable {
   public var connection: EtcdConnection
-  public var directory: LocalSnapshotDirectory
+  /// The local snapshot directory the archive is written to.
+  public var store: LocalStore
   /// The snapshot's name; nil gives RKE's one-time name, `rke_etcd_snapshot_<time>`.
   public var name: SnapshotName?
   public var naming: SnapshotNaming
@@ -13,11 +15,11 @@ public struct SaveRequest: Sendable {
   public var compression: Compression
 
   public init(
-    connection: EtcdConnection, directory: LocalSnapshotDirectory, name: SnapshotName? = nil,
+    connection: EtcdConnection, store: LocalStore, name: SnapshotName? = nil,
     naming: SnapshotNaming = .init(), stateFilePath: String? = nil, compression: Compression = .fast
   ) {
     self.connection = connection
-    self.directory = directory
+    self.store = store
     self.name = name
     self.naming = naming
     self.stateFilePath = stateFilePath

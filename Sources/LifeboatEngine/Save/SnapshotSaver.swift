@@ -2,6 +2,7 @@ import EtcdClient
 import Foundation
 import LifeboatCore
 import Logging
+import SnapshotStores
 
 /// `lifeboat snapshot save`: one healthy member's snapshot, streamed in one pass into
 /// `<dir>/<name>.zip` (RKE's layout), then `<name>.manifest.json` beside it.
@@ -22,23 +23,22 @@ public struct SnapshotSaver: Sendable {
     let started = ContinuousClock.now
     let createdAt = Date()
     let name = request.name ?? request.naming.oneTimeName(at: createdAt)
-    let directory = request.directory
+    let store = request.store
     let stateFile = try request.stateFilePath.map { (path) throws(LifeboatError) in try Self.readStateFile(path) }
-    try directory.checkCreatable()
-    let archivePath = directory.archivePath(name)
+    try store.checkWritable()
+    let archivePath = store.path(name.archiveFileName)
     if FileManager.default.fileExists(atPath: archivePath) {
       throw .usage("snapshot \(name) already exists at \(archivePath); choose another --name")
     }
 
     let member = try await MemberSelector(connection: request.connection).select()
-    try directory.create()
     events(.memberSelected(member, name: name))
     if member.noQuorum {
       logger.warning(
         "no etcd member has a leader (quorum lost?): the snapshot from \(member.name) may miss the last writes")
     }
 
-    let file = try AtomicFile(finalPath: archivePath)
+    let file = try await store.makeWriter(for: name.archiveFileName, contentType: ContentType.zip)
     let pipeline = ArchivePipeline(
       name: name, compression: request.compression, stateFile: stateFile, modified: createdAt)
     let expected = UInt64(max(0, member.status.dbSize))
@@ -57,27 +57,27 @@ public struct SnapshotSaver: Sendable {
         }
       }
     } catch {
-      file.discard()
+      await file.abort()
       throw Self.describe(error, member: member)
     }
 
     let digest = output.digest
     guard summary.complete else {
-      file.discard()
+      await file.abort()
       throw .unavailable("the snapshot stream from \(member.name) (\(endpoint)) ended early after \(digest.size) bytes")
     }
     switch digest.trailer {
     case .valid: break
     case .mismatch:
-      file.discard()
+      await file.abort()
       throw .verification(
         "the snapshot from \(member.name) (\(endpoint)) fails etcd's SHA-256 trailer check: it was altered or cut in transit; nothing was saved")
     case .absent:
-      file.discard()
+      await file.abort()
       throw .verification(
         "the snapshot from \(member.name) (\(endpoint)) has no SHA-256 trailer (\(digest.size) bytes): nothing was saved")
     }
-    try file.commit()
+    try await file.finish()
     events(.archived(path: archivePath))
 
     let manifest = Manifest(
@@ -88,9 +88,9 @@ public struct SnapshotSaver: Sendable {
       revision: member.status.revision, dbSize: digest.size, dbSHA256: digest.sha256,
       archiveSHA256: output.archiveSHA256, archiveSize: output.archiveSize, compression: request.compression,
       stateFile: stateFile != nil, noQuorum: member.noQuorum)
-    let manifestPath = directory.manifestPath(name)
+    let manifestPath = store.path(name.manifestFileName)
     do {
-      try AtomicFile.write(try manifest.encoded(), to: manifestPath)
+      try await store.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
     } catch {
       throw LifeboatError(
         error.kind, "\(archivePath) is complete, but its manifest could not be written: \(error.message)")

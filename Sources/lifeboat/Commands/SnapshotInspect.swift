@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LifeboatCore
 import LifeboatEngine
+import SnapshotStores
 
 struct SnapshotInspect: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -11,7 +12,7 @@ struct SnapshotInspect: AsyncParsableCommand {
   @OptionGroup var output: JSONOption
 
   func run() async throws {
-    let report = try SnapshotInspector().inspect(snapshot.find())
+    let report = try await SnapshotInspector().inspect(try await snapshot.find(), in: snapshot.storage.catalog)
     if output.json {
       try printJSON(report)
       return

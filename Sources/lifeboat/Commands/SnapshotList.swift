@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LifeboatCore
 import LifeboatEngine
+import SnapshotStores
 
 struct SnapshotList: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -25,20 +26,23 @@ struct SnapshotList: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let snapshots = try storage.directory.list()
-    let rows = snapshots.map { s in
-      Row(
-        name: s.name.value, kind: s.kind.rawValue, path: s.path, created: s.manifest?.createdAt ?? s.modified,
-        size: s.size, revision: s.manifest?.revision, member: s.manifest?.member.name,
-        stateFile: s.manifest?.stateFile ?? (s.kind == .legacy ? false : Self.archiveHasStateFile(s)),
-        manifest: s.manifest != nil, problem: s.manifestProblem)
+    let catalog = storage.catalog
+    var rows: [Row] = []
+    for s in try await catalog.list() {
+      var stateFile = s.manifest?.stateFile
+      if stateFile == nil { stateFile = s.kind == .legacy ? false : await Self.archiveHasStateFile(s, catalog) }
+      rows.append(
+        Row(
+          name: s.name.value, kind: s.kind.rawValue, path: s.path, created: s.created, size: s.size,
+          revision: s.manifest?.revision, member: s.manifest?.member.name, stateFile: stateFile,
+          manifest: s.manifest != nil, problem: s.manifestProblem))
     }
     if output.json {
       try printJSON(rows)
       return
     }
     if rows.isEmpty {
-      printError("no snapshots in \(storage.directory.path)")
+      printError("no snapshots in \(storage.snapshotDir)")
       return
     }
     var lines = [["NAME", "CREATED", "SIZE", "REVISION", "MEMBER", "STATE FILE", "KIND"]]
@@ -54,8 +58,8 @@ struct SnapshotList: AsyncParsableCommand {
   }
 
   /// For archives without a manifest (RKE's): read the central directory only.
-  static func archiveHasStateFile(_ snapshot: LocalSnapshot) -> Bool? {
-    guard let reader = try? ZipReader(path: snapshot.path) else { return nil }
+  static func archiveHasStateFile(_ snapshot: StoredSnapshot, _ catalog: SnapshotCatalog) async -> Bool? {
+    guard let reader = try? await ZipReader(source: catalog.source(of: snapshot)) else { return nil }
     return reader.entries.contains { $0.fileName == snapshot.name.value + ".rkestate" }
   }
 }

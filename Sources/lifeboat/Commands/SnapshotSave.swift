@@ -27,7 +27,7 @@ struct SnapshotSave: AsyncParsableCommand {
   func run() async throws {
     let name = try self.name.map { (raw) throws(LifeboatError) in try SnapshotName(raw) }
     let request = SaveRequest(
-      connection: try connection.connection(), directory: storage.directory, name: name,
+      connection: try connection.connection(), store: storage.store, name: name,
       naming: SnapshotNaming(safeTimestamp: safeTimestamp), stateFilePath: stateFile, compression: compression)
     let progress = SaveProgressDisplay()
     let result: SaveResult

@@ -11,7 +11,7 @@ struct SnapshotVerify: AsyncParsableCommand {
   @OptionGroup var output: JSONOption
 
   func run() async throws {
-    let report = try SnapshotVerifier().verify(snapshot.find())
+    let report = try await SnapshotVerifier().verify(try await snapshot.find(), in: snapshot.storage.catalog)
     if output.json {
       try printJSON(report)
       return

@@ -1,6 +1,7 @@
 import ArgumentParser
 import LifeboatCore
 import LifeboatEngine
+import SnapshotStores
 
 /// How to reach etcd, as `etcdctl` takes it.
 struct ConnectionOptions: ParsableArguments {
@@ -24,9 +25,10 @@ struct ConnectionOptions: ParsableArguments {
 /// Where local snapshots live.
 struct SnapshotDirectoryOptions: ParsableArguments {
   @Option(help: "Directory of local snapshots.")
-  var snapshotDir: String = LocalSnapshotDirectory.rkeDefault
+  var snapshotDir: String = LocalStore.rkeDefault
 
-  var directory: LocalSnapshotDirectory { LocalSnapshotDirectory(path: snapshotDir) }
+  var store: LocalStore { LocalStore(directory: snapshotDir) }
+  var catalog: SnapshotCatalog { SnapshotCatalog(store: store) }
 }
 
 /// One existing snapshot, by name, in the snapshot directory.
@@ -37,8 +39,8 @@ struct NamedSnapshotOptions: ParsableArguments {
   @OptionGroup var storage: SnapshotDirectoryOptions
 
   /// The snapshot named exactly `name`; `.notFound` (exit 3) otherwise.
-  func find() throws(LifeboatError) -> LocalSnapshot {
-    try storage.directory.find(try SnapshotName.lookup(name))
+  func find() async throws(LifeboatError) -> StoredSnapshot {
+    try await storage.catalog.find(try SnapshotName.lookup(name))
   }
 }
 

@@ -1,0 +1,105 @@
+import Foundation
+import LifeboatCore
+
+/// A snapshot found in a store.
+public struct StoredSnapshot: Sendable {
+  public enum Kind: String, Sendable, Codable {
+    /// `<name>.zip`, made by Lifeboat (with a manifest) or by RKE (without).
+    case archive
+    /// A bare, unzipped `<name>` snapshot file, as older RKE versions kept them.
+    case legacy
+  }
+
+  public var name: SnapshotName
+  public var kind: Kind
+  /// The archive (or legacy file) object.
+  public var object: StoredObject
+  /// Where it is: the store's location.
+  public var location: String
+  public var manifest: Manifest?
+  /// Why the manifest beside the archive could not be used, if it could not.
+  public var manifestProblem: String?
+
+  /// `<location>/<key>`, for messages.
+  public var path: String { location + "/" + object.key }
+  public var size: UInt64 { object.size }
+  /// The manifest's creation time, else the object's modification time.
+  public var created: Date { manifest?.createdAt ?? object.modified }
+}
+
+/// The snapshots in one store: `<name>.zip` with an optional `<name>.manifest.json`, and legacy
+/// bare snapshot files (recognised by bbolt's magic number). Names are matched exactly.
+public struct SnapshotCatalog: Sendable {
+  public let store: any SnapshotStore
+
+  public init(store: any SnapshotStore) {
+    self.store = store
+  }
+
+  public func list() async throws(LifeboatError) -> [StoredSnapshot] {
+    let objects = try await store.list()
+    let keys = Set(objects.map(\.key))
+    var found: [StoredSnapshot] = []
+    for object in objects {
+      let key = object.key
+      if key.hasSuffix(".manifest.json") { continue }
+      if key.hasSuffix(".zip") {
+        guard let name = try? SnapshotName(String(key.dropLast(4))) else { continue }
+        found.append(await archive(name, object: object, hasManifest: keys.contains(name.manifestFileName)))
+      } else if let name = try? SnapshotName(key), await isLegacySnapshot(object) {
+        found.append(StoredSnapshot(name: name, kind: .legacy, object: object, location: store.location))
+      }
+    }
+    return found.sorted { $0.name < $1.name }
+  }
+
+  /// The snapshot named exactly `name`: `<name>.zip`, else a legacy `<name>` file.
+  public func find(_ name: SnapshotName) async throws(LifeboatError) -> StoredSnapshot {
+    if let object = try await statIfPresent(name.archiveFileName) {
+      let hasManifest = try await store.exists(name.manifestFileName)
+      return await archive(name, object: object, hasManifest: hasManifest)
+    }
+    if let object = try await statIfPresent(name.value), await isLegacySnapshot(object) {
+      return StoredSnapshot(name: name, kind: .legacy, object: object, location: store.location)
+    }
+    throw .notFound("snapshot \(name) not found in \(store.location)")
+  }
+
+  /// The snapshot's bytes, for the ZIP reader and the checks.
+  public func source(of snapshot: StoredSnapshot) -> any ByteSource {
+    if let local = store as? LocalStore, let file = try? ReadOnlyFile(path: local.path(snapshot.object.key)) {
+      return file
+    }
+    return StoreObjectSource(store: store, object: snapshot.object)
+  }
+
+  private func statIfPresent(_ key: String) async throws(LifeboatError) -> StoredObject? {
+    do { return try await store.stat(key) } catch where error.kind == .notFound { return nil }
+  }
+
+  private func archive(_ name: SnapshotName, object: StoredObject, hasManifest: Bool) async -> StoredSnapshot {
+    var snapshot = StoredSnapshot(name: name, kind: .archive, object: object, location: store.location)
+    guard hasManifest else { return snapshot }
+    let where_ = "\(store.location)/\(name.manifestFileName)"
+    do {
+      let manifest = try Manifest.decode(try await store.readAll(name.manifestFileName, limit: 1 << 20), path: where_)
+      if manifest.name == name {
+        snapshot.manifest = manifest
+      } else {
+        snapshot.manifestProblem = "\(where_) describes \(manifest.name), not \(name)"
+      }
+    } catch {
+      snapshot.manifestProblem = error.message
+    }
+    return snapshot
+  }
+
+  /// bbolt's first meta page: a 16-byte page header, then the magic 0xED0CDAED (little endian).
+  func isLegacySnapshot(_ object: StoredObject) async -> Bool {
+    guard object.size >= 4096, !object.key.hasSuffix(".part"), !object.key.hasSuffix(".json") else { return false }
+    guard let head = try? await StoreObjectSource(store: store, object: object).read(at: 16, count: 4) else {
+      return false
+    }
+    return head == [0xED, 0xDA, 0x0C, 0xED]
+  }
+}

@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Foundation
+import LifeboatCore
+
+/// A snapshot directory on this host (RKE's default `/opt/rke/etcd-snapshots`). Writes go to
+/// `<key>.part` (0600, exclusive, locked), are fsynced and renamed, and the directory is fsynced;
+/// `.part` files are never listed.
+public struct LocalStore: SnapshotStore {
+  public let directory: String
+
+  /// RKE's snapshot directory.
+  public static let rkeDefault = "/opt/rke/etcd-snapshots"
+
+  public init(directory: String) {
+    self.directory = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+  }
+
+  public var location: String { directory }
+
+  public func path(_ key: String) -> String { directory + "/" + key }
+
+  /// Fails, without creating anything, if the directory could not be created or written.
+  public func checkWritable() throws(LifeboatError) { try checkDirectoryCreatable(directory) }
+
+  public func makeWriter(for key: String, contentType: String) async throws(LifeboatError) -> any ObjectWriter {
+    try Self.validate(key: key)
+    try makeDirectories(directory)
+    return LocalObjectWriter(file: try AtomicFile(finalPath: path(key), overwrite: true), key: key)
+  }
+
+  public func read(
+    _ key: String, range: Range<UInt64>?, _ body: ([UInt8]) async throws(LifeboatError) -> Void
+  ) async throws(LifeboatError) {
+    try Self.validate(key: key)
+    let file = try ReadOnlyFile(path: path(key))
+    let range = range ?? 0..<file.size
+    guard range.upperBound <= file.size else {
+      throw .verification("\(file.path) is truncated: \(file.size) bytes, \(range.upperBound) wanted")
+    }
+    try await file.stream(from: range.lowerBound, length: UInt64(range.count), chunkSize: 1 << 20, body)
+  }
+
+  public func stat(_ key: String) async throws(LifeboatError) -> StoredObject {
+    try Self.validate(key: key)
+    guard let object = Self.regularFile(key: key, path: path(key)) else {
+      throw .notFound("\(path(key)) does not exist")
+    }
+    return object
+  }
+
+  public func list() async throws(LifeboatError) -> [StoredObject] {
+    guard isDirectory(directory) else {
+      if FileManager.default.fileExists(atPath: directory) { throw .usage("\(directory) is not a directory") }
+      return []
+    }
+    let names: [String]
+    do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+      throw .storage("cannot list \(directory): \(error.localizedDescription)")
+    }
+    return names.sorted().compactMap { name in
+      if name.hasPrefix(".") || name.hasSuffix(".part") { return nil }
+      return Self.regularFile(key: name, path: path(name))
+    }
+  }
+
+  public func delete(_ key: String) async throws(LifeboatError) {
+    try Self.validate(key: key)
+    if unlink(path(key)) != 0 && errno != ENOENT {
+      throw .system("cannot delete", path(key), errno: errno)
+    }
+    try? syncDirectory(of: path(key))
+  }
+
+  static func regularFile(key: String, path: String) -> StoredObject? {
+    guard let info = regularFileInfo(path) else { return nil }
+    return StoredObject(key: key, size: info.size, modified: info.modified)
+  }
+}
+
+/// Writes one local object through an `AtomicFile`.
+final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
+  private let file: AtomicFile
+  private let key: String
+
+  init(file: AtomicFile, key: String) {
+    self.file = file
+    self.key = key
+  }
+
+  func write(_ bytes: [UInt8]) async throws(LifeboatError) {
+    try file.write(bytes)
+  }
+
+  func finish() async throws(LifeboatError) -> StoredObject {
+    try file.commit()
+    return StoredObject(key: key, size: file.bytesWritten, modified: Date())
+  }
+
+  func abort() async {
+    file.discard()
+  }
+}
