@@ -21,6 +21,10 @@ let package = Package(
     .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    .package(url: "https://github.com/CoreOffice/XMLCoder", from: "0.18.2"),
   ],
   targets: [
     // Generated protobuf + gRPC code for the subset of etcd's v3 API that Lifeboat uses.
@@ -61,6 +65,11 @@ let package = Package(
         "LifeboatCore",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "XMLCoder", package: "XMLCoder"),
       ],
       swiftSettings: strict
     ),
@@ -89,6 +98,10 @@ let package = Package(
       name: "TestSupport",
       dependencies: [
         "LifeboatEngine", "LifeboatCore", "EtcdClient", "EtcdAPI", "SnapshotStores",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         .product(name: "Logging", package: "swift-log"),
@@ -101,6 +114,14 @@ let package = Package(
         "LifeboatCore", "LifeboatEngine", "SnapshotStores", "TestSupport", "SystemZlib",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+      ],
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "SnapshotStoresTests",
+      dependencies: [
+        "SnapshotStores", "LifeboatCore", "LifeboatEngine", "TestSupport",
+        .product(name: "Crypto", package: "swift-crypto"),
       ],
       swiftSettings: strict
     ),

@@ -1,0 +1,128 @@
+import AsyncHTTPClient
+import Foundation
+import LifeboatCore
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// The real transport: HTTP/1.1 (or HTTP/2 when the server offers it) over AsyncHTTPClient,
+/// HTTPS by default with the system's or a custom CA.
+public final class AsyncHTTPTransport: S3Transport {
+  public let endpoint: S3Endpoint
+  private let client: HTTPClient
+  private let timeout: Duration
+
+  /// Creates the client; call `shutdown()` when done (`S3Store.with` does).
+  public init(endpoint: S3Endpoint, customCA: [UInt8]?, timeout: Duration) throws(LifeboatError) {
+    var tls = TLSConfiguration.makeClientConfiguration()
+    if let customCA {
+      do {
+        let certificates = try NIOSSLCertificate.fromPEMBytes(customCA)
+        guard !certificates.isEmpty else { throw LifeboatError.usage("the S3 custom CA holds no PEM certificate") }
+        tls.trustRoots = .certificates(certificates)
+      } catch let error as LifeboatError {
+        throw error
+      } catch {
+        throw .usage("the S3 custom CA is not a PEM certificate: \(error)")
+      }
+    }
+    var configuration = HTTPClient.Configuration(
+      tlsConfiguration: tls, redirectConfiguration: .disallow,
+      timeout: .init(connect: .seconds(10), read: .seconds(60)))
+    configuration.httpVersion = .http1Only
+    self.client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    self.endpoint = endpoint
+    self.timeout = timeout
+  }
+
+  public func shutdown() async {
+    try? await client.shutdown()
+  }
+
+  func makeRequest(_ request: S3HTTPRequest) -> HTTPClientRequest {
+    var url = "\(endpoint.secure ? "https" : "http")://\(request.host)\(request.path)"
+    if !request.query.isEmpty {
+      url += "?" + request.query.map { name, value in
+        let n = S3Path.encode(name, keepSlash: false)
+        return value.isEmpty && ["uploads", "delete"].contains(name) ? n : "\(n)=\(S3Path.encode(value, keepSlash: false))"
+      }.joined(separator: "&")
+    }
+    var http = HTTPClientRequest(url: url)
+    http.method = HTTPMethod(rawValue: request.method)
+    for (name, value) in request.headers { http.headers.add(name: name, value: value) }
+    if !request.body.isEmpty || ["PUT", "POST"].contains(request.method) {
+      http.body = .bytes(request.body)
+    }
+    return http
+  }
+
+  private var deadline: NIODeadline {
+    .now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + Int64(timeout.components.attoseconds / 1_000_000_000))
+  }
+
+  public func send(_ request: S3HTTPRequest) async throws(S3TransportFailure) -> S3HTTPResponse {
+    do {
+      let response = try await client.execute(makeRequest(request), deadline: deadline)
+      let body = try await response.body.collect(upTo: 64 << 20)
+      return S3HTTPResponse(
+        status: Int(response.status.code), headers: response.headers.map { ($0.name.lowercased(), $0.value) },
+        body: Array(body.readableBytesView))
+    } catch {
+      throw Self.failure(error, endpoint: endpoint)
+    }
+  }
+
+  public func stream(
+    _ request: S3HTTPRequest, _ body: ([UInt8]) async throws(LifeboatError) -> Void
+  ) async throws -> S3HTTPResponse {
+    let response: HTTPClientResponse
+    do {
+      response = try await client.execute(makeRequest(request), deadline: deadline)
+    } catch {
+      throw Self.failure(error, endpoint: endpoint)
+    }
+    let head = S3HTTPResponse(
+      status: Int(response.status.code), headers: response.headers.map { ($0.name.lowercased(), $0.value) })
+    guard head.isSuccess else {
+      var failed = head
+      do { failed.body = Array(try await response.body.collect(upTo: 1 << 20).readableBytesView) } catch {}
+      return failed
+    }
+    var iterator = response.body.makeAsyncIterator()
+    while true {
+      let buffer: ByteBuffer?
+      do { buffer = try await iterator.next() } catch { throw Self.failure(error, endpoint: endpoint) }
+      guard let buffer else { break }
+      try await body(Array(buffer.readableBytesView))
+    }
+    return head
+  }
+
+  /// Turns a client error into one line, marking what is worth another attempt.
+  static func failure(_ error: any Error, endpoint: S3Endpoint) -> S3TransportFailure {
+    if let failure = error as? S3TransportFailure { return failure }
+    let text = "\(error)"
+    let lowered = text.lowercased()
+    if error is NIOSSLError || lowered.contains("ssl") || lowered.contains("certificate") || lowered.contains("handshake") {
+      return S3TransportFailure("TLS with \(endpoint) failed: \(oneLine(text)) (check --s3-endpoint-ca)", transient: false)
+    }
+    if lowered.contains("connection refused") || lowered.contains("connectionrefused") {
+      return S3TransportFailure("cannot connect to \(endpoint): connection refused", transient: true)
+    }
+    if let error = error as? HTTPClientError {
+      switch error {
+      case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
+        return S3TransportFailure("\(endpoint) did not answer in time", transient: true)
+      case .remoteConnectionClosed:
+        return S3TransportFailure("\(endpoint) closed the connection", transient: true)
+      default: break
+      }
+    }
+    return S3TransportFailure("request to \(endpoint) failed: \(oneLine(text))", transient: true)
+  }
+
+  static func oneLine(_ text: String) -> String {
+    let line = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+    return line.count > 240 ? String(line.prefix(240)) + "..." : line
+  }
+}

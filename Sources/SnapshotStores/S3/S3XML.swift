@@ -1,0 +1,98 @@
+import Foundation
+import LifeboatCore
+import XMLCoder
+
+/// The XML documents of the S3 REST API that Lifeboat reads and writes.
+enum S3XML {
+  struct ListBucketResult: Decodable {
+    struct Object: Decodable {
+      var key: String
+      var lastModified: String
+      var size: UInt64
+      enum CodingKeys: String, CodingKey {
+        case key = "Key"
+        case lastModified = "LastModified"
+        case size = "Size"
+      }
+    }
+    var isTruncated: Bool?
+    var nextContinuationToken: String?
+    var contents: [Object]?
+    enum CodingKeys: String, CodingKey {
+      case isTruncated = "IsTruncated"
+      case nextContinuationToken = "NextContinuationToken"
+      case contents = "Contents"
+    }
+  }
+
+  struct InitiateMultipartUploadResult: Decodable {
+    var uploadId: String
+    enum CodingKeys: String, CodingKey { case uploadId = "UploadId" }
+  }
+
+  struct ListMultipartUploadsResult: Decodable {
+    struct Upload: Decodable {
+      var key: String
+      var uploadId: String
+      enum CodingKeys: String, CodingKey {
+        case key = "Key"
+        case uploadId = "UploadId"
+      }
+    }
+    var uploads: [Upload]?
+    enum CodingKeys: String, CodingKey { case uploads = "Upload" }
+  }
+
+  struct ErrorDocument: Decodable {
+    var code: String?
+    var message: String?
+    enum CodingKeys: String, CodingKey {
+      case code = "Code"
+      case message = "Message"
+    }
+  }
+
+  struct CompleteMultipartUpload: Encodable {
+    struct Part: Encodable {
+      var partNumber: Int
+      var eTag: String
+      enum CodingKeys: String, CodingKey {
+        case partNumber = "PartNumber"
+        case eTag = "ETag"
+      }
+    }
+    var parts: [Part]
+    enum CodingKeys: String, CodingKey { case parts = "Part" }
+  }
+
+  static func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], what: String) throws(LifeboatError) -> T {
+    do {
+      let decoder = XMLDecoder()
+      decoder.shouldProcessNamespaces = true
+      return try decoder.decode(T.self, from: Data(body))
+    } catch {
+      throw .storage("unexpected answer to \(what): not the XML S3 sends")
+    }
+  }
+
+  static func encode<T: Encodable>(_ value: T, root: String) -> [UInt8] {
+    let encoder = XMLEncoder()
+    let data = (try? encoder.encode(value, withRootKey: root, header: XMLHeader(version: 1.0, encoding: "UTF-8"))) ?? Data()
+    return [UInt8](data)
+  }
+
+  /// The `<Code>` and `<Message>` of an error document, if the body is one.
+  static func error(_ body: [UInt8]) -> (code: String?, message: String?) {
+    guard !body.isEmpty, let document = try? decode(ErrorDocument.self, body, what: "error") else { return (nil, nil) }
+    return (document.code, document.message)
+  }
+
+  /// S3's timestamps: ISO 8601 with or without fractional seconds.
+  static func date(_ text: String) -> Date {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let date = formatter.date(from: text) { return date }
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.date(from: text) ?? Date(timeIntervalSince1970: 0)
+  }
+}

@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import SnapshotStores
+
+/// A real S3-compatible server for tests: `python3 -m moto.server` (PyPI `moto[server]`) on
+/// 127.0.0.1 with a free port, plain HTTP or HTTPS with a certificate from a test CA. Stopped by
+/// PID. moto accepts any signature (until `resetAuth()`), so tests use any keys.
+public final class MotoServer: Sendable {
+  public let port: Int
+  public let secure: Bool
+  public let directory: TemporaryDirectory
+  /// PEM of the CA that signed the HTTPS certificate (HTTPS servers only).
+  public let caPEM: String?
+  private let pid: Int32
+
+  private init(port: Int, secure: Bool, directory: TemporaryDirectory, caPEM: String?, pid: Int32) {
+    self.port = port
+    self.secure = secure
+    self.directory = directory
+    self.caPEM = caPEM
+    self.pid = pid
+  }
+
+  public var endpoint: String { "\(secure ? "https" : "http")://127.0.0.1:\(port)" }
+
+  public static func start(https: Bool = false) async throws -> MotoServer {
+    let directory = try TemporaryDirectory(prefix: "lifeboat-moto")
+    let port = try freeTCPPort(on: "127.0.0.1")
+    var arguments = ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"]
+    var caPEM: String?
+    if https {
+      let ca = try CertificateAuthority(commonName: "moto-test-ca")
+      let leaf = try ca.issue(commonName: "127.0.0.1", ipAddresses: ["127.0.0.1"], dnsNames: ["localhost"])
+      try Data(leaf.certificatePEM.utf8).write(to: URL(fileURLWithPath: directory.file("cert.pem")))
+      try Data(leaf.keyPEM.utf8).write(to: URL(fileURLWithPath: directory.file("key.pem")))
+      arguments += ["-c", directory.file("cert.pem"), "-k", directory.file("key.pem")]
+      caPEM = ca.certificatePEM
+    }
+    let python = ProcessRunner.which("python3") ?? "/usr/bin/python3"
+    let pid = try DetachedProcess.spawn(executable: python, arguments: arguments, logFile: directory.file("moto.log"))
+    let server = MotoServer(port: port, secure: https, directory: directory, caPEM: caPEM, pid: pid)
+    for _ in 0..<300 {
+      if Self.accepts(port: port) {
+        try await Task.sleep(for: .milliseconds(100))
+        return server
+      }
+      guard DetachedProcess.isRunning(pid) else { break }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    let log = (try? String(contentsOfFile: directory.file("moto.log"), encoding: .utf8)) ?? ""
+    await server.stop()
+    throw LifeboatError.failure("moto did not start on port \(port): \(log.suffix(400))")
+  }
+
+  public func stop() async {
+    await DetachedProcess.stop(pid, timeout: .seconds(5))
+    directory.remove()
+  }
+
+  /// A configuration for `bucket` on this server (any keys do for moto).
+  public func configuration(bucket: String, folder: String = "", partSize: Int = 5 << 20) throws -> S3Configuration {
+    var configuration = S3Configuration(
+      endpoint: try S3Endpoint(parsing: endpoint, allowInsecureHTTP: true), bucket: bucket, folder: folder,
+      credentials: S3Credentials(accessKey: "lifeboat-test", secretKey: Secret("lifeboat-test-secret")),
+      customCA: caPEM.map { Array($0.utf8) })
+    configuration.partSize = partSize
+    configuration.retry = RetryPolicy(attempts: 4, baseDelay: .milliseconds(50), maxDelay: .milliseconds(400))
+    return configuration
+  }
+
+  /// Creates `bucket` through the S3 API.
+  public func createBucket(_ bucket: String) async throws {
+    try await S3Store.with(try configuration(bucket: bucket)) { try await $0.createBucket() }
+  }
+
+  /// Switches moto to checking signatures against keys made through its IAM API. After this,
+  /// only such keys are accepted (use a separate server for wrong-credential tests).
+  public func resetAuth() throws {
+    let result = try ProcessRunner.run(
+      "/usr/bin/env",
+      [
+        "python3", "-c",
+        "import urllib.request,sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/moto-api/reset-auth', data=b'0', method='POST')).read()",
+        endpoint,
+      ])
+    guard result.status == 0 else { throw LifeboatError.failure("moto reset-auth failed: \(result.stderr)") }
+  }
+
+  /// `aws` CLI against this server (awscli from PyPI), for interoperability checks.
+  public func aws(_ arguments: [String]) throws -> ProcessResult {
+    try ProcessRunner.run(
+      ProcessRunner.which("aws") ?? "aws", ["--endpoint-url", endpoint, "--region", "us-east-1"] + arguments,
+      environment: [
+        "AWS_ACCESS_KEY_ID": "lifeboat-test", "AWS_SECRET_ACCESS_KEY": "lifeboat-test-secret",
+        "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "",
+      ])
+  }
+
+  static func accepts(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    return withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+  }
+}
+
+/// Runs `body` with a started moto server, stopped afterwards whatever happens.
+public func withMotoServer<R>(https: Bool = false, _ body: (MotoServer) async throws -> R) async throws -> R {
+  let server = try await MotoServer.start(https: https)
+  do {
+    let result = try await body(server)
+    await server.stop()
+    return result
+  } catch {
+    await server.stop()
+    throw error
+  }
+}
