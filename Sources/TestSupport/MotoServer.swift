@@ -84,10 +84,28 @@ public final class MotoServer: Sendable {
       "/usr/bin/env",
       [
         "python3", "-c",
-        "import urllib.request,sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/moto-api/reset-auth', data=b'0', method='POST')).read()",
+        "import urllib.request,sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/moto-api/reset-auth', data=b'0', method='POST', headers={'Content-Type': 'text/plain'})).read()",
         endpoint,
       ])
     guard result.status == 0 else { throw LifeboatError.failure("moto reset-auth failed: \(result.stderr)") }
+  }
+
+  /// Makes an IAM user allowed to do everything and returns its keys (for auth-mode tests:
+  /// call before `resetAuth()`).
+  public func makeIAMKeys() throws -> (accessKey: String, secretKey: String) {
+    _ = try aws(["iam", "create-user", "--user-name", "lifeboat"])
+    let policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
+    _ = try aws(["iam", "put-user-policy", "--user-name", "lifeboat", "--policy-name", "all", "--policy-document", policy])
+    let created = try aws(["iam", "create-access-key", "--user-name", "lifeboat", "--output", "json"])
+    struct Response: Decodable {
+      struct Key: Decodable {
+        var AccessKeyId: String
+        var SecretAccessKey: String
+      }
+      var AccessKey: Key
+    }
+    let key = try JSONDecoder().decode(Response.self, from: Data(created.stdout.utf8)).AccessKey
+    return (key.AccessKeyId, key.SecretAccessKey)
   }
 
   /// `aws` CLI against this server (awscli from PyPI), for interoperability checks.

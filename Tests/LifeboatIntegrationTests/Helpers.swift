@@ -84,3 +84,23 @@ func withRestoredMember<R: Sendable>(
     return try await body(client)
   }
 }
+
+/// Writes about `mib` MiB of incompressible values (10 KiB each), so archives span several parts.
+func writeRandom(_ cluster: EtcdClusterFixture, mib: Int) async throws {
+  var state: UInt64 = 0x1234_5678
+  var pairs: [(key: String, value: [UInt8])] = []
+  for i in 0..<(mib * 100) {
+    let value = (0..<10_240).map { _ -> UInt8 in
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return UInt8(truncatingIfNeeded: state >> 33)
+    }
+    pairs.append((key: String(format: "/registry/secrets/%06d", i), value: value))
+  }
+  try await cluster.withClient { client in try await client.putAll(pairs) }
+}
+
+/// `--s3 ...` flags for a bucket on `endpoint` (plain HTTP) with test keys.
+func s3Flags(_ endpoint: String, bucket: String = "snaps", folder: String = "prod") -> [String] {
+  ["--s3", "--s3-endpoint", endpoint, "--s3-insecure-http", "--bucket-name", bucket, "--folder", folder,
+   "--access-key", "lifeboat-test", "--secret-key", "lifeboat-test-secret"]
+}

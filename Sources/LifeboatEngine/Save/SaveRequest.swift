@@ -7,6 +7,8 @@ public struct SaveRequest: Sendable {
   public var connection: EtcdConnection
   /// The local snapshot directory the archive is written to.
   public var store: LocalStore
+  /// A remote store (S3) that receives the same archive in the same pass, and its manifest last.
+  public var remote: (any SnapshotStore)?
   /// The snapshot's name; nil gives RKE's one-time name, `rke_etcd_snapshot_<time>`.
   public var name: SnapshotName?
   public var naming: SnapshotNaming
@@ -15,11 +17,12 @@ public struct SaveRequest: Sendable {
   public var compression: Compression
 
   public init(
-    connection: EtcdConnection, store: LocalStore, name: SnapshotName? = nil,
+    connection: EtcdConnection, store: LocalStore, remote: (any SnapshotStore)? = nil, name: SnapshotName? = nil,
     naming: SnapshotNaming = .init(), stateFilePath: String? = nil, compression: Compression = .fast
   ) {
     self.connection = connection
     self.store = store
+    self.remote = remote
     self.name = name
     self.naming = naming
     self.stateFilePath = stateFilePath
@@ -35,6 +38,8 @@ public enum SaveEvent: Sendable {
   case progress(received: UInt64, expected: UInt64)
   /// The archive is complete under its final name.
   case archived(path: String)
+  /// The archive and its manifest are complete in the remote store.
+  case uploaded(location: String)
 }
 
 /// A finished save.
@@ -44,4 +49,8 @@ public struct SaveResult: Sendable {
   public var manifestPath: String
   public var member: SelectedMember
   public var elapsed: Duration
+  /// Where the remote copy is (`s3://bucket/folder/<name>.zip`), when the upload succeeded.
+  public var remoteArchive: String?
+  /// Why the upload failed, when it did: the local archive is complete all the same.
+  public var uploadError: LifeboatError?
 }

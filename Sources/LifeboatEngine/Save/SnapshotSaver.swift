@@ -5,11 +5,15 @@ import Logging
 import SnapshotStores
 
 /// `lifeboat snapshot save`: one healthy member's snapshot, streamed in one pass into
-/// `<dir>/<name>.zip` (RKE's layout), then `<name>.manifest.json` beside it.
+/// `<dir>/<name>.zip` (RKE's layout) and, with a remote store, into a multipart upload of
+/// `[folder/]<name>.zip` at the same time; then `<name>.manifest.json` beside each.
 ///
-/// Order of work: check the request (name free, directory usable, state file readable), pick a
-/// member, stream into `<name>.zip.part`, check etcd's trailer, fsync and rename, write the
-/// manifest. On any failure the `.part` file is removed and nothing exists under the final name.
+/// Order of work: check the request (name free locally and remotely, directory usable, bucket
+/// reachable, state file readable), pick a member, stream into `<name>.zip.part` and the upload,
+/// check etcd's trailer, fsync and rename, complete the upload, write the manifests (remote last,
+/// so a listed manifest means a complete archive). On any failure before the rename the `.part`
+/// file is removed and the upload aborted. An upload failure keeps the local archive and is
+/// reported in `SaveResult.uploadError`.
 public struct SnapshotSaver: Sendable {
   public var logger: Logger
 
@@ -31,6 +35,13 @@ public struct SnapshotSaver: Sendable {
       throw .usage("snapshot \(name) already exists at \(archivePath); choose another --name")
     }
 
+    if let remote = request.remote {
+      if let s3 = remote as? S3Store { try await s3.checkBucket() }
+      if try await remote.exists(name.archiveFileName) {
+        throw .usage("snapshot \(name) already exists in \(remote.location); choose another --name")
+      }
+    }
+
     let member = try await MemberSelector(connection: request.connection).select()
     events(.memberSelected(member, name: name))
     if member.noQuorum {
@@ -38,7 +49,15 @@ public struct SnapshotSaver: Sendable {
         "no etcd member has a leader (quorum lost?): the snapshot from \(member.name) may miss the last writes")
     }
 
-    let file = try await store.makeWriter(for: name.archiveFileName, contentType: ContentType.zip)
+    let local = try await store.makeWriter(for: name.archiveFileName, contentType: ContentType.zip)
+    let upload: (any ObjectWriter)?
+    do {
+      upload = try await request.remote?.makeWriter(for: name.archiveFileName, contentType: ContentType.zip)
+    } catch {
+      await local.abort()
+      throw error
+    }
+    let file = TeeWriter(primary: local, secondary: upload)
     let pipeline = ArchivePipeline(
       name: name, compression: request.compression, stateFile: stateFile, modified: createdAt)
     let expected = UInt64(max(0, member.status.dbSize))
@@ -77,8 +96,9 @@ public struct SnapshotSaver: Sendable {
       throw .verification(
         "the snapshot from \(member.name) (\(endpoint)) has no SHA-256 trailer (\(digest.size) bytes): nothing was saved")
     }
-    try await file.finish()
+    _ = try await file.finishPrimary()
     events(.archived(path: archivePath))
+    var uploadError = await file.finishSecondary()
 
     let manifest = Manifest(
       name: name, createdAt: createdAt,
@@ -95,9 +115,22 @@ public struct SnapshotSaver: Sendable {
       throw LifeboatError(
         error.kind, "\(archivePath) is complete, but its manifest could not be written: \(error.message)")
     }
+    var remoteArchive: String?
+    if let remote = request.remote, uploadError == nil {
+      do {
+        try await remote.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
+        remoteArchive = "\(remote.location)/\(name.archiveFileName)"
+        events(.uploaded(location: remote.location))
+      } catch {
+        // The remote archive is complete (its upload finished after the trailer check); it
+        // stays, readable like an archive made by RKE, and the missing manifest is reported.
+        uploadError = .storage("the archive was uploaded but its manifest was not: \(error.message)")
+      }
+    }
     return SaveResult(
       manifest: manifest, archivePath: archivePath, manifestPath: manifestPath, member: member,
-      elapsed: ContinuousClock.now - started)
+      elapsed: ContinuousClock.now - started, remoteArchive: remoteArchive,
+      uploadError: uploadError.map { .storage("\(archivePath) is saved, but the upload to \(request.remote?.location ?? "") failed: \($0.message)") })
   }
 
   /// Reads a state file to store in the archive; it must exist and be a readable, non-empty file.

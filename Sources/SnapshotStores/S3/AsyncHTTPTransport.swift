@@ -30,6 +30,9 @@ public final class AsyncHTTPTransport: S3Transport {
       tlsConfiguration: tls, redirectConfiguration: .disallow,
       timeout: .init(connect: .seconds(10), read: .seconds(60)))
     configuration.httpVersion = .http1Only
+    // A failed connection fails the request at once: RetryingTransport retries (with backoff
+    // and a log line); AsyncHTTPClient's own retries would hold it until the connect timeout.
+    configuration.connectionPool.retryConnectionEstablishment = false
     self.client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     self.endpoint = endpoint
     self.timeout = timeout

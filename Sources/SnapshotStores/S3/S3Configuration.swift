@@ -17,7 +17,8 @@ public struct S3Configuration: Sendable {
   public var pathStyle: Bool
   /// PEM certificates to trust instead of the system's CAs (`--s3-endpoint-ca`).
   public var customCA: [UInt8]?
-  /// Size of each multipart part. Default 16 MiB (S3's minimum is 5 MiB).
+  /// Size of each multipart part. Default 8 MiB (S3's minimum is 5 MiB; 10,000 parts of 8 MiB
+  /// allow archives up to 78 GiB).
   public var partSize: Int
   /// Parts uploaded at once while later parts are written. Default 2.
   public var partsInFlight: Int
@@ -37,7 +38,7 @@ public struct S3Configuration: Sendable {
     self.credentials = credentials
     self.pathStyle = pathStyle ?? !endpoint.isAWS
     self.customCA = customCA
-    self.partSize = 16 << 20
+    self.partSize = 8 << 20
     self.partsInFlight = 2
     self.retry = RetryPolicy()
     self.requestTimeout = .seconds(300)

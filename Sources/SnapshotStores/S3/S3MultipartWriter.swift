@@ -30,11 +30,18 @@ actor S3MultipartWriter: ObjectWriter {
   func write(_ bytes: [UInt8]) async throws(LifeboatError) {
     if let failed { throw failed }
     total += UInt64(bytes.count)
-    buffer.append(contentsOf: bytes)
-    while buffer.count >= partSize {
-      let part = Array(buffer[0..<partSize])
-      buffer.removeFirst(partSize)
-      try await launch(part)
+    var rest = bytes[...]
+    while !rest.isEmpty {
+      if buffer.isEmpty { buffer.reserveCapacity(partSize) }
+      let take = min(partSize - buffer.count, rest.count)
+      buffer.append(contentsOf: rest.prefix(take))
+      rest = rest.dropFirst(take)
+      if buffer.count == partSize {
+        // Hand the full buffer over whole (no copy) and start the next one.
+        let part = buffer
+        buffer = []
+        try await launch(part)
+      }
     }
   }
 

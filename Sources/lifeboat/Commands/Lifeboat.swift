@@ -17,8 +17,8 @@ struct Lifeboat: AsyncParsableCommand {
 
 struct Snapshot: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Save, list, inspect and verify etcd snapshots.",
-    subcommands: [SnapshotSave.self, SnapshotList.self, SnapshotInspect.self, SnapshotVerify.self]
+    abstract: "Save, list, inspect, verify and delete etcd snapshots, locally and in S3.",
+    subcommands: [SnapshotSave.self, SnapshotList.self, SnapshotInspect.self, SnapshotVerify.self, SnapshotDelete.self]
   )
 }
 

@@ -10,9 +10,14 @@ struct SnapshotInspect: AsyncParsableCommand {
 
   @OptionGroup var snapshot: NamedSnapshotOptions
   @OptionGroup var output: JSONOption
+  @OptionGroup var remote: S3Options
 
   func run() async throws {
-    let report = try await SnapshotInspector().inspect(try await snapshot.find(), in: snapshot.storage.catalog)
+    let name = try snapshot.snapshotName
+    let report = try await remote.withStore { s3 in
+      let catalog = s3.map { SnapshotCatalog(store: $0) } ?? snapshot.storage.catalog
+      return try await SnapshotInspector().inspect(try await catalog.find(name), in: catalog)
+    }
     if output.json {
       try printJSON(report)
       return

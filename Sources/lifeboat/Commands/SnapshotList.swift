@@ -6,11 +6,13 @@ import SnapshotStores
 
 struct SnapshotList: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "list", abstract: "List the snapshots in the snapshot directory (Lifeboat's, RKE's and legacy files).")
+    commandName: "list",
+    abstract: "List the snapshots in the snapshot directory (Lifeboat's, RKE's and legacy files), and with --s3 in the bucket.")
 
   @OptionGroup var storage: SnapshotDirectoryOptions
 
   @OptionGroup var output: JSONOption
+  @OptionGroup var remote: S3Options
 
   struct Row: Encodable {
     var name: String
@@ -23,34 +25,48 @@ struct SnapshotList: AsyncParsableCommand {
     var stateFile: Bool?
     var manifest: Bool
     var problem: String?
+    /// Where copies are: "local", "s3".
+    var locations: [String]
+    var s3Path: String?
   }
 
   func run() async throws {
-    let catalog = storage.catalog
-    var rows: [Row] = []
-    for s in try await catalog.list() {
-      var stateFile = s.manifest?.stateFile
-      if stateFile == nil { stateFile = s.kind == .legacy ? false : await Self.archiveHasStateFile(s, catalog) }
-      rows.append(
-        Row(
-          name: s.name.value, kind: s.kind.rawValue, path: s.path, created: s.created, size: s.size,
-          revision: s.manifest?.revision, member: s.manifest?.member.name, stateFile: stateFile,
-          manifest: s.manifest != nil, problem: s.manifestProblem))
+    let rows = try await remote.withStore { s3 in
+      var rows: [String: Row] = [:]
+      for (label, catalog) in [("local", storage.catalog)] + (s3.map { [("s3", SnapshotCatalog(store: $0))] } ?? []) {
+        for s in try await catalog.list() {
+          if var existing = rows[s.name.value] {
+            existing.locations.append(label)
+            if label == "s3" { existing.s3Path = s.path }
+            rows[s.name.value] = existing
+            continue
+          }
+          var stateFile = s.manifest?.stateFile
+          if stateFile == nil { stateFile = s.kind == .legacy ? false : await Self.archiveHasStateFile(s, catalog) }
+          rows[s.name.value] = Row(
+            name: s.name.value, kind: s.kind.rawValue, path: s.path, created: s.created, size: s.size,
+            revision: s.manifest?.revision, member: s.manifest?.member.name, stateFile: stateFile,
+            manifest: s.manifest != nil, problem: s.manifestProblem, locations: [label],
+            s3Path: label == "s3" ? s.path : nil)
+        }
+      }
+      return rows.values.sorted { $0.name < $1.name }
     }
     if output.json {
       try printJSON(rows)
       return
     }
     if rows.isEmpty {
-      printError("no snapshots in \(storage.snapshotDir)")
+      printError("no snapshots in \(storage.snapshotDir)\(remote.s3 ? " or the bucket" : "")")
       return
     }
-    var lines = [["NAME", "CREATED", "SIZE", "REVISION", "MEMBER", "STATE FILE", "KIND"]]
+    var lines = [["NAME", "CREATED", "SIZE", "REVISION", "MEMBER", "STATE FILE", "KIND", "WHERE"]]
     for row in rows {
       lines.append([
         row.name, formatDate(row.created), formatBytes(row.size), row.revision.map(String.init) ?? "-",
         row.member ?? "-", row.stateFile.map { $0 ? "yes" : "no" } ?? "?",
         row.kind == "legacy" ? "legacy file" : (row.manifest ? "archive" : "archive (no manifest)"),
+        row.locations.joined(separator: "+"),
       ])
     }
     print(table(lines))

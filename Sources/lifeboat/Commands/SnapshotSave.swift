@@ -3,6 +3,7 @@ import Foundation
 import LifeboatCore
 import LifeboatEngine
 import Logging
+import SnapshotStores
 
 struct SnapshotSave: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -11,6 +12,7 @@ struct SnapshotSave: AsyncParsableCommand {
 
   @OptionGroup var connection: ConnectionOptions
   @OptionGroup var storage: SnapshotDirectoryOptions
+  @OptionGroup var remote: S3Options
 
   @Option(help: "Snapshot name (default: rke_etcd_snapshot_<RFC 3339 local time>, as RKE names one-time snapshots).")
   var name: String?
@@ -26,18 +28,21 @@ struct SnapshotSave: AsyncParsableCommand {
 
   func run() async throws {
     let name = try self.name.map { (raw) throws(LifeboatError) in try SnapshotName(raw) }
-    let request = SaveRequest(
-      connection: try connection.connection(), store: storage.store, name: name,
-      naming: SnapshotNaming(safeTimestamp: safeTimestamp), stateFilePath: stateFile, compression: compression)
-    let progress = SaveProgressDisplay()
-    let result: SaveResult
-    do {
-      result = try await SnapshotSaver().save(request) { progress.handle($0) }
-    } catch {
-      progress.finish()
-      throw error
+    let connection = try connection.connection()
+    let result = try await remote.withStore { s3 in
+      let request = SaveRequest(
+        connection: connection, store: storage.store, remote: s3, name: name,
+        naming: SnapshotNaming(safeTimestamp: safeTimestamp), stateFilePath: stateFile, compression: compression)
+      let progress = SaveProgressDisplay()
+      do {
+        let result = try await SnapshotSaver().save(request) { progress.handle($0) }
+        progress.finish()
+        return result
+      } catch {
+        progress.finish()
+        throw error
+      }
     }
-    progress.finish()
     let m = result.manifest
     let rate = Double(m.dbSize) / max(0.001, Double(result.elapsed.components.seconds) + Double(result.elapsed.components.attoseconds) / 1e18)
     print("""
@@ -48,5 +53,7 @@ struct SnapshotSave: AsyncParsableCommand {
         database  \(formatBytes(m.dbSize)), sha256 \(m.dbSHA256)
         took      \(formatDuration(result.elapsed)) (\(formatBytes(UInt64(rate)))/s)
       """)
+    if let remoteArchive = result.remoteArchive { print("  uploaded  \(remoteArchive)") }
+    if let uploadError = result.uploadError { throw uploadError }
   }
 }

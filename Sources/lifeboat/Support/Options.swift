@@ -38,9 +38,8 @@ struct NamedSnapshotOptions: ParsableArguments {
 
   @OptionGroup var storage: SnapshotDirectoryOptions
 
-  /// The snapshot named exactly `name`; `.notFound` (exit 3) otherwise.
-  func find() async throws(LifeboatError) -> StoredSnapshot {
-    try await storage.catalog.find(try SnapshotName.lookup(name))
+  var snapshotName: SnapshotName {
+    get throws(LifeboatError) { try SnapshotName.lookup(name) }
   }
 }
 

@@ -47,6 +47,8 @@ final class SaveProgressDisplay: Sendable {
       }
     case .archived:
       finish()
+    case .uploaded:
+      break
     }
   }
 

@@ -1,0 +1,39 @@
+import ArgumentParser
+import LifeboatCore
+import SnapshotStores
+
+struct SnapshotDelete: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "delete",
+    abstract: "Delete a snapshot: the local archive and its manifest (or legacy file), and with --s3 the objects in the bucket.")
+
+  @OptionGroup var snapshot: NamedSnapshotOptions
+  @OptionGroup var remote: S3Options
+
+  func run() async throws {
+    let name = try snapshot.snapshotName
+    var deleted: [String] = []
+    try await remote.withStore { s3 in
+      // Look everything up first, so a missing snapshot deletes nothing anywhere.
+      var targets: [(any SnapshotStore, StoredSnapshot)] = []
+      for store in [snapshot.storage.store as any SnapshotStore] + (s3.map { [$0 as any SnapshotStore] } ?? []) {
+        do {
+          targets.append((store, try await SnapshotCatalog(store: store).find(name)))
+        } catch let error as LifeboatError where error.kind == .notFound {}
+      }
+      guard !targets.isEmpty else {
+        throw LifeboatError.notFound(
+          "snapshot \(name) not found in \(snapshot.storage.snapshotDir)\(s3.map { " or \($0.location)" } ?? "")")
+      }
+      for (store, found) in targets {
+        try await store.delete(found.object.key)
+        deleted.append(found.path)
+        if found.kind == .archive, try await store.exists(name.manifestFileName) {
+          try await store.delete(name.manifestFileName)
+          deleted.append("\(store.location)/\(name.manifestFileName)")
+        }
+      }
+    }
+    for path in deleted { print("deleted \(path)") }
+  }
+}

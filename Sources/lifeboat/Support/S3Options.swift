@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import LifeboatCore
+import SnapshotStores
+
+/// S3-compatible storage, with RKE's flag names. Keys may also come from `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+struct S3Options: ParsableArguments {
+  @Flag(help: "Use S3-compatible storage as well (RKE's --s3).")
+  var s3 = false
+
+  @Option(name: .customLong("s3-endpoint"), help: "host[:port] (HTTPS) or an https:// URL.")
+  var s3Endpoint: String = "s3.amazonaws.com"
+
+  @Option(name: .customLong("s3-endpoint-ca"), help: "CA certificate (PEM file, or PEM text) to trust for the endpoint.")
+  var s3EndpointCA: String?
+
+  @Option(name: .customLong("bucket-name"), help: "The bucket.")
+  var bucketName: String?
+
+  @Option(help: "The bucket's region (empty signs as us-east-1).")
+  var region: String = ""
+
+  @Option(help: "Key prefix: objects are <folder>/<name>.zip.")
+  var folder: String = ""
+
+  @Option(name: .customLong("access-key"), help: "Access key (default: $AWS_ACCESS_KEY_ID).")
+  var accessKey: String?
+
+  @Option(name: .customLong("secret-key"), help: "Secret key (default: $AWS_SECRET_ACCESS_KEY).")
+  var secretKey: String?
+
+  @Flag(name: .customLong("s3-insecure-http"), help: "Allow a plain http:// endpoint (data and signatures unencrypted).")
+  var insecureHTTP = false
+
+  @Flag(name: .customLong("s3-path-style"), help: "Path-style requests (https://host/bucket/key) even for AWS.")
+  var pathStyle = false
+
+  func validate() throws {
+    if !s3 && (bucketName != nil || accessKey != nil || secretKey != nil || s3EndpointCA != nil || !folder.isEmpty) {
+      throw ValidationError("S3 flags were given without --s3")
+    }
+  }
+
+  /// The S3 configuration, or nil without `--s3`. Checks everything before any request.
+  func configuration() throws(LifeboatError) -> S3Configuration? {
+    guard s3 else { return nil }
+    guard let bucket = bucketName, !bucket.isEmpty else { throw .usage("--s3 needs --bucket-name") }
+    try S3Configuration.validate(bucket: bucket)
+    let environment = ProcessInfo.processInfo.environment
+    let access = accessKey ?? environment["AWS_ACCESS_KEY_ID"]
+    let secret = secretKey ?? environment["AWS_SECRET_ACCESS_KEY"]
+    guard let access, let secret, !access.isEmpty, !secret.isEmpty else {
+      if access != nil || secret != nil {
+        throw .usage("S3 needs both an access key and a secret key (--access-key/--secret-key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+      }
+      throw .usage(
+        "no S3 credentials: pass --access-key and --secret-key or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; instance credentials (IAM roles) are not supported yet")
+    }
+    let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : Secret($0) }
+    let endpoint = try S3Endpoint(parsing: s3Endpoint, allowInsecureHTTP: insecureHTTP)
+    return S3Configuration(
+      endpoint: endpoint, bucket: bucket, folder: folder, region: region,
+      credentials: S3Credentials(accessKey: access, secretKey: Secret(secret), sessionToken: token),
+      pathStyle: pathStyle ? true : nil, customCA: try customCA())
+  }
+
+  private func customCA() throws(LifeboatError) -> [UInt8]? {
+    guard let s3EndpointCA else { return nil }
+    if s3EndpointCA.contains("-----BEGIN") { return Array(s3EndpointCA.utf8) }
+    guard let data = FileManager.default.contents(atPath: s3EndpointCA) else {
+      throw .usage("--s3-endpoint-ca file \(s3EndpointCA) does not exist or cannot be read")
+    }
+    return [UInt8](data)
+  }
+
+  /// Runs `body` with the S3 store when `--s3` is given, with nil otherwise.
+  func withStore<R>(_ body: (S3Store?) async throws -> R) async throws -> R {
+    guard let configuration = try configuration() else { return try await body(nil) }
+    return try await S3Store.with(configuration) { try await body($0) }
+  }
+}
