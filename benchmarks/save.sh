@@ -10,7 +10,6 @@
 # Fills a fresh single-member etcd (quota 16 GiB) with ../shared/bench/fill-etcd (seeded data:
 # Kubernetes-like JSON and a share of random values). Not part of CI.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 mib=1024 reps=3 compression=fast keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -21,39 +20,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-fill=${FILL_ETCD:-../shared/bench/fill-etcd}
-[ -x "$fill" ] || fill="python3 $fill"
-command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-
-swift build -c release --product lifeboat >/dev/null
-lifeboat=$PWD/.build/release/lifeboat
-work=$(mktemp -d "${TMPDIR:-/tmp}/lifeboat-bench-XXXX")
-cleanup() {
-  $lifeboat local down --dir "$work/cluster" >/dev/null 2>&1 || true
-  [ "$keep" = 1 ] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-$lifeboat local up --nodes 1 --quota-backend-bytes $((16 << 30)) --dir "$work/cluster" >/dev/null
-endpoint=$(sed -n 's/^export ETCDCTL_ENDPOINTS=//p' <<<"$($lifeboat local env --dir "$work/cluster")")
-echo "filling $endpoint with $mib MiB ..."
-$fill "$endpoint" --mib "$mib" 2>/dev/null
-export ETCDCTL_API=3
-
-# run NAME CMD...: times CMD, records seconds and peak RSS (KiB) of the slowest-memory process.
-declare -A seconds rss
-run() {
-  local name=$1; shift
-  if ! /usr/bin/time -o "$work/time" -f "%e %M" "$@" >"$work/last.log" 2>&1; then
-    echo "benchmark step $name failed:" >&2; cat "$work/last.log" >&2; exit 1
-  fi
-  local out
-  out=$(tail -1 "$work/time")
-  seconds[$name]="${seconds[$name]:-} ${out% *}"
-  rss[$name]=${out#* }
-}
-calc() { awk "BEGIN { print $1 }"; }
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+source "$(dirname "$0")/lib.sh"
 
 for i in $(seq 1 "$reps"); do
   rm -rf "$work/out" && mkdir -p "$work/out"

@@ -20,7 +20,8 @@ public struct S3Configuration: Sendable {
   /// Size of each multipart part. Default 8 MiB (S3's minimum is 5 MiB; 10,000 parts of 8 MiB
   /// allow archives up to 78 GiB).
   public var partSize: Int
-  /// Parts uploaded at once while later parts are written. Default 2.
+  /// Parts uploaded at once while later parts are written. Default 4 (memory: about
+  /// (partsInFlight + 1) × partSize).
   public var partsInFlight: Int
   /// Retries of transient failures. Default: 5 attempts, backoff from 200 ms to 5 s, with jitter.
   public var retry: RetryPolicy
@@ -39,7 +40,7 @@ public struct S3Configuration: Sendable {
     self.pathStyle = pathStyle ?? !endpoint.isAWS
     self.customCA = customCA
     self.partSize = 8 << 20
-    self.partsInFlight = 2
+    self.partsInFlight = 4
     self.retry = RetryPolicy()
     self.requestTimeout = .seconds(300)
   }

@@ -36,10 +36,18 @@ struct S3Options: ParsableArguments {
   @Flag(name: .customLong("s3-path-style"), help: "Path-style requests (https://host/bucket/key) even for AWS.")
   var pathStyle = false
 
+  @Option(name: .customLong("s3-part-size"), help: "Multipart part size in MiB (5 to 512).")
+  var partSizeMiB: Int = 8
+
+  @Option(name: .customLong("s3-parts-in-flight"), help: "Parts uploaded at once (1 to 16); memory grows by one part each.")
+  var partsInFlight: Int = 4
+
   func validate() throws {
     if !s3 && (bucketName != nil || accessKey != nil || secretKey != nil || s3EndpointCA != nil || !folder.isEmpty) {
       throw ValidationError("S3 flags were given without --s3")
     }
+    guard (5...512).contains(partSizeMiB) else { throw ValidationError("--s3-part-size must be 5 to 512 (MiB)") }
+    guard (1...16).contains(partsInFlight) else { throw ValidationError("--s3-parts-in-flight must be 1 to 16") }
   }
 
   /// The S3 configuration, or nil without `--s3`. Checks everything before any request.
@@ -59,10 +67,13 @@ struct S3Options: ParsableArguments {
     }
     let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : Secret($0) }
     let endpoint = try S3Endpoint(parsing: s3Endpoint, allowInsecureHTTP: insecureHTTP)
-    return S3Configuration(
+    var configuration = S3Configuration(
       endpoint: endpoint, bucket: bucket, folder: folder, region: region,
       credentials: S3Credentials(accessKey: access, secretKey: Secret(secret), sessionToken: token),
       pathStyle: pathStyle ? true : nil, customCA: try customCA())
+    configuration.partSize = partSizeMiB << 20
+    configuration.partsInFlight = partsInFlight
+    return configuration
   }
 
   private func customCA() throws(LifeboatError) -> [UInt8]? {

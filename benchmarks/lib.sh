@@ -1,0 +1,39 @@
+# Shared by the benchmark scripts: a release build, a filled single-member etcd, timing helpers.
+# Source it after setting `mib`; it defines $lifeboat, $work, $endpoint, run, median, calc.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+fill=${FILL_ETCD:-../shared/bench/fill-etcd}
+[ -x "$fill" ] || fill="python3 $fill"
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+swift build -c release --product lifeboat >/dev/null
+lifeboat=$PWD/.build/release/lifeboat
+work=$(mktemp -d "${TMPDIR:-/tmp}/lifeboat-bench-XXXX")
+cleanup_hooks=()
+cleanup() {
+  for hook in "${cleanup_hooks[@]}"; do eval "$hook" || true; done
+  $lifeboat local down --dir "$work/cluster" >/dev/null 2>&1 || true
+  [ "${keep:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+$lifeboat local up --nodes 1 --quota-backend-bytes $((16 << 30)) --dir "$work/cluster" >/dev/null
+endpoint=$(sed -n 's/^export ETCDCTL_ENDPOINTS=//p' <<<"$($lifeboat local env --dir "$work/cluster")")
+echo "filling $endpoint with $mib MiB ..."
+$fill "$endpoint" --mib "$mib" 2>/dev/null
+export ETCDCTL_API=3
+
+# run NAME CMD...: times CMD; appends its seconds to seconds[NAME], keeps its peak RSS (KiB).
+declare -A seconds rss
+run() {
+  local name=$1; shift
+  if ! /usr/bin/time -o "$work/time" -f "%e %M" "$@" >"$work/last.log" 2>&1; then
+    echo "benchmark step $name failed:" >&2; cat "$work/last.log" >&2; exit 1
+  fi
+  local out
+  out=$(tail -1 "$work/time")
+  seconds[$name]="${seconds[$name]:-} ${out% *}"
+  rss[$name]=${out#* }
+}
+calc() { awk "BEGIN { print $1 }"; }
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
