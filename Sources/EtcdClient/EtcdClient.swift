@@ -150,11 +150,14 @@ public final class EtcdClient: Sendable {
               bytes += UInt64(message.blob.count)
               batch.append(contentsOf: message.blob)
               if batch.count >= batchSize {
+                // Time spent in onBatch (a slow disk or upload) is not etcd being silent.
+                lastActivity.pause()
                 try await onBatch(batch)
                 batch.removeAll(keepingCapacity: true)
-                lastActivity.touch()
+                lastActivity.resume()
               }
             }
+            lastActivity.pause()
             if !batch.isEmpty { try await onBatch(batch) }
             return EtcdSnapshotStreamSummary(bytes: bytes, headerRevision: headerRevision, complete: remaining == 0)
           }
@@ -323,9 +326,23 @@ public final class EtcdClient: Sendable {
   }
 }
 
-/// When a stream last moved, shared between the stream and its watchdog.
+/// How long the stream has been waiting for etcd, shared between the stream and its watchdog.
+/// While paused (the consumer is busy), the clock does not run.
 private final class ActivityClock: Sendable {
-  private let last = Mutex(ContinuousClock.now)
-  func touch() { last.withLock { $0 = .now } }
-  func sinceLast() -> Duration { last.withLock { ContinuousClock.now - $0 } }
+  private struct State {
+    var last = ContinuousClock.now
+    var paused = false
+  }
+  private let state = Mutex(State())
+  func touch() { state.withLock { $0.last = .now } }
+  func pause() { state.withLock { $0.paused = true } }
+  func resume() {
+    state.withLock {
+      $0.paused = false
+      $0.last = .now
+    }
+  }
+  func sinceLast() -> Duration {
+    state.withLock { $0.paused ? .zero : ContinuousClock.now - $0.last }
+  }
 }

@@ -16,6 +16,8 @@ public final class S3FaultProxy: Sendable {
     case fail(status: Int)
     /// Close the connection without answering.
     case drop
+    /// Wait, then forward (a slow link or a busy server).
+    case delay(Duration)
   }
 
   public struct Request: Sendable {
@@ -102,9 +104,15 @@ public final class S3FaultProxy: Sendable {
           let attempt = state.count(id)
           let action = rule(Request(method: head.method.rawValue, uri: head.uri, attempt: attempt))
           state.record("\(id) #\(attempt) -> \(action)")
+          var forward = false
           switch action {
           case .drop:
             return
+          case .delay(let duration):
+            try await Task.sleep(for: duration)
+            forward = true
+          case .forward:
+            forward = true
           case .fail(let status):
             let error = ByteBuffer(string: "<Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>")
             var headers = HTTPHeaders([("content-type", "application/xml"), ("content-length", "\(error.readableBytes)")])
@@ -112,7 +120,8 @@ public final class S3FaultProxy: Sendable {
             try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers)))
             try await outbound.write(.body(.byteBuffer(error)))
             try await outbound.write(.end(nil))
-          case .forward:
+          }
+          if forward {
             var request = HTTPClientRequest(url: upstream + head.uri)
             request.method = head.method
             for (name, value) in head.headers where !["host", "content-length", "connection"].contains(name.lowercased()) {

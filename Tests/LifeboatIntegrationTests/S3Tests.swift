@@ -186,6 +186,67 @@ extension Integration {
       }
     }
 
+    /// Ctrl-C while parts are uploading: no `.part`, no archive, no object and no unfinished
+    /// multipart upload (the abort is sent although the save was cancelled).
+    @Test func anInterruptedUploadLeavesNothingAnywhere() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        try await withEtcdCluster(nodes: 1) { cluster in
+          try await writeRandom(cluster, mib: 16)
+          let slow = try await TamperingEtcdProxy.start(upstream: cluster.endpoints[0], delayPerMessage: .milliseconds(15))
+          let dir = cluster.directory.file("snapshots")
+          let process = Process()
+          process.executableURL = URL(fileURLWithPath: LifeboatCLI.binary)
+          process.arguments = ["snapshot", "save", "--name", "stopped", "--snapshot-dir", dir, "--endpoints", slow.endpoint]
+            + s3Flags(moto.endpoint)
+          process.standardOutput = FileHandle.nullDevice
+          process.standardError = FileHandle.nullDevice
+          try process.run()
+          var uploading = false
+          for _ in 0..<600 where !uploading {
+            uploading = try await Self.unfinishedUploads(moto) > 0
+            if !uploading { try await Task.sleep(for: .milliseconds(20)) }
+          }
+          #expect(uploading, "the multipart upload never started")
+          kill(process.processIdentifier, SIGINT)
+          process.waitUntilExit()
+          #expect(process.terminationStatus == 1)
+          #expect(try await Self.unfinishedUploads(moto) == 0)
+          #expect(try await Self.objects(moto).isEmpty)
+          #expect(cluster.directory.contents(of: "snapshots").isEmpty)
+          await slow.stop()
+        }
+      }
+    }
+
+    /// A slow upload holds the stream back (bounded memory), but waiting on S3 is not etcd
+    /// going silent: with a 2-second idle limit and a part delayed 4 seconds, the save succeeds.
+    @Test func aSlowUploadIsNotAStalledStream() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        let proxy = try await S3FaultProxy.start(upstream: moto.endpoint) { request in
+          request.isPartUpload && request.uri.contains("partNumber=1") && request.attempt == 1 ? .delay(.seconds(4)) : .forward
+        }
+        try await withEtcdCluster(nodes: 1) { cluster in
+          try await writeRandom(cluster, mib: 24)
+          var connection = cluster.connection
+          connection.client.snapshotIdleTimeout = .seconds(2)
+          var s3 = try moto.configuration(bucket: "snaps", folder: "prod")
+          s3.endpoint = try S3Endpoint(parsing: proxy.endpoint, allowInsecureHTTP: true)
+          s3.partsInFlight = 1
+          let result = try await S3Store.with(s3) { store in
+            try await SnapshotSaver().save(
+              SaveRequest(
+                connection: connection, store: LocalStore(directory: cluster.directory.file("snapshots")), remote: store,
+                name: try SnapshotName("slow")))
+          }
+          #expect(result.uploadError == nil, "\(String(describing: result.uploadError))")
+          #expect(result.remoteArchive == "s3://snaps/prod/slow.zip")
+        }
+        await proxy.stop()
+      }
+    }
+
     @Test func aStreamThatFailsTheTrailerLeavesNoObject() async throws {
       try await withMotoServer { moto in
         try await moto.createBucket("snaps")

@@ -17,15 +17,21 @@ public final class AtomicFile: @unchecked Sendable {
   public let partPath: String
   private var fd: Int32
   private var state: State = .open
+  private let overwrite: Bool
   public private(set) var bytesWritten: UInt64 = 0
+  /// Set when the file was published but the directory could not be synced afterwards (the
+  /// file exists; only its survival of a power cut right now is in doubt).
+  public private(set) var directorySyncProblem: String?
 
   private enum State { case open, committed, discarded }
 
-  /// Creates `<finalPath>.part`. Fails if `finalPath` already exists (Lifeboat never overwrites
-  /// a snapshot) or another writer holds the `.part` file.
+  /// Creates `<finalPath>.part`. Without `overwrite`, fails if `finalPath` already exists, now
+  /// or when publishing (Lifeboat never overwrites a snapshot). Fails if another writer holds
+  /// the `.part` file.
   public init(finalPath: String, mode: mode_t = 0o600, overwrite: Bool = false) throws(LifeboatError) {
     self.finalPath = finalPath
     self.partPath = finalPath + ".part"
+    self.overwrite = overwrite
     if !overwrite, access(finalPath, F_OK) == 0 {
       throw .usage("\(finalPath) already exists; choose another name")
     }
@@ -37,12 +43,24 @@ public final class AtomicFile: @unchecked Sendable {
           close(fd)
           throw .storage("cannot lock \(partPath)")
         }
+        // Between our open and our lock another process may have taken the name over (and
+        // unlinked our file): only keep the lock on the file that is really at `partPath`.
+        var mine = stat()
+        var there = stat()
+        guard fstat(fd, &mine) == 0, stat(partPath, &there) == 0, mine.st_ino == there.st_ino,
+          mine.st_dev == there.st_dev
+        else {
+          close(fd)
+          guard attempts < 3 else { throw .storage("\(partPath) is being written by another process") }
+          attempts += 1
+          continue
+        }
         fchmod(fd, mode)  // the umask must not widen or narrow it
         self.fd = fd
         return
       }
       let code = errno
-      guard code == EEXIST, attempts == 0 else { throw .system("cannot create", partPath, errno: code) }
+      guard code == EEXIST, attempts < 3 else { throw .system("cannot create", partPath, errno: code) }
       attempts += 1
       // A .part exists: another writer holds its lock, or a crashed run left it behind.
       let other = open(partPath, O_RDONLY | O_CLOEXEC)
@@ -88,14 +106,27 @@ public final class AtomicFile: @unchecked Sendable {
     }
     close(fd)
     fd = -1
-    if rename(partPath, finalPath) != 0 {
-      let code = errno
+    if overwrite {
+      if rename(partPath, finalPath) != 0 {
+        let code = errno
+        unlink(partPath)
+        state = .discarded
+        throw .system("cannot rename \(partPath) to", finalPath, errno: code)
+      }
+    } else {
+      // link(2) fails if the final name exists: publishing never replaces a file that
+      // appeared while this one was being written.
+      if link(partPath, finalPath) != 0 {
+        let code = errno
+        unlink(partPath)
+        state = .discarded
+        if code == EEXIST { throw .usage("\(finalPath) appeared while it was being written; nothing was replaced") }
+        throw .system("cannot publish \(partPath) as", finalPath, errno: code)
+      }
       unlink(partPath)
-      state = .discarded
-      throw .system("cannot rename \(partPath) to", finalPath, errno: code)
     }
     state = .committed
-    try syncDirectory(of: finalPath)
+    do { try syncDirectory(of: finalPath) } catch { directorySyncProblem = error.message }
   }
 
   /// Removes the `.part` file; nothing is left behind.

@@ -39,15 +39,11 @@ public struct SnapshotInspector: Sendable {
       digest = try await content.readDatabase()
       status = try SnapshotStatus.read(path: file.path)
     } else {
-      let temporary = temporaryDirectory + "/lifeboat-inspect-\(UUID().uuidString).db"
-      let file = try AtomicFile(finalPath: temporary)
-      defer {
-        file.discard()
-        unlink(temporary)
-      }
+      // A scratch copy (0600, exclusive), never published: read from its `.part` name and removed.
+      let file = try AtomicFile(finalPath: temporaryDirectory + "/lifeboat-inspect-\(UUID().uuidString).db")
+      defer { file.discard() }
       digest = try await content.readDatabase { (chunk) throws(LifeboatError) in try file.write(chunk) }
-      try file.commit()
-      status = try SnapshotStatus.read(path: temporary)
+      status = try SnapshotStatus.read(path: file.partPath)
     }
     return InspectReport(
       name: snapshot.name.value, path: snapshot.path, kind: snapshot.kind, fileSize: snapshot.size,

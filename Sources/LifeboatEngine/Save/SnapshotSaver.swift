@@ -29,14 +29,14 @@ public struct SnapshotSaver: Sendable {
     let name = request.name ?? request.naming.oneTimeName(at: createdAt)
     let store = request.store
     let stateFile = try request.stateFilePath.map { (path) throws(LifeboatError) in try Self.readStateFile(path) }
-    try store.checkWritable()
+    try await store.checkWritable()
     let archivePath = store.path(name.archiveFileName)
     if FileManager.default.fileExists(atPath: archivePath) {
       throw .usage("snapshot \(name) already exists at \(archivePath); choose another --name")
     }
 
     if let remote = request.remote {
-      if let s3 = remote as? S3Store { try await s3.checkBucket() }
+      try await remote.checkWritable()
       if try await remote.exists(name.archiveFileName) {
         throw .usage("snapshot \(name) already exists in \(remote.location); choose another --name")
       }
@@ -49,10 +49,10 @@ public struct SnapshotSaver: Sendable {
         "no etcd member has a leader (quorum lost?): the snapshot from \(member.name) may miss the last writes")
     }
 
-    let local = try await store.makeWriter(for: name.archiveFileName, contentType: ContentType.zip)
+    let local = try await store.makeWriter(for: name.archiveFileName, contentType: ContentType.zip, replace: false)
     let upload: (any ObjectWriter)?
     do {
-      upload = try await request.remote?.makeWriter(for: name.archiveFileName, contentType: ContentType.zip)
+      upload = try await request.remote?.makeWriter(for: name.archiveFileName, contentType: ContentType.zip, replace: false)
     } catch {
       await local.abort()
       throw error
@@ -96,7 +96,12 @@ public struct SnapshotSaver: Sendable {
       throw .verification(
         "the snapshot from \(member.name) (\(endpoint)) has no SHA-256 trailer (\(digest.size) bytes): nothing was saved")
     }
-    _ = try await file.finishPrimary()
+    do {
+      _ = try await file.finishPrimary()
+    } catch {
+      await upload?.abort()
+      throw error
+    }
     events(.archived(path: archivePath))
     var uploadError = await file.finishSecondary()
 

@@ -4,23 +4,51 @@ import SnapshotStores
 /// Sends the archive's bytes to the local file (primary) and to a remote store (secondary) in
 /// the same pass. The local copy comes first: a local failure fails the save. A remote failure
 /// only ends the upload (aborted at once, so no unfinished upload is left); the local archive is
-/// still completed and the failure reported at the end.
+/// still completed and the failure reported at the end. An upload that stops making progress
+/// for `stallLimit` counts as failed, so a hung S3 never holds up the local save for long.
 actor TeeWriter: ObjectWriter {
   let primary: any ObjectWriter
   let secondary: (any ObjectWriter)?
+  let stallLimit: Duration
   private(set) var secondaryError: LifeboatError?
 
-  init(primary: any ObjectWriter, secondary: (any ObjectWriter)?) {
+  init(primary: any ObjectWriter, secondary: (any ObjectWriter)?, stallLimit: Duration = .seconds(120)) {
     self.primary = primary
     self.secondary = secondary
+    self.stallLimit = stallLimit
   }
 
   func write(_ bytes: [UInt8]) async throws(LifeboatError) {
     try await primary.write(bytes)
     guard let secondary, secondaryError == nil else { return }
-    do { try await secondary.write(bytes) } catch {
+    if let error = await Self.write(bytes, to: secondary, limit: stallLimit) {
       secondaryError = error
       await secondary.abort()
+    }
+  }
+
+  /// Writes to `writer`, giving up after `limit`; returns the error, nil on success.
+  private static func write(_ bytes: [UInt8], to writer: any ObjectWriter, limit: Duration) async -> LifeboatError? {
+    await withTaskGroup(of: LifeboatError??.self) { group in
+      group.addTask {
+        do {
+          try await writer.write(bytes)
+          return .some(nil)
+        } catch let error as LifeboatError {
+          return .some(error)
+        } catch {
+          return .some(.storage("\(error)"))
+        }
+      }
+      group.addTask {
+        try? await Task.sleep(for: limit)
+        return Task.isCancelled ? nil : .some(.storage("the upload made no progress for \(limit)"))
+      }
+      defer { group.cancelAll() }
+      while let result = await group.next() {
+        if let outcome = result { return outcome }
+      }
+      return nil
     }
   }
 

@@ -45,8 +45,8 @@ public struct SnapshotCatalog: Sendable {
       if key.hasSuffix(".manifest.json") { continue }
       if key.hasSuffix(".zip") {
         guard let name = try? SnapshotName(String(key.dropLast(4))) else { continue }
-        found.append(await archive(name, object: object, hasManifest: keys.contains(name.manifestFileName)))
-      } else if let name = try? SnapshotName(key), await isLegacySnapshot(object) {
+        found.append(try await archive(name, object: object, hasManifest: keys.contains(name.manifestFileName)))
+      } else if let name = try? SnapshotName(key), try await isLegacySnapshot(object) {
         found.append(StoredSnapshot(name: name, kind: .legacy, object: object, location: store.location))
       }
     }
@@ -57,9 +57,9 @@ public struct SnapshotCatalog: Sendable {
   public func find(_ name: SnapshotName) async throws(LifeboatError) -> StoredSnapshot {
     if let object = try await statIfPresent(name.archiveFileName) {
       let hasManifest = try await store.exists(name.manifestFileName)
-      return await archive(name, object: object, hasManifest: hasManifest)
+      return try await archive(name, object: object, hasManifest: hasManifest)
     }
-    if let object = try await statIfPresent(name.value), await isLegacySnapshot(object) {
+    if let object = try await statIfPresent(name.value), try await isLegacySnapshot(object) {
       return StoredSnapshot(name: name, kind: .legacy, object: object, location: store.location)
     }
     throw .notFound("snapshot \(name) not found in \(store.location)")
@@ -77,12 +77,22 @@ public struct SnapshotCatalog: Sendable {
     do { return try await store.stat(key) } catch where error.kind == .notFound { return nil }
   }
 
-  private func archive(_ name: SnapshotName, object: StoredObject, hasManifest: Bool) async -> StoredSnapshot {
+  /// An archive with its manifest. A manifest that cannot be decoded, or names another snapshot,
+  /// is a `manifestProblem` (the checks fail on it); failing to read it is the store's error.
+  private func archive(_ name: SnapshotName, object: StoredObject, hasManifest: Bool) async throws(LifeboatError)
+    -> StoredSnapshot
+  {
     var snapshot = StoredSnapshot(name: name, kind: .archive, object: object, location: store.location)
     guard hasManifest else { return snapshot }
     let where_ = "\(store.location)/\(name.manifestFileName)"
+    let bytes: [UInt8]
     do {
-      let manifest = try Manifest.decode(try await store.readAll(name.manifestFileName, limit: 1 << 20), path: where_)
+      bytes = try await store.readAll(name.manifestFileName, limit: 1 << 20)
+    } catch where error.kind == .notFound {
+      return snapshot  // deleted since the listing
+    }
+    do {
+      let manifest = try Manifest.decode(bytes, path: where_)
       if manifest.name == name {
         snapshot.manifest = manifest
       } else {
@@ -95,11 +105,12 @@ public struct SnapshotCatalog: Sendable {
   }
 
   /// bbolt's first meta page: a 16-byte page header, then the magic 0xED0CDAED (little endian).
-  func isLegacySnapshot(_ object: StoredObject) async -> Bool {
+  func isLegacySnapshot(_ object: StoredObject) async throws(LifeboatError) -> Bool {
     guard object.size >= 4096, !object.key.hasSuffix(".part"), !object.key.hasSuffix(".json") else { return false }
-    guard let head = try? await StoreObjectSource(store: store, object: object).read(at: 16, count: 4) else {
+    do {
+      return try await StoreObjectSource(store: store, object: object).read(at: 16, count: 4) == [0xED, 0xDA, 0x0C, 0xED]
+    } catch where error.kind == .notFound || error.kind == .verification {
       return false
     }
-    return head == [0xED, 0xDA, 0x0C, 0xED]
   }
 }

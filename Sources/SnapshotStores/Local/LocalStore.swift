@@ -24,12 +24,14 @@ public struct LocalStore: SnapshotStore {
   public func path(_ key: String) -> String { directory + "/" + key }
 
   /// Fails, without creating anything, if the directory could not be created or written.
-  public func checkWritable() throws(LifeboatError) { try checkDirectoryCreatable(directory) }
+  public func checkWritable() async throws(LifeboatError) { try checkDirectoryCreatable(directory) }
 
-  public func makeWriter(for key: String, contentType: String) async throws(LifeboatError) -> any ObjectWriter {
+  public func makeWriter(for key: String, contentType: String, replace: Bool) async throws(LifeboatError)
+    -> any ObjectWriter
+  {
     try Self.validate(key: key)
     try makeDirectories(directory)
-    return LocalObjectWriter(file: try AtomicFile(finalPath: path(key), overwrite: true), key: key)
+    return LocalObjectWriter(file: try AtomicFile(finalPath: path(key), overwrite: replace), key: key)
   }
 
   public func read(
@@ -97,6 +99,10 @@ final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
 
   func finish() async throws(LifeboatError) -> StoredObject {
     try file.commit()
+    if let problem = file.directorySyncProblem {
+      // The file is in place; only its survival of a power cut right now is in doubt.
+      FileHandle.standardError.write(Data("lifeboat: warning: \(problem)\n".utf8))
+    }
     return StoredObject(key: key, size: file.bytesWritten, modified: Date())
   }
 

@@ -80,7 +80,9 @@ public final class AsyncHTTPTransport: S3Transport {
   ) async throws -> S3HTTPResponse {
     let response: HTTPClientResponse
     do {
-      response = try await client.execute(makeRequest(request), deadline: deadline)
+      // No overall deadline for a download (multi-GB archives take as long as they take): the
+      // read timeout ends a stalled one.
+      response = try await client.execute(makeRequest(request), deadline: .now() + .hours(24))
     } catch {
       throw Self.failure(error, endpoint: endpoint)
     }
@@ -90,6 +92,16 @@ public final class AsyncHTTPTransport: S3Transport {
       var failed = head
       do { failed.body = Array(try await response.body.collect(upTo: 1 << 20).readableBytesView) } catch {}
       return failed
+    }
+    if let range = request.headers.first(where: { $0.0 == "range" })?.1 {
+      // bytes=START-[END]: the answer must be 206 with a Content-Range from START, or the bytes
+      // would be appended at the wrong place.
+      let start = range.dropFirst("bytes=".count).split(separator: "-").first.map(String.init) ?? ""
+      let contentRange = head.header("content-range") ?? ""
+      guard head.status == 206, contentRange.hasPrefix("bytes \(start)-") else {
+        throw S3TransportFailure(
+          "\(endpoint) ignored the Range request (HTTP \(head.status), Content-Range \"\(contentRange)\")", transient: false)
+      }
     }
     var iterator = response.body.makeAsyncIterator()
     while true {

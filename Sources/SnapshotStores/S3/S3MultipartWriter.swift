@@ -85,8 +85,9 @@ actor S3MultipartWriter: ObjectWriter {
           buffer = []
         }
         while !inFlight.isEmpty { try await collectOldest() }
-        try await store.completeMultipartUpload(key, uploadId: uploadId, parts: uploaded.sorted { $0.0 < $1.0 })
+        try await store.completeMultipartUpload(key, uploadId: uploadId, parts: uploaded.sorted { $0.0 < $1.0 }, size: total)
         self.uploadId = nil
+        await store.abortStrayUploads(key, keeping: nil)
       } else {
         try await store.putObject(key, buffer, contentType: contentType)
         buffer = []
@@ -106,6 +107,7 @@ actor S3MultipartWriter: ObjectWriter {
     if let uploadId {
       await store.abortMultipartUpload(key, uploadId: uploadId)
       self.uploadId = nil
+      await store.abortStrayUploads(key, keeping: nil)
     }
   }
 }

@@ -106,7 +106,7 @@ public final class S3Store: SnapshotStore {
   }
 
   /// Checks that the bucket exists and the keys open it (HeadBucket): a clear error before any data moves.
-  public func checkBucket() async throws(LifeboatError) {
+  public func checkWritable() async throws(LifeboatError) {
     let response = try await send(request("HEAD", objectKey: nil, operation: "check bucket"))
     if response.status == 404 { throw .storage("bucket \(bucket) not found at \(endpoint)") }
     guard response.isSuccess else { throw failure(response, "check bucket") }
@@ -120,8 +120,13 @@ public final class S3Store: SnapshotStore {
 
   // MARK: - SnapshotStore
 
-  public func makeWriter(for key: String, contentType: String) async throws(LifeboatError) -> any ObjectWriter {
+  public func makeWriter(for key: String, contentType: String, replace: Bool) async throws(LifeboatError)
+    -> any ObjectWriter
+  {
     try Self.validate(key: key)
+    if !replace, try await exists(key) {
+      throw .usage("\(location)/\(key) already exists; choose another name")
+    }
     return S3MultipartWriter(store: self, key: key, contentType: contentType)
   }
 
@@ -134,6 +139,7 @@ public final class S3Store: SnapshotStore {
     var offset = range?.lowerBound ?? 0
     var attempt = 1
     while true {
+      let startedAt = offset
       var headers: [(String, String)] = []
       if let range {
         headers.append(("range", "bytes=\(offset)-\(range.upperBound - 1)"))
@@ -153,7 +159,10 @@ public final class S3Store: SnapshotStore {
         }
         return
       } catch let error as S3TransportFailure {
-        guard error.transient, attempt < configuration.retry.attempts else {
+        // Failures before the first byte were already retried by RetryingTransport; here a
+        // download that broke off after making progress resumes where it stopped.
+        if offset > startedAt { attempt = 1 }
+        guard error.transient, offset > startedAt, attempt < configuration.retry.attempts else {
           throw .storage("\(operation) at \(location): \(error.message)")
         }
         logger.notice("S3 \(operation): \(error.message); resuming at byte \(offset)")
@@ -229,30 +238,67 @@ public final class S3Store: SnapshotStore {
     return etag
   }
 
-  func completeMultipartUpload(_ key: String, uploadId: String, parts: [(Int, String)]) async throws(LifeboatError) {
+  func completeMultipartUpload(
+    _ key: String, uploadId: String, parts: [(Int, String)], size: UInt64
+  ) async throws(LifeboatError) {
     let document = S3XML.CompleteMultipartUpload(parts: parts.map { .init(partNumber: $0.0, eTag: $0.1) })
     let operation = "complete upload of \(key)"
-    let response = try await send(
-      request("POST", objectKey: configuration.objectKey(key), query: [("uploadId", uploadId)],
-        headers: [("content-type", "application/xml")], body: S3XML.encode(document, root: "CompleteMultipartUpload"),
-        operation: operation))
-    // S3 may answer 200 and still report an error in the body.
-    guard response.isSuccess, S3XML.error(response.body).code == nil else { throw failure(response, operation, key: key) }
+    var attempt = 1
+    while true {
+      let response = try await send(
+        request("POST", objectKey: configuration.objectKey(key), query: [("uploadId", uploadId)],
+          headers: [("content-type", "application/xml")], body: S3XML.encode(document, root: "CompleteMultipartUpload"),
+          operation: operation))
+      let code = S3XML.error(response.body).code
+      if response.isSuccess && code == nil { return }
+      // S3 may answer 200 and report an error in the body: that one is worth another attempt.
+      if response.isSuccess && attempt < configuration.retry.attempts {
+        try? await Task.sleep(for: configuration.retry.delay(after: attempt))
+        attempt += 1
+        continue
+      }
+      // A retried Complete whose first attempt succeeded unseen finds the upload gone: the
+      // object is there, complete, if its size is ours.
+      if response.status == 404, code == "NoSuchUpload", let object = try? await stat(key), object.size == size {
+        return
+      }
+      throw failure(response, operation, key: key)
+    }
   }
 
+  /// Aborts an upload. Runs in its own task, so that it is sent even when the caller was
+  /// cancelled (Ctrl-C): the whole point is to leave no unfinished upload behind.
   func abortMultipartUpload(_ key: String, uploadId: String) async {
     let operation = "abort upload of \(key)"
-    if let response = try? await send(
-      request("DELETE", objectKey: configuration.objectKey(key), query: [("uploadId", uploadId)], operation: operation)),
-      !response.isSuccess, response.status != 404
-    {
-      logger.warning("S3 \(operation): HTTP \(response.status); the bucket may keep an unfinished upload")
+    let request = self.request(
+      "DELETE", objectKey: configuration.objectKey(key), query: [("uploadId", uploadId)], operation: operation)
+    let transport = self.transport
+    let logger = self.logger
+    await Task {
+      do {
+        let response = try await transport.send(request)
+        if !response.isSuccess && response.status != 404 {
+          logger.warning("S3 \(operation): HTTP \(response.status); the bucket may keep an unfinished upload")
+        }
+      } catch {
+        logger.warning("S3 \(operation): \(error); the bucket may keep an unfinished upload")
+      }
+    }.value
+  }
+
+  /// Aborts uploads of `key` other than `keep`: a CreateMultipartUpload whose answer was lost
+  /// and retried leaves one behind.
+  func abortStrayUploads(_ key: String, keeping keep: String?) async {
+    let objectKey = configuration.objectKey(key)
+    guard let uploads = try? await unfinishedUploads(prefix: objectKey) else { return }
+    for upload in uploads where upload.key == objectKey && upload.uploadId != keep {
+      await abortMultipartUpload(key, uploadId: upload.uploadId)
     }
   }
 
   /// Multipart uploads not completed or aborted under the folder: (object key, upload id).
-  public func unfinishedUploads() async throws(LifeboatError) -> [(key: String, uploadId: String)] {
-    let prefix = configuration.folder.isEmpty ? "" : configuration.folder + "/"
+  public func unfinishedUploads(prefix: String? = nil) async throws(LifeboatError) -> [(key: String, uploadId: String)] {
+    let prefix = prefix ?? (configuration.folder.isEmpty ? "" : configuration.folder + "/")
     let response = try await send(
       request("GET", objectKey: nil, query: [("uploads", ""), ("prefix", prefix)], operation: "list unfinished uploads"))
     guard response.isSuccess else { throw failure(response, "list unfinished uploads") }

@@ -22,7 +22,9 @@ public struct StoredObject: Sendable, Equatable {
 /// The contract every implementation keeps (checked by `SnapshotStoreConformance` in TestSupport):
 /// - **Atomic writes.** Nothing is visible under a key until its writer's `finish()` returns;
 ///   `abort()` (or a failed `finish()`) leaves no trace: no partial object, no `.part` file,
-///   no unfinished multipart upload. A finished write replaces an existing object of that key.
+///   no unfinished multipart upload. A finished write replaces an existing object of that key,
+///   unless the writer was made with `replace: false`: then `finish()` fails with `.usage` if the
+///   key exists (atomically for local files; checked when writing starts for S3).
 /// - **Not found** is a `LifeboatError` of kind `.notFound` from `stat` and `read`; `delete` of
 ///   a missing key succeeds (deleting is idempotent); `list` of an empty or missing location is
 ///   empty.
@@ -37,8 +39,12 @@ public protocol SnapshotStore: Sendable {
   /// Where the store keeps its objects, for messages: a directory, or `s3://bucket/folder`.
   var location: String { get }
 
+  /// Checks, before anything is written, that objects can be written here: the directory can be
+  /// created and written, or the bucket exists and the keys open it.
+  func checkWritable() async throws(LifeboatError)
+
   /// Starts writing `key`. Write the bytes in order with the writer, then `finish()` (or `abort()`).
-  func makeWriter(for key: String, contentType: String) async throws(LifeboatError) -> any ObjectWriter
+  func makeWriter(for key: String, contentType: String, replace: Bool) async throws(LifeboatError) -> any ObjectWriter
 
   /// Reads `key`, or `range` of it, handing the bytes to `body` in order.
   func read(
@@ -67,6 +73,11 @@ public protocol ObjectWriter: AnyObject, Sendable {
 }
 
 extension SnapshotStore {
+  /// Starts writing `key`, replacing an existing object when finished.
+  public func makeWriter(for key: String, contentType: String) async throws(LifeboatError) -> any ObjectWriter {
+    try await makeWriter(for: key, contentType: contentType, replace: true)
+  }
+
   /// Writes a whole small object at once.
   @discardableResult
   public func put(_ key: String, _ bytes: [UInt8], contentType: String) async throws(LifeboatError) -> StoredObject {
