@@ -20,19 +20,27 @@ while [ $# -gt 0 ]; do
 done
 source "$(dirname "$0")/lib.sh"
 
-port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-python3 -m moto.server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
-moto_pid=$!
-cleanup_hooks+=("kill $moto_pid")
-s3=http://127.0.0.1:$port
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true AWS_PAGER=
-for _ in $(seq 1 100); do aws --endpoint-url "$s3" --region us-east-1 s3 mb s3://bench >/dev/null 2>&1 && break; sleep 0.1; done
+# A fresh moto (it keeps objects in memory) for each measured upload, so both sides meet the same server.
+moto_pid=
+fresh_moto() {
+  [ -z "$moto_pid" ] || { kill "$moto_pid"; wait "$moto_pid" 2>/dev/null || true; }
+  port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+  python3 -m moto.server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+  moto_pid=$!
+  s3=http://127.0.0.1:$port
+  for _ in $(seq 1 100); do aws --endpoint-url "$s3" --region us-east-1 s3 mb s3://bench >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "moto did not start" >&2; exit 1
+}
+cleanup_hooks+=('[ -z "$moto_pid" ] || kill "$moto_pid"')
 
 for i in $(seq 1 "$reps"); do
   rm -rf "$work/out" && mkdir -p "$work/out"
   run A etcdctl --endpoints "$endpoint" snapshot save "$work/out/a.db"
+  fresh_moto
   run R bash -c "etcdctl --endpoints $endpoint snapshot save $work/out/r.db && cd $work/out && zip -q -6 r$i.zip r.db \
     && aws --endpoint-url $s3 --region us-east-1 s3 cp --quiet r$i.zip s3://bench/rke/r$i.zip"
+  fresh_moto
   run L "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/out" --name "l$i" \
     --s3 --s3-endpoint "$s3" --s3-insecure-http --bucket-name bench --folder lifeboat
 done
