@@ -71,12 +71,5 @@ public func withEtcdCluster<R>(
   nodes: Int = 3, tls: Bool = false, quotaBackendBytes: Int64? = nil, _ body: (EtcdClusterFixture) async throws -> R
 ) async throws -> R {
   let cluster = try await EtcdClusterFixture.start(nodes: nodes, tls: tls, quotaBackendBytes: quotaBackendBytes)
-  do {
-    let result = try await body(cluster)
-    await cluster.stop()
-    return result
-  } catch {
-    await cluster.stop()
-    throw error
-  }
+  return try await withCleanup({ try await body(cluster) }, cleanup: { await cluster.stop() })
 }

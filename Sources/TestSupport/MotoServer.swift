@@ -135,12 +135,5 @@ public final class MotoServer: Sendable {
 /// Runs `body` with a started moto server, stopped afterwards whatever happens.
 public func withMotoServer<R>(https: Bool = false, _ body: (MotoServer) async throws -> R) async throws -> R {
   let server = try await MotoServer.start(https: https)
-  do {
-    let result = try await body(server)
-    await server.stop()
-    return result
-  } catch {
-    await server.stop()
-    throw error
-  }
+  return try await withCleanup({ try await body(server) }, cleanup: { await server.stop() })
 }

@@ -27,12 +27,5 @@ public struct TemporaryDirectory: Sendable {
 /// Runs `body` with a temporary directory that is removed afterwards, whatever happens.
 public func withTemporaryDirectory<R>(_ body: (TemporaryDirectory) async throws -> R) async throws -> R {
   let directory = try TemporaryDirectory()
-  do {
-    let result = try await body(directory)
-    directory.remove()
-    return result
-  } catch {
-    directory.remove()
-    throw error
-  }
+  return try await withCleanup({ try await body(directory) }, cleanup: { directory.remove() })
 }

@@ -44,14 +44,7 @@ public final class S3Store: SnapshotStore {
     _ body: (S3Store) async throws -> R
   ) async throws -> R {
     let store = try S3Store(configuration: configuration, logger: logger)
-    do {
-      let result = try await body(store)
-      await store.shutdown()
-      return result
-    } catch {
-      await store.shutdown()
-      throw error
-    }
+    return try await withCleanup({ try await body(store) }, cleanup: { await store.shutdown() })
   }
 
   public var location: String { configuration.location }

@@ -8,3 +8,17 @@ extension Array where Element == UInt8 {
   }
 }
 
+
+/// Runs `body`, then `cleanup` whether `body` returned or threw (an async `defer`).
+public func withCleanup<R>(
+  _ body: () async throws -> R, cleanup: () async -> Void
+) async throws -> R {
+  do {
+    let result = try await body()
+    await cleanup()
+    return result
+  } catch {
+    await cleanup()
+    throw error
+  }
+}
