@@ -57,22 +57,4 @@ public final class ReadOnlyFile: @unchecked Sendable {
     guard n == count else { throw .verification("\(path) is truncated: expected \(count) bytes at offset \(offset)") }
     return bytes
   }
-
-  /// Streams `length` bytes from `offset` in chunks of at most `chunkSize`.
-  public func forEachChunk(
-    from offset: UInt64, length: UInt64, chunkSize: Int = 1 << 20,
-    _ body: (UnsafeRawBufferPointer) throws(LifeboatError) -> Void
-  ) throws(LifeboatError) {
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
-    defer { buffer.deallocate() }
-    var position = offset
-    let end = offset + length
-    while position < end {
-      let want = Int(min(UInt64(chunkSize), end - position))
-      let n = try read(at: position, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
-      guard n == want else { throw .verification("\(path) is truncated at offset \(position + UInt64(n))") }
-      try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-      position += UInt64(n)
-    }
-  }
 }
