@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LifeboatCore
 
 /// AWS Signature Version 4 for S3, with the header form of authentication.
 ///
@@ -54,7 +55,7 @@ public struct SigV4Signer: Sendable {
     for part in [day, region, service, "aws4_request"] {
       key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key)))
     }
-    let signature = Data(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key)).map { String(format: "%02x", $0) }.joined()
+    let signature = Array(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key)).hexString
     var added = all.filter { ["x-amz-date", "x-amz-content-sha256", "x-amz-security-token"].contains($0.0) }
       .filter { name in !headers.contains { $0.0.lowercased() == name.0 } }
     added.append((
