@@ -1,7 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+let strict: [SwiftSetting] = [
+  .enableUpcomingFeature("ExistentialAny"),
+  // Named failpoints (LifeboatCore/Support/Failpoints.swift) exist in debug builds only.
+  .define("LIFEBOAT_FAILPOINTS", .when(configuration: .debug)),
+]
 
 let package = Package(
   name: "Lifeboat",
@@ -25,6 +29,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     .package(url: "https://github.com/CoreOffice/XMLCoder", from: "0.18.2"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
   ],
   targets: [
     // Generated protobuf + gRPC code for the subset of etcd's v3 API that Lifeboat uses.
@@ -55,6 +63,7 @@ let package = Package(
       dependencies: [
         "CISAL", "SystemZlib",
         .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strict
@@ -85,10 +94,28 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // The node agent's HTTP API (Hummingbird, mutual TLS) over a LocalNode, and its client, RemoteNode.
+    .target(
+      name: "LifeboatAgent",
+      dependencies: [
+        "LifeboatEngine", "LifeboatCore", "SnapshotStores",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdTLS", package: "hummingbird"),
+        .product(name: "HTTPTypes", package: "swift-http-types"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict
+    ),
     .executableTarget(
       name: "lifeboat",
       dependencies: [
-        "LifeboatEngine", "LifeboatCore", "EtcdClient", "SnapshotStores",
+        "LifeboatEngine", "LifeboatCore", "EtcdClient", "SnapshotStores", "LifeboatAgent",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -97,7 +124,7 @@ let package = Package(
     .target(
       name: "TestSupport",
       dependencies: [
-        "LifeboatEngine", "LifeboatCore", "EtcdClient", "EtcdAPI", "SnapshotStores",
+        "LifeboatEngine", "LifeboatCore", "EtcdClient", "EtcdAPI", "SnapshotStores", "LifeboatAgent",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -127,7 +154,11 @@ let package = Package(
     ),
     .testTarget(
       name: "LifeboatIntegrationTests",
-      dependencies: ["LifeboatEngine", "LifeboatCore", "EtcdClient", "SnapshotStores", "TestSupport", "lifeboat"],
+      dependencies: [
+        "LifeboatEngine", "LifeboatCore", "EtcdClient", "SnapshotStores", "TestSupport", "LifeboatAgent", "lifeboat",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+      ],
       swiftSettings: strict
     ),
   ]

@@ -10,7 +10,9 @@ import LifeboatCore
 /// stdin from /dev/null, output appended to a log file), and stops them by PID.
 public enum DetachedProcess {
   /// Starts `executable` with `arguments`; returns its PID.
-  public static func spawn(executable: String, arguments: [String], logFile: String) throws(LifeboatError) -> pid_t {
+  public static func spawn(
+    executable: String, arguments: [String], logFile: String, environment: [String: String] = [:]
+  ) throws(LifeboatError) -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -37,7 +39,7 @@ public enum DetachedProcess {
 
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
-    let envStrings = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+    let envStrings = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
     let envp = envStrings.map { strdup($0) } + [nil]
     defer { envp.forEach { free($0) } }
     var pid: pid_t = 0

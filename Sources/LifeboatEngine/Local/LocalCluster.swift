@@ -7,9 +7,10 @@ import Logging
 public struct LocalClusterSpec: Sendable {
   /// Number of members (1 to 9). Default 3.
   public var nodes: Int = 3
-  /// Mutual TLS between members and for clients, with a CA made for the cluster. Default off.
+  /// etcd speaks mutual TLS to clients and peers. Default off. (The agents always do.)
   public var tls: Bool = false
-  /// Where data dirs, logs, certificates and `cluster.json` go.
+  /// Where data dirs, snapshots, logs, certificates, `cluster.yml`, `cluster.rkestate` and
+  /// `cluster.json` go.
   public var directory: String
   /// The etcd binary. Default `etcd` from PATH.
   public var etcd: String = "etcd"
@@ -17,8 +18,18 @@ public struct LocalClusterSpec: Sendable {
   public var firstHost: Int = 11
   /// etcd's `--quota-backend-bytes`; nil keeps etcd's default (2 GiB).
   public var quotaBackendBytes: Int64?
-  /// How long to wait for every member to be up with a leader. Default 30 seconds.
+  /// How long to wait for every member (and agent) to be up. Default 30 seconds.
   public var startTimeout: Duration = .seconds(30)
+  /// The `lifeboat` executable to run one agent per node with; nil starts no agents.
+  public var agentExecutable: String?
+  /// Extra environment of node i's agent (tests switch failpoints on this way).
+  public var agentEnvironment: [Int: [String: String]] = [:]
+  /// An `s3backupconfig` for the written cluster.yml.
+  public var s3: S3BackupConfig?
+  /// Allow an http:// S3 endpoint (a local moto).
+  public var s3InsecureHTTP = false
+  /// Post-restore hooks for the written cluster.yml.
+  public var postRestoreHooks: [String] = []
 
   public init(directory: String, nodes: Int = 3, tls: Bool = false) {
     self.directory = directory
@@ -27,9 +38,11 @@ public struct LocalClusterSpec: Sendable {
   }
 }
 
-/// The embedded default: N real etcd members on 127.0.0.x with free ports, data and logs under
-/// one directory, optionally with mutual TLS. Members run detached; their PIDs are recorded so
-/// `down` stops exactly those.
+/// The embedded default: N real etcd members on 127.0.0.x with free ports, data, snapshots and
+/// logs under one directory, optionally with mutual TLS, and one Lifeboat agent per node. It
+/// writes an RKE-style `cluster.yml` and `cluster.rkestate` (CA and certificates with RKE's
+/// names) describing itself, so every `--config` command works against it. etcd runs under the
+/// `supervised` runtime, the same code the agents use to stop and start it.
 public struct LocalCluster: Sendable {
   public var logger: Logger
 
@@ -38,7 +51,7 @@ public struct LocalCluster: Sendable {
   }
 
   /// Starts the cluster described by `spec`, or restarts the one already recorded in its
-  /// directory. Returns once every member answers and has a leader.
+  /// directory. Returns once every member answers and has a leader, and every agent listens.
   public func up(_ spec: LocalClusterSpec) async throws(LifeboatError) -> LocalClusterState {
     guard (1...9).contains(spec.nodes) else { throw .usage("--nodes must be between 1 and 9") }
     guard let etcd = ProcessRunner.which(spec.etcd) else {
@@ -49,39 +62,69 @@ public struct LocalCluster: Sendable {
     var state: LocalClusterState
     if FileManager.default.fileExists(atPath: LocalClusterState.path(in: directory)) {
       state = try LocalClusterState.load(from: directory)
-      if let running = state.members.first(where: { $0.pid.map(DetachedProcess.isRunning) ?? false }) {
-        throw .usage("the local cluster in \(directory) is already up (\(running.memberName) runs as PID \(running.pid!)); run `lifeboat local down` first")
+      let context = try state.context()
+      for member in state.members {
+        if let pid = Self.runtime(context, member).runningPID() {
+          throw .usage("the local cluster in \(directory) is already up (\(member.memberName) runs as PID \(pid)); run `lifeboat local down` first")
+        }
       }
       logger.info("restarting the local cluster recorded in \(directory)")
     } else {
-      state = try create(spec, directory: directory)
+      state = try create(spec, directory: directory, etcd: etcd)
     }
+    let context = try state.context()
     do {
       for index in state.members.indices {
-        state.members[index].pid = try start(state, member: state.members[index], etcd: etcd, quota: spec.quotaBackendBytes)
+        let runtime = Self.runtime(context, state.members[index])
+        try await runtime.start(quotaBackendBytes: nil)
+        state.members[index].pid = runtime.runningPID()
       }
       try state.save(to: directory)
       try await waitUntilHealthy(state, timeout: spec.startTimeout)
+      if let agent = spec.agentExecutable {
+        for index in state.members.indices {
+          let member = state.members[index]
+          let pid = try DetachedProcess.spawn(
+            executable: agent, arguments: ["agent", "--config", state.configFile!, "--node", member.address],
+            logFile: member.runDir + "/agent.log", environment: spec.agentEnvironment[index] ?? [:])
+          state.members[index].agentPid = pid
+        }
+        try state.save(to: directory)
+        try await waitForAgents(state, timeout: spec.startTimeout)
+      }
     } catch {
-      for member in state.members { if let pid = member.pid { await DetachedProcess.stop(pid) } }
-      for index in state.members.indices { state.members[index].pid = nil }
-      try? state.save(to: directory)
+      _ = try? await down(directory: directory)
       throw error
     }
     return state
   }
 
-  /// Stops the members recorded in `directory`: SIGTERM, then SIGKILL after 10 seconds. Only
-  /// processes whose command line still names their data directory are signalled.
+  /// Stops the agents and members recorded in `directory`: SIGTERM, then SIGKILL after a
+  /// timeout. Only processes whose command line still names their data directory (etcd) or
+  /// their node (agents) are signalled.
   @discardableResult
   public func down(directory: String, purge: Bool = false) async throws(LifeboatError) -> [String] {
     let directory = Self.absolute(directory)
     var state = try LocalClusterState.load(from: directory)
     var stopped: [String] = []
     for index in state.members.indices {
-      guard let pid = state.members[index].pid else { continue }
-      if let command = DetachedProcess.commandLine(pid), command.contains("--data-dir=\(state.members[index].dataDir)") {
-        if await DetachedProcess.stop(pid) { stopped.append(state.members[index].memberName) }
+      let member = state.members[index]
+      if let pid = member.agentPid, let command = DetachedProcess.commandLine(pid), command.contains("agent"),
+        command.contains(member.address)
+      {
+        if await DetachedProcess.stop(pid) { stopped.append("agent on \(member.address)") }
+      }
+      state.members[index].agentPid = nil
+    }
+    let context = try? state.context()
+    for index in state.members.indices {
+      let member = state.members[index]
+      if let context {
+        let runtime = Self.runtime(context, member)
+        if runtime.runningPID() != nil, (try? await runtime.stop()) != nil { stopped.append(member.memberName) }
+      }
+      if let pid = member.pid, let command = DetachedProcess.commandLine(pid), command.contains("--data-dir=\(member.dataDir)") {
+        if await DetachedProcess.stop(pid), !stopped.contains(member.memberName) { stopped.append(member.memberName) }
       }
       state.members[index].pid = nil
     }
@@ -105,15 +148,20 @@ public struct LocalCluster: Sendable {
     }
   }
 
+  static func runtime(_ context: ClusterContext, _ member: LocalClusterState.Member) -> SupervisedRuntime {
+    let node = context.config.etcdNodes.first { $0.address == member.address }!
+    return SupervisedRuntime(settings: context.config.lifeboat.runtime, node: node, config: context.config, state: context.state)
+  }
+
   // MARK: -
 
-  private func create(_ spec: LocalClusterSpec, directory: String) throws(LifeboatError) -> LocalClusterState {
+  private func create(_ spec: LocalClusterSpec, directory: String, etcd: String) throws(LifeboatError) -> LocalClusterState {
     var members: [LocalClusterState.Member] = []
     var used = Set<Int>()
     for i in 1...spec.nodes {
       let address = "127.0.0.\(spec.firstHost + i - 1)"
       var ports: [Int] = []
-      while ports.count < 2 {
+      while ports.count < 3 {
         let port = try freeTCPPort(on: address)
         if used.insert(port).inserted { ports.append(port) }
       }
@@ -121,91 +169,116 @@ public struct LocalCluster: Sendable {
       members.append(
         .init(
           node: node, address: address, clientPort: ports[0], peerPort: ports[1],
-          dataDir: "\(directory)/\(node)/data", logFile: "\(directory)/\(node)/etcd.log"))
+          dataDir: "\(directory)/\(node)/data", logFile: "\(directory)/\(node)/etcd.log", agentPort: ports[2],
+          runDir: "\(directory)/\(node)", snapshotDir: "\(directory)/\(node)/snapshots"))
       try makeDirectories("\(directory)/\(node)")
     }
-    var state = LocalClusterState(tls: spec.tls, token: "etcd-cluster-1", members: members)
+    var state = LocalClusterState(tls: spec.tls, token: ClusterConfig.clusterToken, members: members)
+    // The agents always speak mutual TLS, so the CA and certificates are made in any case.
+    let tlsDir = directory + "/tls"
+    try makeDirectories(tlsDir)
+    let ca = try CertificateAuthority(commonName: "kube-ca")
+    var bundle: [RKEState.Certificate] = []
+    func add(_ name: String, _ cert: String, _ key: String?, keyMode: mode_t = 0o600) throws(LifeboatError) {
+      let path = "\(tlsDir)/\(name).pem"
+      let keyPath = "\(tlsDir)/\(name)-key.pem"
+      try write(cert, to: path, mode: 0o644)
+      if let key { try write(key, to: keyPath, mode: keyMode) }
+      bundle.append(.init(name: name, certificatePEM: cert, keyPEM: key, path: path, keyPath: key == nil ? nil : keyPath))
+    }
+    try add("kube-ca", ca.certificatePEM, nil)
+    try write(ca.keyPEM, to: tlsDir + "/kube-ca-key.pem", mode: 0o600)
+    let addresses = members.map(\.address)
+    for index in state.members.indices {
+      let member = state.members[index]
+      // RKE: every etcd node's certificate has the common name kube-etcd and SANs for all etcd nodes.
+      let issued = try ca.issue(commonName: "kube-etcd", ipAddresses: addresses, dnsNames: ["localhost"])
+      let name = "kube-etcd-" + member.address.replacingOccurrences(of: ".", with: "-")
+      try add(name, issued.certificatePEM, issued.keyPEM)
+      state.members[index].certFile = "\(tlsDir)/\(name).pem"
+      state.members[index].keyFile = "\(tlsDir)/\(name)-key.pem"
+    }
+    let admin = try ca.issue(commonName: "kube-admin", organization: "system:masters")
+    try add("kube-admin", admin.certificatePEM, admin.keyPEM)
+    // A worker's certificate from the same CA: tests use it to check that it is refused.
+    let worker = try ca.issue(commonName: "kube-node", organization: "system:nodes")
+    try add("kube-node", worker.certificatePEM, worker.keyPEM)
     if spec.tls {
-      let tlsDir = directory + "/tls"
-      try makeDirectories(tlsDir)
-      let ca = try CertificateAuthority(commonName: "kube-ca")
-      try write(ca.certificatePEM, to: tlsDir + "/kube-ca.pem", mode: 0o644)
-      try write(ca.keyPEM, to: tlsDir + "/kube-ca-key.pem", mode: 0o600)
-      let addresses = members.map(\.address)
-      for index in state.members.indices {
-        let member = state.members[index]
-        // RKE: every etcd node's certificate has the common name kube-etcd and SANs for all etcd nodes.
-        let issued = try ca.issue(commonName: "kube-etcd", ipAddresses: addresses, dnsNames: ["localhost"])
-        let base = tlsDir + "/kube-etcd-" + member.address.replacingOccurrences(of: ".", with: "-")
-        try write(issued.certificatePEM, to: base + ".pem", mode: 0o644)
-        try write(issued.keyPEM, to: base + "-key.pem", mode: 0o600)
-        state.members[index].certFile = base + ".pem"
-        state.members[index].keyFile = base + "-key.pem"
-      }
-      let admin = try ca.issue(commonName: "kube-admin", organization: "system:masters")
-      try write(admin.certificatePEM, to: tlsDir + "/kube-admin.pem", mode: 0o644)
-      try write(admin.keyPEM, to: tlsDir + "/kube-admin-key.pem", mode: 0o600)
-      // A worker's certificate from the same CA: tests use it to check that it is refused.
-      let worker = try ca.issue(commonName: "kube-node", organization: "system:nodes")
-      try write(worker.certificatePEM, to: tlsDir + "/kube-node.pem", mode: 0o644)
-      try write(worker.keyPEM, to: tlsDir + "/kube-node-key.pem", mode: 0o600)
       state.caFile = tlsDir + "/kube-ca.pem"
       state.clientCertFile = tlsDir + "/kube-admin.pem"
       state.clientKeyFile = tlsDir + "/kube-admin-key.pem"
     }
+    let configFile = directory + "/cluster.yml"
+    try AtomicFile.write(try RKEState.encode(bundle), to: directory + "/cluster.rkestate", mode: 0o600)
+    try write(Self.clusterYAML(state, spec: spec, etcd: etcd), to: configFile, mode: 0o600)
+    state.configFile = configFile
     try state.save(to: directory)
     return state
+  }
+
+  /// RKE's keys for the nodes and backups, and the `lifeboat:` section for everything local.
+  static func clusterYAML(_ state: LocalClusterState, spec: LocalClusterSpec, etcd: String) -> String {
+    var lines = [
+      "# Written by `lifeboat local up`: RKE's cluster.yml keys, plus Lifeboat's own `lifeboat:` section.",
+      "nodes:",
+    ]
+    for m in state.members {
+      lines += ["  - address: \(m.address)", "    hostname_override: \(m.node)", "    role: [controlplane, etcd, worker]"]
+    }
+    lines += ["services:", "  etcd:", "    backup_config:", "      enabled: true", "      interval_hours: 12", "      retention: 6"]
+    if let s3 = spec.s3 {
+      lines += ["      s3backupconfig:", "        bucket_name: \(quote(s3.bucketName))", "        endpoint: \(quote(s3.endpoint))"]
+      if let v = s3.accessKey { lines.append("        access_key: \(quote(v))") }
+      if let v = s3.secretKey { lines.append("        secret_key: \(quote(v))") }
+      if let v = s3.region { lines.append("        region: \(quote(v))") }
+      if let v = s3.folder { lines.append("        folder: \(quote(v))") }
+    }
+    lines += [
+      "lifeboat:",
+      "  etcd_tls: \(state.tls)",
+      "  health_timeout: 60",
+      "  runtime:",
+      "    type: supervised",
+      "    etcd: \(quote(etcd))",
+    ]
+    if let quota = spec.quotaBackendBytes { lines.append("    extra_args: [\"--quota-backend-bytes=\(quota)\"]") }
+    if spec.s3InsecureHTTP { lines.append("  s3_insecure_http: true") }
+    if !spec.postRestoreHooks.isEmpty {
+      lines.append("  post_restore_hooks:")
+      for hook in spec.postRestoreHooks { lines.append("    - \(quote(hook))") }
+    }
+    lines.append("  nodes:")
+    for m in state.members {
+      lines += [
+        "    \(m.address):",
+        "      client_port: \(m.clientPort)",
+        "      peer_port: \(m.peerPort)",
+        "      agent_port: \(m.agentPort ?? 0)",
+        "      data_dir: \(quote(m.dataDir))",
+        "      snapshot_dir: \(quote(m.snapshotDir ?? ""))",
+        "      run_dir: \(quote(m.runDir))",
+      ]
+    }
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  static func quote(_ s: String) -> String {
+    "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
   }
 
   private func write(_ text: String, to path: String, mode: mode_t) throws(LifeboatError) {
     try AtomicFile.write(Array(text.utf8), to: path, mode: mode)
   }
 
-  /// The etcd command line of one member.
-  public static func arguments(_ state: LocalClusterState, member: LocalClusterState.Member, quota: Int64?) -> [String] {
-    var args = [
-      "--name=\(member.memberName)",
-      "--data-dir=\(member.dataDir)",
-      "--listen-client-urls=\(state.clientURL(member))",
-      "--advertise-client-urls=\(state.clientURL(member))",
-      "--listen-peer-urls=\(state.peerURL(member))",
-      "--initial-advertise-peer-urls=\(state.peerURL(member))",
-      "--initial-cluster=\(state.initialCluster)",
-      "--initial-cluster-token=\(state.token)",
-      "--initial-cluster-state=new",
-      "--logger=zap",
-      "--log-outputs=stderr",
-    ]
-    if let quota { args.append("--quota-backend-bytes=\(quota)") }
-    if state.tls, let ca = state.caFile, let cert = member.certFile, let key = member.keyFile {
-      args += [
-        "--cert-file=\(cert)", "--key-file=\(key)", "--trusted-ca-file=\(ca)", "--client-cert-auth",
-        "--peer-cert-file=\(cert)", "--peer-key-file=\(key)", "--peer-trusted-ca-file=\(ca)",
-        "--peer-client-cert-auth",
-      ]
-    }
-    return args
-  }
-
-  private func start(
-    _ state: LocalClusterState, member: LocalClusterState.Member, etcd: String, quota: Int64?
-  ) throws(LifeboatError) -> Int32 {
-    let pid = try DetachedProcess.spawn(
-      executable: etcd, arguments: Self.arguments(state, member: member, quota: quota), logFile: member.logFile)
-    logger.debug("started \(member.memberName) as PID \(pid)")
-    return pid
-  }
-
   /// Waits until every member answers `Status` and has a leader.
   public func waitUntilHealthy(_ state: LocalClusterState, timeout: Duration) async throws(LifeboatError) {
     let connection = try Self.connection(for: state)
+    let context = try state.context()
     let deadline = ContinuousClock.now + timeout
     var lastProblem = ""
     while ContinuousClock.now < deadline {
-      for member in state.members {
-        if let pid = member.pid, !DetachedProcess.isRunning(pid) {
-          throw .failure("\(member.memberName) exited during start: \(Self.logTail(member.logFile))")
-        }
+      for member in state.members where Self.runtime(context, member).runningPID() == nil {
+        throw .failure("\(member.memberName) exited during start: \(Self.logTail(member.logFile))")
       }
       let probes = await MemberSelector(connection: connection).probeAll()
       if probes.allSatisfy({ $0.isHealthy && $0.status?.hasLeader == true }) { return }
@@ -213,6 +286,33 @@ public struct LocalCluster: Sendable {
       try? await Task.sleep(for: .milliseconds(200))
     }
     throw .unavailable("the local cluster did not become healthy within \(timeout): \(lastProblem)")
+  }
+
+  /// Waits until every agent accepts connections on its port.
+  func waitForAgents(_ state: LocalClusterState, timeout: Duration) async throws(LifeboatError) {
+    let deadline = ContinuousClock.now + timeout
+    for member in state.members {
+      while !canConnect(member.address, member.agentPort ?? 0) {
+        if let pid = member.agentPid, !DetachedProcess.isRunning(pid) {
+          throw .failure("the agent on \(member.address) exited: \(Self.logTail(member.runDir + "/agent.log"))")
+        }
+        if ContinuousClock.now > deadline { throw .unavailable("the agent on \(member.address) did not start within \(timeout)") }
+        try? await Task.sleep(for: .milliseconds(100))
+      }
+    }
+  }
+
+  private func canConnect(_ address: String, _ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = UInt16(port).bigEndian
+    inet_pton(AF_INET, address, &addr.sin_addr)
+    return withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
   }
 
   /// How to reach a local cluster's members.

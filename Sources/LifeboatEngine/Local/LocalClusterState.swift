@@ -12,6 +12,8 @@ public struct LocalClusterState: Codable, Sendable {
   public var caFile: String?
   public var clientCertFile: String?
   public var clientKeyFile: String?
+  /// The `cluster.yml` written for this cluster (its state file is next to it).
+  public var configFile: String?
 
   public struct Member: Codable, Sendable {
     /// The node's name (`node1`); the etcd member is `etcd-<node>`, as RKE names them.
@@ -23,10 +25,22 @@ public struct LocalClusterState: Codable, Sendable {
     public var logFile: String
     public var certFile: String?
     public var keyFile: String?
-    /// PID of the running etcd, nil when stopped.
+    /// PID of etcd when `up` started it (a restore restarts it: the runtime's PID file is current).
     public var pid: Int32?
+    public var agentPort: Int?
+    /// PID of the node's agent, nil when none runs.
+    public var agentPid: Int32?
+    /// The node's own directory (PID files, logs, restore work).
+    public var runDir: String
+    public var snapshotDir: String?
 
     public var memberName: String { "etcd-" + node }
+  }
+
+  /// The config and state file written by `up`.
+  public func context() throws(LifeboatError) -> ClusterContext {
+    guard let configFile else { throw .usage("this local cluster predates cluster.yml; recreate it with `lifeboat local down --purge` and `up`") }
+    return try ClusterContext.load(configFile)
   }
 
   public func scheme() -> String { tls ? "https" : "http" }

@@ -64,6 +64,16 @@ struct SnapshotContent {
     return UInt64(bytes.count)
   }
 
+  /// The state file entry's bytes (CRC-32 checked, a JSON object), or nil when there is none.
+  func stateFile() async throws(LifeboatError) -> [UInt8]? {
+    guard let reader, let entry = layout?.stateFile else { return nil }
+    let bytes = try await reader.readAll(entry)
+    guard (try? JSONSerialization.jsonObject(with: Data(bytes))) is [String: Any] else {
+      throw .verification("\(source.name) entry \(entry.path) is not a JSON state file")
+    }
+    return bytes
+  }
+
   /// SHA-256 and size of the whole archive or file.
   func wholeSHA256() async throws(LifeboatError) -> (sha: String, size: UInt64) {
     var hash = SHA256Stream()

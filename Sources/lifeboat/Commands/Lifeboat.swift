@@ -11,14 +11,14 @@ struct Lifeboat: AsyncParsableCommand {
       7 restore failed, every node rolled back; 8 restore failed, rollback incomplete.
       """,
     version: LifeboatVersion.current,
-    subcommands: [Snapshot.self, Local.self]
+    subcommands: [Snapshot.self, Local.self, AgentCommand.self]
   )
 }
 
 struct Snapshot: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Save, list, inspect, verify and delete etcd snapshots, locally and in S3.",
-    subcommands: [SnapshotSave.self, SnapshotList.self, SnapshotInspect.self, SnapshotVerify.self, SnapshotDelete.self]
+    subcommands: [SnapshotSave.self, SnapshotList.self, SnapshotInspect.self, SnapshotVerify.self, SnapshotDelete.self, SnapshotRestore.self]
   )
 }
 

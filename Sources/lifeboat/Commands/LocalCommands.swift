@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LifeboatCore
 import LifeboatEngine
 
@@ -20,16 +21,28 @@ struct LocalUp: AsyncParsableCommand {
   @Option(help: "etcd's --quota-backend-bytes for every member (default: etcd's 2 GiB).")
   var quotaBackendBytes: Int64?
 
+  @Flag(help: "Start no node agents (etcd members only).")
+  var noAgents = false
+
   @OptionGroup var location: LocalDirectoryOptions
+
+  static func ownExecutable() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+  }
 
   func run() async throws {
     var spec = LocalClusterSpec(directory: location.dir, nodes: nodes, tls: tls)
     spec.quotaBackendBytes = quotaBackendBytes
+    spec.agentExecutable = noAgents ? nil : Self.ownExecutable()
     let state = try await LocalCluster().up(spec)
     for member in state.members {
       print("\(member.memberName)  \(state.clientURL(member))  pid \(member.pid.map(String.init) ?? "-")  log \(member.logFile)")
+      if let agentPid = member.agentPid {
+        print("  agent https://\(member.address):\(member.agentPort ?? 0)  pid \(agentPid)  log \(member.runDir)/agent.log")
+      }
     }
     print("")
+    if let configFile = state.configFile { print("cluster config: \(configFile) (state file next to it)") }
     print("flags for lifeboat snapshot save:")
     print("  " + state.connectionFlags.joined(separator: " "))
     print("for etcdctl: eval \"$(lifeboat local env --dir \(location.dir))\"")

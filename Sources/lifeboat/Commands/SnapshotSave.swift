@@ -26,8 +26,15 @@ struct SnapshotSave: AsyncParsableCommand {
   @Option(help: "fast (ISA-L Deflate level 1), best (zlib level 9) or none (stored).")
   var compression: Compression = .fast
 
+  @Option(help: "RKE's cluster.yml: save once through the node agents and keep a copy on every etcd node (S3 from the file).")
+  var config: String?
+
   func run() async throws {
     let name = try self.name.map { (raw) throws(LifeboatError) in try SnapshotName(raw) }
+    if let config {
+      try await saveThroughAgents(config: config, name: name)
+      return
+    }
     let connection = try connection.connection()
     let result = try await remote.withStore { s3 in
       let request = SaveRequest(
@@ -55,5 +62,26 @@ struct SnapshotSave: AsyncParsableCommand {
       """)
     if let remoteArchive = result.remoteArchive { print("  uploaded  \(remoteArchive)") }
     if let uploadError = result.uploadError { throw uploadError }
+  }
+}
+
+extension SnapshotSave {
+  func saveThroughAgents(config: String, name: SnapshotName?) async throws {
+    let context = try ClusterContext.load(config)
+    let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) in
+      try await ClusterSave(context: context, nodes: nodes, progress: progressLine).run(name: name)
+    }
+    let s = report.saved.snapshot
+    print("""
+      saved \(s.name) on \(report.savedOn) from \(report.saved.member)\(report.saved.noQuorum ? " (NO QUORUM)" : "")
+        archive   \(formatBytes(s.size)), sha256 \(s.archiveSHA256 ?? "-"), revision \(s.revision.map(String.init) ?? "-")
+        copies    \(report.copies.sorted().joined(separator: ", "))
+      """)
+    if let remote = report.saved.remote { print("  uploaded  \(remote)") }
+    if !report.failures.isEmpty {
+      let list = report.failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+      throw LifeboatError.storage("saved \(s.name), but not every node has a copy: \(list)")
+    }
+    if let uploadError = report.saved.uploadError { throw LifeboatError.storage(uploadError) }
   }
 }

@@ -6,7 +6,7 @@ import SnapshotStores
 /// How to reach etcd, as `etcdctl` takes it.
 struct ConnectionOptions: ParsableArguments {
   @Option(help: "Comma-separated etcd client URLs (http:// or https://).")
-  var endpoints: String
+  var endpoints: String?
 
   @Option(help: "CA certificate that signed the etcd members' certificates (PEM).")
   var cacert: String?
@@ -18,7 +18,8 @@ struct ConnectionOptions: ParsableArguments {
   var key: String?
 
   func connection() throws(LifeboatError) -> EtcdConnection {
-    try EtcdConnection.parse(endpoints: endpoints, caFile: cacert, certFile: cert, keyFile: key)
+    guard let endpoints else { throw .usage("--endpoints is required (or --config cluster.yml, where the command takes it)") }
+    return try EtcdConnection.parse(endpoints: endpoints, caFile: cacert, certFile: cert, keyFile: key)
   }
 }
 

@@ -1,0 +1,176 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LifeboatCore
+import LifeboatEngine
+import NIOCore
+
+/// The agent's API: one route per `Node` operation, JSON in and out, archives streamed with
+/// Range support (an interrupted download resumes where it stopped).
+struct AgentRoutes: Sendable {
+  let node: LocalNode
+
+  struct PreflightBody: Codable { var dbSize: UInt64; var archiveSize: UInt64 }
+  struct CopyBody: Codable { var peer: String }
+  struct StartBody: Codable { var quotaBackendBytes: Int64? }
+  struct Empty: Codable {}
+
+  func register(_ router: Router<AgentRequestContext>) {
+    router.get("/healthz") { _, _ in try await json { () async throws(LifeboatError) in try await node.health() } }
+    router.post("/v1/preflight") { request, context in
+      try await json { () async throws(LifeboatError) in
+        let body = try await decode(PreflightBody.self, request, context)
+        return try await node.preflight(dbSize: body.dbSize, archiveSize: body.archiveSize)
+      }
+    }
+    router.get("/v1/snapshots") { _, _ in try await json { () async throws(LifeboatError) in try await node.listSnapshots() } }
+    router.post("/v1/snapshots") { request, context in
+      try await json { () async throws(LifeboatError) in
+        try await node.saveSnapshot(try await decode(NodeSaveRequest.self, request, context))
+      }
+    }
+    router.delete("/v1/snapshots/:name") { _, context in
+      try await json { () async throws(LifeboatError) in
+        try await node.deleteSnapshot(try name(context))
+        return Empty()
+      }
+    }
+    router.post("/v1/snapshots/:name/copy") { request, context in
+      try await json { () async throws(LifeboatError) in
+        let body = try await decode(CopyBody.self, request, context)
+        return try await node.copySnapshot(try name(context), from: body.peer)
+      }
+    }
+    router.get("/v1/snapshots/:name/archive") { request, context in
+      do throws(LifeboatError) {
+        let files = try await node.snapshotFiles(try name(context))
+        return try serveFile(files.archive, request)
+      } catch { return AgentErrorBody.response(error) }
+    }
+    router.get("/v1/snapshots/:name/manifest") { request, context in
+      do throws(LifeboatError) {
+        guard let manifest = try await node.snapshotFiles(try name(context)).manifest else {
+          throw LifeboatError.notFound("no manifest")
+        }
+        return try serveFile(manifest, request)
+      } catch { return AgentErrorBody.response(error) }
+    }
+    router.post("/v1/restore/:id/fetch") { request, context in
+      try await json { () async throws(LifeboatError) in try await node.fetch(try await decode(FetchRequest.self, request, context)) }
+    }
+    router.get("/v1/restore/:id/archive") { request, context in
+      do throws(LifeboatError) { return try serveFile(try node.restoreArchivePath(try id(context)), request) } catch {
+        return AgentErrorBody.response(error)
+      }
+    }
+    router.get("/v1/restore/:id/state-file") { _, context in
+      do throws(LifeboatError) {
+        guard let bytes = try await node.fetchedStateFile(try id(context)) else { return Response(status: .noContent) }
+        return Response(
+          status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+      } catch { return AgentErrorBody.response(error) }
+    }
+    router.post("/v1/restore/:id/stage") { request, context in
+      try await json { () async throws(LifeboatError) in
+        try await node.stage(try await decode(StageRequest.self, request, context))
+        return Empty()
+      }
+    }
+    router.post("/v1/restore/:id/swap") { _, context in
+      try await json { () async throws(LifeboatError) in try await node.swap(try id(context)) }
+    }
+    router.post("/v1/restore/:id/rollback") { _, context in
+      try await json { () async throws(LifeboatError) in try await node.rollback(try id(context)) }
+    }
+    router.post("/v1/restore/:id/finish") { _, context in
+      try await json { () async throws(LifeboatError) in
+        try await node.finish(try id(context))
+        return Empty()
+      }
+    }
+    router.post("/v1/etcd/stop") { _, _ in
+      try await json { () async throws(LifeboatError) in
+        try await node.stopEtcd()
+        return Empty()
+      }
+    }
+    router.post("/v1/etcd/start") { request, context in
+      try await json { () async throws(LifeboatError) in
+        let body = try await decode(StartBody.self, request, context)
+        try await node.startEtcd(quotaBackendBytes: body.quotaBackendBytes)
+        return Empty()
+      }
+    }
+  }
+
+  // MARK: - Helpers
+
+  private func name(_ context: AgentRequestContext) throws(LifeboatError) -> SnapshotName {
+    try SnapshotName(context.parameters.get("name") ?? "")
+  }
+
+  private func id(_ context: AgentRequestContext) throws(LifeboatError) -> String {
+    let id = context.parameters.get("id") ?? ""
+    guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+      throw .usage("invalid restore id \(id)")
+    }
+    return id
+  }
+
+  private func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: AgentRequestContext) async throws(LifeboatError) -> T {
+    do { return try await request.decode(as: type, context: context) } catch {
+      throw .usage("bad request body: \(error)")
+    }
+  }
+
+  private func json<T: Encodable>(_ body: () async throws(LifeboatError) -> T) async throws -> Response {
+    do {
+      let value = try await body()
+      let encoder = JSONEncoder()
+      encoder.dateEncodingStrategy = .iso8601
+      let data = try encoder.encode(value)
+      return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    } catch let error as LifeboatError {
+      return AgentErrorBody.response(error)
+    }
+  }
+
+  /// Streams a file; honours `Range: bytes=a-` and `bytes=a-b` with 206 and Content-Range.
+  private func serveFile(_ path: String, _ request: Request) throws(LifeboatError) -> Response {
+    let file = try ReadOnlyFile(path: path)
+    var start: UInt64 = 0
+    var end: UInt64 = file.size == 0 ? 0 : file.size - 1
+    var partial = false
+    if let range = request.headers[.range] {
+      guard range.hasPrefix("bytes="), !range.contains(",") else { throw .usage("unsupported Range \(range)") }
+      let parts = range.dropFirst(6).split(separator: "-", omittingEmptySubsequences: false)
+      guard parts.count == 2, let first = UInt64(parts[0]), first < file.size else {
+        return Response(status: .rangeNotSatisfiable, headers: [.contentRange: "bytes */\(file.size)"])
+      }
+      start = first
+      if let last = UInt64(parts[1]) { end = min(last, file.size - 1) }
+      guard start <= end else { return Response(status: .rangeNotSatisfiable, headers: [.contentRange: "bytes */\(file.size)"]) }
+      partial = true
+    }
+    let length = file.size == 0 ? 0 : end - start + 1
+    var headers: HTTPFields = [
+      .contentType: path.hasSuffix(".zip") ? "application/zip" : "application/octet-stream",
+      .acceptRanges: "bytes",
+    ]
+    headers[HTTPField.Name("X-Lifeboat-File")!] = (path as NSString).lastPathComponent
+    if partial { headers[.contentRange] = "bytes \(start)-\(end)/\(file.size)" }
+    let from = start
+    let body = ResponseBody(contentLength: Int(length)) { writer in
+      var position = from
+      let stop = from + length
+      while position < stop {
+        let count = Int(min(UInt64(1 << 20), stop - position))
+        let bytes = try file.read(at: position, count: count)
+        try await writer.write(ByteBuffer(bytes: bytes))
+        position += UInt64(count)
+      }
+      try await writer.finish(nil)
+    }
+    return Response(status: partial ? .partialContent : .ok, headers: headers, body: body)
+  }
+}

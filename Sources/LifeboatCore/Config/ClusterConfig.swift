@@ -1,0 +1,216 @@
+import Foundation
+
+/// RKE's `cluster.yml`, as far as Lifeboat uses it, plus Lifeboat's own optional `lifeboat:`
+/// section. Keys Lifeboat does not read are ignored (real RKE files carry many); keys it reads are
+/// type-checked, with errors naming the file, line and key; the `lifeboat:` section is strict.
+///
+/// ```yaml
+/// nodes:
+///   - address: 10.0.0.1
+///     internal_address: 10.0.0.1      # etcd URLs use it when set
+///     hostname_override: node1        # member name etcd-<hostname_override or address>
+///     role: [controlplane, etcd, worker]
+/// services:
+///   etcd:
+///     backup_config: { interval_hours: 12, retention: 6, s3backupconfig: {...} }
+/// lifeboat:                           # optional; every key has a default (see LifeboatSettings)
+///   agent_port: 2382
+/// ```
+public struct ClusterConfig: Sendable, Equatable {
+  /// Every node in the file, in file order.
+  public var nodes: [NodeEntry]
+  public var backup: BackupConfig
+  public var lifeboat: LifeboatSettings
+  /// Where the file was read from (for the state file next to it and for messages).
+  public var path: String
+
+  public struct NodeEntry: Sendable, Equatable {
+    public var address: String
+    public var internalAddress: String?
+    public var hostnameOverride: String?
+    public var roles: [String]
+
+    public var isEtcd: Bool { roles.contains("etcd") }
+  }
+
+  /// The etcd nodes, resolved with Lifeboat's settings: what every other component uses.
+  public var etcdNodes: [EtcdNode] {
+    nodes.filter(\.isEtcd).map { entry in
+      let override = lifeboat.nodes[entry.address] ?? .init()
+      let host = entry.internalAddress ?? entry.address
+      let scheme = lifeboat.etcdTLS ? "https" : "http"
+      let clientPort = override.clientPort ?? lifeboat.clientPort
+      let peerPort = override.peerPort ?? lifeboat.peerPort
+      return EtcdNode(
+        address: entry.address,
+        memberName: "etcd-" + (entry.hostnameOverride?.lowercased() ?? entry.address),
+        clientURL: "\(scheme)://\(Self.hostForURL(host)):\(clientPort)",
+        peerURL: "\(scheme)://\(Self.hostForURL(host)):\(peerPort)",
+        agentURL: "https://\(Self.hostForURL(entry.address)):\(override.agentPort ?? lifeboat.agentPort)",
+        agentPort: override.agentPort ?? lifeboat.agentPort,
+        snapshotDir: override.snapshotDir ?? lifeboat.snapshotDir,
+        dataDir: override.dataDir ?? lifeboat.dataDir,
+        runDir: override.runDir ?? lifeboat.runDir,
+        certificateName: "kube-etcd-" + host.replacingOccurrences(of: ".", with: "-").replacingOccurrences(of: ":", with: "-"))
+    }
+  }
+
+  /// `etcd-node1=https://10.0.0.1:2380,...`: every etcd member, for `--initial-cluster`.
+  public var initialCluster: String { etcdNodes.map { "\($0.memberName)=\($0.peerURL)" }.joined(separator: ",") }
+
+  /// RKE's initial cluster token.
+  public static let clusterToken = "etcd-cluster-1"
+
+  /// The node whose address (or internal address, or hostname override) is `name`.
+  public func etcdNode(_ name: String) throws(LifeboatError) -> EtcdNode {
+    let matches = etcdNodes.filter { node in
+      node.address == name || node.memberName == name || node.memberName == "etcd-" + name.lowercased()
+        || nodes.first { $0.address == node.address }?.internalAddress == name
+    }
+    guard let node = matches.first else {
+      throw .usage("\(path): no etcd node \(name) (etcd nodes: \(etcdNodes.map(\.address).joined(separator: ", ")))")
+    }
+    return node
+  }
+
+  /// The state file RKE keeps next to the cluster file (`cluster.yml` -> `cluster.rkestate`),
+  /// or `lifeboat.state_file`.
+  public var stateFilePath: String {
+    if let file = lifeboat.stateFile { return Self.resolve(file, relativeTo: path) }
+    let url = URL(fileURLWithPath: path)
+    return url.deletingPathExtension().appendingPathExtension("rkestate").path
+  }
+
+  static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+
+  static func resolve(_ file: String, relativeTo config: String) -> String {
+    if file.hasPrefix("/") { return file }
+    return URL(fileURLWithPath: config).deletingLastPathComponent().appendingPathComponent(file).path
+  }
+}
+
+/// One etcd node, everything resolved.
+public struct EtcdNode: Sendable, Equatable, Codable {
+  /// The address in `cluster.yml`: how the operator and the agents name the node.
+  public var address: String
+  /// `etcd-<hostname_override or address>`.
+  public var memberName: String
+  public var clientURL: String
+  public var peerURL: String
+  /// The node's agent, always HTTPS with mutual TLS.
+  public var agentURL: String
+  public var agentPort: Int
+  public var snapshotDir: String
+  public var dataDir: String
+  /// Where the agent keeps its own files (supervised etcd's PID file and log, restore staging).
+  public var runDir: String
+  /// The node's certificate in the state file's bundle, `kube-etcd-<ip with - for .>`.
+  public var certificateName: String
+}
+
+/// `services.etcd.backup_config` (and the legacy `snapshot`/`creation`/`retention`).
+public struct BackupConfig: Sendable, Equatable {
+  public var enabled = true
+  public var intervalHours = 12
+  public var retention = 6
+  public var safeTimestamp = false
+  public var timeoutSeconds = 300
+  public var s3: S3BackupConfig?
+}
+
+/// `services.etcd.backup_config.s3backupconfig` (one word, as RKE spells it).
+public struct S3BackupConfig: Sendable, Equatable {
+  public var accessKey: String?
+  public var secretKey: String?
+  public var bucketName: String
+  public var region: String?
+  public var endpoint: String
+  public var customCA: String?
+  public var folder: String?
+
+  public init(
+    accessKey: String?, secretKey: String?, bucketName: String, region: String?, endpoint: String, customCA: String? = nil,
+    folder: String?
+  ) {
+    self.accessKey = accessKey
+    self.secretKey = secretKey
+    self.bucketName = bucketName
+    self.region = region
+    self.endpoint = endpoint
+    self.customCA = customCA
+    self.folder = folder
+  }
+}
+
+/// The strict `lifeboat:` section: Lifeboat-only settings, every one with a default.
+public struct LifeboatSettings: Sendable, Equatable {
+  /// Port of the node agents (HTTPS, mutual TLS). Default 2382.
+  public var agentPort = 2382
+  public var clientPort = 2379
+  public var peerPort = 2380
+  /// etcd serves TLS (RKE always does). Default true.
+  public var etcdTLS = true
+  /// RKE's snapshot directory. Default `/opt/rke/etcd-snapshots`.
+  public var snapshotDir = "/opt/rke/etcd-snapshots"
+  /// The member's data directory on the host. Default `/var/lib/etcd` (RKE binds it into the
+  /// container as `/var/lib/rancher/etcd`).
+  public var dataDir = "/var/lib/etcd"
+  /// The agent's own directory. Default `/var/lib/lifeboat`.
+  public var runDir = "/var/lib/lifeboat"
+  /// The state file; default: next to cluster.yml with the extension `.rkestate`.
+  public var stateFile: String?
+  /// How etcd is stopped, started and restored on the nodes.
+  public var runtime = RuntimeSettings()
+  /// Common names allowed to call the agents besides `kube-etcd` and `kube-admin`.
+  public var allowedClients: [String] = []
+  /// Shell commands run on the operator's host after a good restore, in order.
+  public var postRestoreHooks: [String] = []
+  /// Allow an `http://` S3 endpoint in `s3backupconfig` (RKE allows only HTTPS). Default false.
+  public var s3InsecureHTTP = false
+  /// How long a restored cluster may take to become healthy. Default 120 seconds.
+  public var healthTimeoutSeconds = 120
+  /// Per-node overrides, keyed by the node's address.
+  public var nodes: [String: NodeOverride] = [:]
+
+  public struct NodeOverride: Sendable, Equatable {
+    public var clientPort: Int?
+    public var peerPort: Int?
+    public var agentPort: Int?
+    public var snapshotDir: String?
+    public var dataDir: String?
+    public var runDir: String?
+    public init() {}
+  }
+}
+
+/// How a node's etcd runs (`lifeboat.runtime`).
+public struct RuntimeSettings: Sendable, Equatable {
+  public enum Kind: String, Sendable, Equatable, CaseIterable {
+    /// RKE's nodes: a Docker container named `etcd`; restore runs in a container of its image.
+    case docker
+    /// A systemd unit.
+    case systemd
+    /// The operator's own stop/start commands.
+    case command
+    /// Lifeboat starts etcd itself (detached, PID recorded in the node's run dir), with flags
+    /// derived from the config: `lifeboat local up` and the tests.
+    case supervised
+  }
+  public var kind: Kind = .docker
+  /// docker: container name. Default `etcd`.
+  public var container = "etcd"
+  /// docker: the etcd image; default: the running container's image.
+  public var image: String?
+  /// systemd: unit name. Default `etcd`.
+  public var unit = "etcd"
+  /// command: shell commands.
+  public var stopCommand: String?
+  public var startCommand: String?
+  /// supervised: the etcd binary. Default `etcd` from PATH.
+  public var etcdBinary = "etcd"
+  /// The restore tool on the host (systemd, command, supervised): default `etcdutl` if found,
+  /// else `etcdctl`.
+  public var restoreTool: String?
+  /// supervised: extra etcd flags.
+  public var extraArgs: [String] = []
+}

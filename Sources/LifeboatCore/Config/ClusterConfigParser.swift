@@ -1,0 +1,159 @@
+import Foundation
+
+extension ClusterConfig {
+  /// Reads and checks `cluster.yml`.
+  public static func load(_ path: String) throws(LifeboatError) -> ClusterConfig {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw .usage("cannot read the cluster config \(path)")
+    }
+    return try parse(String(decoding: data, as: UTF8.self), path: path)
+  }
+
+  public static func parse(_ text: String, path: String) throws(LifeboatError) -> ClusterConfig {
+    let file = URL(fileURLWithPath: path).lastPathComponent
+    let root = try YAMLValue.parse(text, file: file)
+    var nodes: [NodeEntry] = []
+    if let list = try root["nodes"] {
+      for item in try list.items() {
+        guard let address = try item["address"]?.string(), !address.isEmpty else {
+          throw item.error("a node needs an address")
+        }
+        nodes.append(
+          NodeEntry(
+            address: address, internalAddress: try item["internal_address"]?.string().nonEmpty,
+            hostnameOverride: try item["hostname_override"]?.string().nonEmpty,
+            roles: try item["role"]?.strings() ?? []))
+      }
+    }
+    guard nodes.contains(where: \.isEtcd) else { throw root.error("no node has the role etcd") }
+    var seen = Set<String>()
+    for node in nodes where node.isEtcd && !seen.insert(node.address).inserted {
+      throw root.error("nodes: \(node.address) is listed twice")
+    }
+
+    var backup = BackupConfig()
+    if let etcd = try root["services"]?["etcd"] {
+      // Legacy keys: `snapshot: true` with `creation: 12h` and `retention: 72h`.
+      if try etcd["snapshot"]?.bool() == true {
+        if let creation = try etcd["creation"] { backup.intervalHours = try hours(creation) }
+        if let retention = try etcd["retention"] {
+          backup.retention = max(1, try hours(retention) / max(1, backup.intervalHours))
+        }
+      }
+      if let config = try etcd["backup_config"] {
+        backup.enabled = try config["enabled"]?.bool() ?? true
+        backup.intervalHours = try config["interval_hours"]?.int() ?? backup.intervalHours
+        backup.retention = try config["retention"]?.int() ?? backup.retention
+        backup.safeTimestamp = try config["safe_timestamp"]?.bool() ?? false
+        backup.timeoutSeconds = try config["timeout"]?.int() ?? 300
+        if let interval = try config["interval_hours"], backup.intervalHours < 1 { throw interval.error("must be at least 1") }
+        if let s3 = try config["s3backupconfig"] {
+          guard let bucket = try s3["bucket_name"]?.string().nonEmpty else { throw s3.error("bucket_name is required") }
+          guard let endpoint = try s3["endpoint"]?.string().nonEmpty else { throw s3.error("endpoint is required") }
+          backup.s3 = S3BackupConfig(
+            accessKey: try s3["access_key"]?.string().nonEmpty, secretKey: try s3["secret_key"]?.string().nonEmpty,
+            bucketName: bucket, region: try s3["region"]?.string().nonEmpty, endpoint: endpoint,
+            customCA: try s3["custom_ca"]?.string().nonEmpty, folder: try s3["folder"]?.string().nonEmpty)
+        }
+      }
+    }
+
+    var settings = LifeboatSettings()
+    if let section = try root["lifeboat"] {
+      try section.onlyKeys([
+        "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file",
+        "runtime", "allowed_clients", "post_restore_hooks", "health_timeout", "nodes", "s3_insecure_http",
+      ])
+      settings.agentPort = try port(section["agent_port"]) ?? settings.agentPort
+      settings.clientPort = try port(section["client_port"]) ?? settings.clientPort
+      settings.peerPort = try port(section["peer_port"]) ?? settings.peerPort
+      settings.etcdTLS = try section["etcd_tls"]?.bool() ?? true
+      settings.snapshotDir = try absolutePath(section["snapshot_dir"]) ?? settings.snapshotDir
+      settings.dataDir = try absolutePath(section["data_dir"]) ?? settings.dataDir
+      settings.runDir = try absolutePath(section["run_dir"]) ?? settings.runDir
+      settings.stateFile = try section["state_file"]?.string()
+      settings.allowedClients = try section["allowed_clients"]?.strings() ?? []
+      settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
+      settings.healthTimeoutSeconds = try section["health_timeout"]?.int() ?? settings.healthTimeoutSeconds
+      settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
+      if let runtime = try section["runtime"] { settings.runtime = try parseRuntime(runtime) }
+      if let overrides = try section["nodes"] {
+        for (address, value) in try overrides.entries() {
+          guard nodes.contains(where: { $0.address == address && $0.isEtcd }) else {
+            throw value.error("not the address of an etcd node in nodes")
+          }
+          try value.onlyKeys(["client_port", "peer_port", "agent_port", "snapshot_dir", "data_dir", "run_dir"])
+          var override = LifeboatSettings.NodeOverride()
+          override.clientPort = try port(value["client_port"])
+          override.peerPort = try port(value["peer_port"])
+          override.agentPort = try port(value["agent_port"])
+          override.snapshotDir = try absolutePath(value["snapshot_dir"])
+          override.dataDir = try absolutePath(value["data_dir"])
+          override.runDir = try absolutePath(value["run_dir"])
+          settings.nodes[address] = override
+        }
+      }
+    }
+    let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    return ClusterConfig(nodes: nodes, backup: backup, lifeboat: settings, path: absolute)
+  }
+
+  private static func parseRuntime(_ value: YAMLValue) throws(LifeboatError) -> RuntimeSettings {
+    var runtime = RuntimeSettings()
+    if case .scalar = value.node {
+      let name = try value.string()
+      guard let kind = RuntimeSettings.Kind(rawValue: name) else {
+        throw value.error("unknown runtime '\(name)' (one of: \(RuntimeSettings.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+      }
+      runtime.kind = kind
+      return runtime
+    }
+    try value.onlyKeys(["type", "container", "image", "unit", "stop", "start", "etcd", "restore_tool", "extra_args"])
+    if let type = try value["type"] {
+      let name = try type.string()
+      guard let kind = RuntimeSettings.Kind(rawValue: name) else {
+        throw type.error("unknown runtime '\(name)' (one of: \(RuntimeSettings.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+      }
+      runtime.kind = kind
+    }
+    runtime.container = try value["container"]?.string() ?? runtime.container
+    runtime.image = try value["image"]?.string()
+    runtime.unit = try value["unit"]?.string() ?? runtime.unit
+    runtime.stopCommand = try value["stop"]?.string()
+    runtime.startCommand = try value["start"]?.string()
+    runtime.etcdBinary = try value["etcd"]?.string() ?? runtime.etcdBinary
+    runtime.restoreTool = try value["restore_tool"]?.string()
+    runtime.extraArgs = try value["extra_args"]?.strings() ?? []
+    if runtime.kind == .command, runtime.stopCommand == nil || runtime.startCommand == nil {
+      throw value.error("the command runtime needs both stop and start")
+    }
+    return runtime
+  }
+
+  private static func port(_ value: YAMLValue?) throws(LifeboatError) -> Int? {
+    guard let value else { return nil }
+    let port = try value.int()
+    guard (1...65535).contains(port) else { throw value.error("not a port number: \(port)") }
+    return port
+  }
+
+  private static func absolutePath(_ value: YAMLValue?) throws(LifeboatError) -> String? {
+    guard let value else { return nil }
+    let path = try value.string()
+    guard path.hasPrefix("/") else { throw value.error("must be an absolute path") }
+    return path
+  }
+
+  /// `12h`, `72h`, `30m` or a bare number of hours.
+  private static func hours(_ value: YAMLValue) throws(LifeboatError) -> Int {
+    let text = try value.string().trimmingCharacters(in: .whitespaces)
+    if let hours = Int(text) { return hours }
+    if text.hasSuffix("h"), let hours = Int(text.dropLast()) { return hours }
+    if text.hasSuffix("m"), let minutes = Int(text.dropLast()) { return max(1, minutes / 60) }
+    throw value.error("expected a duration like 12h, found '\(text)'")
+  }
+}
+
+extension String {
+  var nonEmpty: String? { isEmpty ? nil : self }
+}

@@ -1,0 +1,73 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import SnapshotStores
+
+/// A cluster config with its state file, and what derives from both: how to reach etcd and S3.
+public struct ClusterContext: Sendable {
+  public var config: ClusterConfig
+  /// The state file's TLS material; nil only when the file is absent and etcd is plaintext.
+  public var state: RKEState?
+
+  public init(config: ClusterConfig, state: RKEState?) {
+    self.config = config
+    self.state = state
+  }
+
+  /// Reads `cluster.yml` and its state file.
+  public static func load(_ path: String) throws(LifeboatError) -> ClusterContext {
+    let config = try ClusterConfig.load(path)
+    let state = try RKEState.load(config.stateFilePath)
+    return ClusterContext(config: config, state: state)
+  }
+
+  /// How a node (with its `kube-etcd` certificate) or the operator (`kube-admin`) reaches etcd.
+  public func etcdConnection(certificate name: String) throws(LifeboatError) -> EtcdConnection {
+    var connection = EtcdConnection(endpoints: [])
+    for node in config.etcdNodes {
+      do { connection.endpoints.append(try EtcdEndpoint(parsing: node.clientURL)) } catch {
+        throw .usage("\(config.path): bad client URL \(node.clientURL): \(error.message)")
+      }
+    }
+    if config.lifeboat.etcdTLS {
+      guard let state else { throw .usage("no state file: etcd's TLS certificates are in \(config.stateFilePath)") }
+      let ca = try state.certificate("kube-ca")
+      let own = try state.certificate(name, needsKey: true)
+      connection.client.tls = EtcdTLS(
+        caPEM: Array(ca.certificatePEM.utf8), certificatePEM: Array(own.certificatePEM.utf8), keyPEM: Array(own.keyPEM!.utf8))
+    }
+    return connection
+  }
+
+  /// The S3 bucket of `s3backupconfig`, when configured. Keys come from the file or from
+  /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`.
+  public func s3Configuration() throws(LifeboatError) -> S3Configuration? {
+    guard let s3 = config.backup.s3 else { return nil }
+    try S3Configuration.validate(bucket: s3.bucketName)
+    let environment = ProcessInfo.processInfo.environment
+    guard let access = s3.accessKey ?? environment["AWS_ACCESS_KEY_ID"],
+      let secret = s3.secretKey ?? environment["AWS_SECRET_ACCESS_KEY"], !access.isEmpty, !secret.isEmpty
+    else {
+      throw .usage("\(config.path): s3backupconfig has no access_key/secret_key (instance credentials are not supported yet)")
+    }
+    let endpoint = try S3Endpoint(parsing: s3.endpoint, allowInsecureHTTP: config.lifeboat.s3InsecureHTTP)
+    return S3Configuration(
+      endpoint: endpoint, bucket: s3.bucketName, folder: s3.folder ?? "", region: s3.region ?? "",
+      credentials: S3Credentials(
+        accessKey: access, secretKey: Secret(secret), sessionToken: environment["AWS_SESSION_TOKEN"].map { Secret($0) }),
+      customCA: s3.customCA.map { Array($0.utf8) })
+  }
+}
+
+/// `S3Store.with` with Lifeboat's typed errors.
+func withS3<R>(
+  _ configuration: S3Configuration, _ body: (S3Store) async throws(LifeboatError) -> R
+) async throws(LifeboatError) -> R {
+  do {
+    return try await S3Store.with(configuration) { store in try await body(store) }
+  } catch let error as LifeboatError {
+    throw error
+  } catch {
+    throw .failure("S3: \(error)")
+  }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import LifeboatCore
+
+/// What `etcdutl|etcdctl snapshot restore` is asked to do on one node.
+public struct RestoreInvocation: Sendable, Equatable {
+  /// The unzipped etcd snapshot on the host.
+  public var database: String
+  /// The staging data directory to create on the host (must not exist).
+  public var stagingDir: String
+  public var memberName: String
+  public var initialCluster: String
+  public var token: String
+  public var peerURL: String
+  /// The snapshot has no SHA-256 trailer (a copied db file): `--skip-hash-check`.
+  public var skipHashCheck: Bool
+}
+
+/// A command line to run on the node.
+public struct NodeCommand: Sendable, Equatable {
+  public var executable: String
+  public var arguments: [String]
+  public var environment: [String: String] = [:]
+
+  public var rendered: String { ([executable] + arguments).joined(separator: " ") }
+}
+
+/// How one node's etcd is stopped, started and restored. Implementations: `SupervisedRuntime`
+/// (Lifeboat starts etcd itself), and `CommandRuntime` for systemd, the operator's commands and
+/// RKE's Docker container.
+public protocol EtcdRuntime: Sendable {
+  /// One line for plans and messages (`docker container etcd`).
+  var summary: String { get }
+  /// Whether etcd runs; nil when the runtime cannot tell.
+  func isRunning() async -> Bool?
+  func stop() async throws(LifeboatError)
+  /// Starts etcd; `quotaBackendBytes` is honoured where the runtime controls etcd's flags.
+  func start(quotaBackendBytes: Int64?) async throws(LifeboatError)
+  /// The command that restores a snapshot into a staging directory.
+  func restoreCommand(_ invocation: RestoreInvocation) async throws(LifeboatError) -> NodeCommand
+  /// What is missing to restore on this node (the restore tool, the container); empty when ready.
+  func preflightProblems() async -> [String]
+}
+
+extension EtcdRuntime {
+  /// Runs the restore command; a failure names the node's command and etcd's last line.
+  public func restore(_ invocation: RestoreInvocation) async throws(LifeboatError) {
+    let command = try await restoreCommand(invocation)
+    guard let executable = ProcessRunner.which(command.executable) else {
+      throw .failure("cannot restore: \(command.executable) not found on PATH")
+    }
+    let result = try ProcessRunner.run(executable, command.arguments, environment: command.environment)
+    guard result.status == 0 else {
+      let last = (result.stderr + result.stdout).split(whereSeparator: \.isNewline).last.map(String.init) ?? "no output"
+      throw .failure("snapshot restore into \(invocation.stagingDir) failed (exit \(result.status)): \(last)")
+    }
+  }
+}
+
+/// Picks the host's restore tool: the configured one, else `etcdutl`, else `etcdctl` (3.4).
+enum RestoreTool {
+  static func find(_ configured: String?) -> String? {
+    if let configured { return ProcessRunner.which(configured) }
+    return ProcessRunner.which("etcdutl") ?? ProcessRunner.which("etcdctl")
+  }
+
+  static func command(tool: String, _ r: RestoreInvocation, databasePath: String? = nil, stagingPath: String? = nil)
+    -> NodeCommand
+  {
+    var arguments = [
+      "snapshot", "restore", databasePath ?? r.database, "--data-dir=\(stagingPath ?? r.stagingDir)", "--name=\(r.memberName)",
+      "--initial-cluster=\(r.initialCluster)", "--initial-cluster-token=\(r.token)",
+      "--initial-advertise-peer-urls=\(r.peerURL)",
+    ]
+    if r.skipHashCheck { arguments.append("--skip-hash-check") }
+    return NodeCommand(executable: tool, arguments: arguments, environment: ["ETCDCTL_API": "3"])
+  }
+}
+
+/// Builds the runtime a node's config asks for.
+public enum EtcdRuntimes {
+  public static func make(
+    _ settings: RuntimeSettings, node: EtcdNode, config: ClusterConfig, state: RKEState?
+  ) -> any EtcdRuntime {
+    switch settings.kind {
+    case .supervised: SupervisedRuntime(settings: settings, node: node, config: config, state: state)
+    case .systemd, .command, .docker: CommandRuntime(settings: settings, node: node)
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import LifeboatAgent
+import LifeboatCore
+import LifeboatEngine
+import Logging
+
+struct AgentCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "agent",
+    abstract: "Run the node agent of one etcd node (long-running; HTTPS with mutual TLS; stops on SIGTERM).",
+    discussion: """
+      Serves the node's snapshots to its peers and carries out the restore steps the operator's \
+      `lifeboat snapshot restore` asks for. Only clients whose certificate (signed by kube-ca) has \
+      the common name kube-etcd or kube-admin, or one listed in lifeboat.allowed_clients, are served.
+      """)
+
+  @OptionGroup var cluster: ClusterConfigOption
+
+  @Option(help: "This node's address in cluster.yml.")
+  var node: String
+
+  func run() async throws {
+    let context = try ClusterContext.load(cluster.config)
+    let own = try context.config.etcdNode(node)
+    guard let state = context.state else { throw LifeboatError.usage("no state file") }
+    let peers = try AgentClient(state: state, certificate: own.certificateName)
+    let local = LocalNode(context: context, node: own, peers: peers)
+    let server = try AgentServer(node: local)
+    let logger = Logger(label: "lifeboat.agent")
+    logger.info("agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary)")
+    do {
+      try await server.run()
+    } catch is CancellationError {
+    }
+    await peers.shutdown()
+    logger.info("agent stopped")
+  }
+}
