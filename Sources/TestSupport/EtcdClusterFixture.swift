@@ -17,12 +17,13 @@ public final class EtcdClusterFixture: Sendable {
     self.state = state
   }
 
-  public static func start(nodes: Int = 3, tls: Bool = false, quotaBackendBytes: Int64? = nil) async throws
-    -> EtcdClusterFixture
-  {
+  public static func start(
+    nodes: Int = 3, tls: Bool = false, quotaBackendBytes: Int64? = nil, configure: (inout LocalClusterSpec) -> Void = { _ in }
+  ) async throws -> EtcdClusterFixture {
     let directory = try TemporaryDirectory(prefix: "lifeboat-etcd")
     var spec = LocalClusterSpec(directory: directory.file("cluster"), nodes: nodes, tls: tls)
     spec.quotaBackendBytes = quotaBackendBytes
+    configure(&spec)
     do {
       let state = try await LocalCluster().up(spec)
       return EtcdClusterFixture(directory: directory, state: state)
@@ -64,6 +65,38 @@ public final class EtcdClusterFixture: Sendable {
   }
 
   public func pid(of index: Int) -> Int32? { state.members[index].pid }
+
+  /// The `cluster.yml` that `local up` wrote (agents read it too).
+  public var configFile: String { state.configFile! }
+
+  /// The cluster's config and state file, as the CLI reads them.
+  public func context() throws -> ClusterContext { try ClusterContext.load(configFile) }
+
+  /// PID of member `index`'s etcd now (a restore restarts etcd), from the runtime's PID file.
+  public func currentPID(of index: Int) -> Int32? {
+    let path = state.members[index].runDir + "/etcd.pid"
+    guard let data = FileManager.default.contents(atPath: path) else { return nil }
+    return Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+  }
+
+  /// Runs `body` with a client of member `index` connected with `kube-admin`, reading the TLS
+  /// setting from the cluster's config (valid after a restore, too).
+  public func withMemberClient<R: Sendable>(_ index: Int, _ body: (EtcdClient) async throws -> R) async throws -> R {
+    let connection = try context().etcdConnection(certificate: "kube-admin")
+    return try await EtcdClient.with(endpoint: connection.endpoints[index], configuration: connection.client, body)
+  }
+}
+
+/// Runs `body` with a cluster whose every node has a Lifeboat agent (the built `lifeboat agent`),
+/// etcd and agents speaking mutual TLS; `configure` adjusts the spec (S3, hooks, failpoints).
+public func withAgentCluster<R>(
+  nodes: Int = 3, configure: (inout LocalClusterSpec) -> Void = { _ in }, _ body: (EtcdClusterFixture) async throws -> R
+) async throws -> R {
+  let cluster = try await EtcdClusterFixture.start(nodes: nodes, tls: true) { spec in
+    spec.agentExecutable = LifeboatCLI.binary
+    configure(&spec)
+  }
+  return try await withCleanup({ try await body(cluster) }, cleanup: { await cluster.stop() })
 }
 
 /// Runs `body` with a started cluster, stopping it afterwards whatever happens.

@@ -85,7 +85,7 @@ public struct LocalNode: Node {
   static func summary(_ s: StoredSnapshot) -> NodeSnapshot {
     NodeSnapshot(
       name: s.name.value, kind: s.kind, size: s.size, archiveSHA256: s.manifest?.archiveSHA256, dbSHA256: s.manifest?.dbSHA256,
-      revision: s.manifest?.revision, created: s.created)
+      dbSize: s.manifest?.dbSize, revision: s.manifest?.revision, created: s.created)
   }
 
   public func deleteSnapshot(_ name: SnapshotName) async throws(LifeboatError) {
@@ -342,10 +342,6 @@ public struct LocalNode: Node {
       actions.append("moved \(session.oldDataDir) back to \(node.dataDir)")
     }
     try removeIfPresent(session.stagingDir)
-    if await runtime.isRunning() != true {
-      try await startEtcd(quotaBackendBytes: nil)
-      actions.append("started etcd")
-    }
     var updated = session
     updated.swapped = false
     try saveSession(updated, id)

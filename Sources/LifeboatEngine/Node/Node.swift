@@ -32,7 +32,10 @@ public protocol Node: Sendable {
   /// Moves the data dir aside (kept, named with the restore's time) and the staged dir in.
   func swap(_ id: String) async throws(LifeboatError) -> SwapReport
   func startEtcd(quotaBackendBytes: Int64?) async throws(LifeboatError)
-  /// Puts the old data dir back and starts etcd; safe to call at any step, and twice.
+  /// Stops etcd if it runs and puts the old data dir back; does not start etcd (the caller
+  /// starts every node only once every node is back: a member restarted on its old data while
+  /// a peer still runs the restored data would be sent commit indexes its log never had, and
+  /// etcd panics). Safe to call at any step, and twice.
   func rollback(_ id: String) async throws(LifeboatError) -> RollbackReport
   /// Removes the restore's downloads and staging leftovers (never the old data dir).
   func finish(_ id: String) async throws(LifeboatError)
@@ -61,6 +64,7 @@ public struct NodeSnapshot: Codable, Sendable, Equatable {
   public var size: UInt64
   public var archiveSHA256: String?
   public var dbSHA256: String?
+  public var dbSize: UInt64?
   public var revision: Int64?
   public var created: Date
 }

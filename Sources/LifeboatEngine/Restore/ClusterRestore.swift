@@ -27,12 +27,18 @@ public struct RestorePlan: Sendable {
   public var members: [EtcdNode]
   public var runtime: String
   public var archiveSize: UInt64
-  public var manifest: Manifest?
+  /// From the snapshot's manifest, when it has one (RKE archives have none).
+  public var archiveSHA256: String?
+  public var dbSHA256: String?
+  public var dbSize: UInt64?
+  public var revision: Int64?
 
   public var lines: [String] {
     var lines = [
       "restore \(name) (id \(id))",
-      "  from:    \(origin)" + (manifest.map { ", revision \($0.revision), db \($0.dbSize) bytes, sha256 \($0.dbSHA256)" } ?? " (no manifest: every node's copies must agree)"),
+      "  from:    \(origin)"
+        + (dbSHA256.map { ", revision \(revision ?? 0), db \(dbSize ?? 0) bytes, sha256 \($0)" }
+          ?? " (no manifest: every node's copies must agree with the serving node's)"),
       "  served by the agent on \(server) to the others over mutual TLS",
       "  runtime: \(runtime)",
     ]
@@ -94,7 +100,8 @@ public struct ClusterRestore: Sendable {
         if let found = snapshots.first(where: { $0.name == options.name.value }) {
           return RestorePlan(
             id: id, name: options.name, origin: "local on \(node.address)", server: members[index].address,
-            members: members, runtime: runtime, archiveSize: found.size, manifest: nil)
+            members: members, runtime: runtime, archiveSize: found.size, archiveSHA256: found.archiveSHA256,
+            dbSHA256: found.dbSHA256, dbSize: found.dbSize, revision: found.revision)
         }
       }
       if context.config.backup.s3 == nil {
@@ -111,7 +118,8 @@ public struct ClusterRestore: Sendable {
     if let problem = found.manifestProblem { throw .verification(problem) }
     return RestorePlan(
       id: id, name: options.name, origin: found.path, server: members[0].address, members: members, runtime: runtime,
-      archiveSize: found.size, manifest: found.manifest)
+      archiveSize: found.size, archiveSHA256: found.manifest?.archiveSHA256, dbSHA256: found.manifest?.dbSHA256,
+      dbSize: found.manifest?.dbSize, revision: found.manifest?.revision)
   }
 
   public static func newID(_ date: Date = Date()) -> String {
@@ -129,7 +137,7 @@ public struct ClusterRestore: Sendable {
       throw .usage("the serving node \(plan.server) is not an etcd node")
     }
     // 2. Preflight: every node reachable and ready; nothing changed yet.
-    let dbEstimate = plan.manifest?.dbSize ?? plan.archiveSize * 4
+    let dbEstimate = plan.dbSize ?? plan.archiveSize * 4
     let preflights = try await onEveryNode("preflight") { (node) async throws(LifeboatError) in
       _ = try await node.health()
       return try await node.preflight(dbSize: dbEstimate, archiveSize: plan.archiveSize)
@@ -144,8 +152,8 @@ public struct ClusterRestore: Sendable {
     var reports: [FetchReport] = []
     do throws(LifeboatError) {
       let first = try await server.fetch(
-        FetchRequest(id: plan.id, name: plan.name.value, origin: origin, expectedArchiveSHA256: plan.manifest?.archiveSHA256,
-          expectedDBSHA256: plan.manifest?.dbSHA256))
+        FetchRequest(id: plan.id, name: plan.name.value, origin: origin, expectedArchiveSHA256: plan.archiveSHA256,
+          expectedDBSHA256: plan.dbSHA256))
       progress("fetch: \(server.address) has \(plan.name) (db sha256 \(first.dbSHA256), revision \(first.revision))")
       let peer = members[serverIndex].agentURL
       let others = nodes.enumerated().filter { $0.offset != serverIndex }.map(\.element)
@@ -162,7 +170,7 @@ public struct ClusterRestore: Sendable {
         let list = reports.map { "\($0.address) \($0.dbSHA256)" }.joined(separator: ", ")
         throw LifeboatError.verification("the nodes' copies differ: \(list)")
       }
-      if let expected = plan.manifest?.dbSHA256 ?? first.manifest?.dbSHA256, expected != first.dbSHA256 {
+      if let expected = plan.dbSHA256 ?? first.manifest?.dbSHA256, expected != first.dbSHA256 {
         throw LifeboatError.verification("the database's SHA-256 is \(first.dbSHA256), the manifest says \(expected)")
       }
       progress("verify: every node holds the same database (sha256 \(first.dbSHA256), etcd trailer \(first.trailer))")
@@ -245,6 +253,12 @@ public struct ClusterRestore: Sendable {
       } catch {
         problem = error.message
       }
+      // An etcd that exited will not come back by waiting: fail now, naming the node.
+      for node in nodes {
+        if let health = try? await node.health(), health.etcdRunning == false {
+          throw .unavailable("etcd exited on \(node.address) after the swap (see its etcd log)")
+        }
+      }
       try? await Task.sleep(for: .milliseconds(500))
     }
     throw .unavailable("the restored cluster did not become healthy within \(context.config.lifeboat.healthTimeoutSeconds) s: \(problem)")
@@ -288,27 +302,68 @@ public struct ClusterRestore: Sendable {
 
   // MARK: - Rollback and cleanup
 
+  /// Stop every etcd, put every old data dir back, then start every etcd (in that order: see
+  /// `Node.rollback`), and wait for the old cluster to be healthy.
   private func rollBack(_ id: String, cause: LifeboatError) async throws(LifeboatError) -> Never {
     var failures: [String] = []
-    await withTaskGroup(of: String?.self) { group in
-      for node in nodes {
-        group.addTask {
-          do throws(LifeboatError) {
-            let report = try await node.rollback(id)
-            progress("rollback: \(node.address): \(report.actions.isEmpty ? "nothing to undo" : report.actions.joined(separator: ", "))")
-            return nil
-          } catch { return "\(node.address): \(error.message)" }
+    func collect(_ step: String, _ body: @escaping @Sendable (any Node) async throws(LifeboatError) -> String?) async {
+      await withTaskGroup(of: String?.self) { group in
+        for node in nodes {
+          group.addTask {
+            do throws(LifeboatError) {
+              if let line = try await body(node) { progress("rollback: \(node.address): \(line)") }
+              return nil
+            } catch { return "\(step) on \(node.address): \(error.message)" }
+          }
         }
+        for await failure in group { if let failure { failures.append(failure) } }
       }
-      for await failure in group { if let failure { failures.append(failure) } }
+    }
+    await collect("stop") { (node) async throws(LifeboatError) in
+      try await node.stopEtcd()
+      return nil
+    }
+    if failures.isEmpty {
+      await collect("rollback") { (node) async throws(LifeboatError) in
+        let report = try await node.rollback(id)
+        return report.actions.isEmpty ? "nothing to undo" : report.actions.joined(separator: ", ")
+      }
+    }
+    if failures.isEmpty {
+      await collect("start") { (node) async throws(LifeboatError) in
+        try await node.startEtcd(quotaBackendBytes: nil)
+        return "etcd started on its old data"
+      }
     }
     guard failures.isEmpty else {
       throw LifeboatError(
         .restoreIncomplete,
         "restore failed (\(cause.message)) and rollback did not finish: \(failures.joined(separator: "; ")); old data dirs are kept as <data dir>.lifeboat-old-\(id)")
     }
+    do throws(LifeboatError) {
+      try await waitHealthy()
+    } catch {
+      throw LifeboatError(
+        .restoreIncomplete,
+        "restore failed (\(cause.message)); every old data dir is back, but the cluster is not healthy: \(error.message)")
+    }
     await cleanUp(id)
     throw LifeboatError(.restoreRolledBack, "restore failed and every node was rolled back: \(cause.message)")
+  }
+
+  /// Every member answers with a leader (after a rollback).
+  func waitHealthy() async throws(LifeboatError) {
+    let connection = try context.etcdConnection(certificate: "kube-admin")
+    let probes = MemberSelector(connection: connection)
+    let deadline = ContinuousClock.now + .seconds(context.config.lifeboat.healthTimeoutSeconds)
+    var problem = "no answer"
+    while ContinuousClock.now < deadline {
+      let all = await probes.probeAll()
+      if all.allSatisfy({ $0.isHealthy && $0.status?.hasLeader == true }) { return }
+      problem = all.compactMap { p in p.problem.map { "\(p.endpoint) \($0)" } }.first ?? "no leader yet"
+      try? await Task.sleep(for: .milliseconds(500))
+    }
+    throw .unavailable(problem)
   }
 
   private func cleanUp(_ id: String) async {

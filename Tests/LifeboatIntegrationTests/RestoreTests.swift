@@ -1,0 +1,215 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import SnapshotStores
+import TestSupport
+import Testing
+
+extension Integration {
+  /// `lifeboat snapshot save|restore --config`: 3 real etcd members, 3 real agent processes.
+  @Suite struct RestoreTests {
+    /// Every key under /registry/ as member `index` serves it (a serializable read: that member's own data).
+    static func keys(_ cluster: EtcdClusterFixture, member index: Int) async throws -> [String: [UInt8]] {
+      try await cluster.withMemberClient(index) { client in
+        var result: [String: [UInt8]] = [:]
+        for kv in try await client.range(prefix: "/registry/", serializable: true) {
+          result[String(decoding: kv.key, as: UTF8.self)] = kv.value
+        }
+        return result
+      }
+    }
+
+    static func manifest(_ cluster: EtcdClusterFixture, node: Int, name: String) throws -> Manifest {
+      let path = cluster.members[node].snapshotDir! + "/\(name).manifest.json"
+      return try Manifest.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))), path: path)
+    }
+
+    /// Changes the cluster after the save: more keys, some deleted.
+    static func diverge(_ cluster: EtcdClusterFixture, deleting prefix: String = "/registry/test/000") async throws {
+      try await cluster.withClient { client in
+        try await client.putAll((0..<500).map { (key: "/registry/later/\($0)", value: Array("later".utf8)) })
+        _ = try await client.deletePrefix(prefix)
+      }
+    }
+
+    static func save(_ cluster: EtcdClusterFixture, _ name: String) throws -> ProcessResult {
+      let save = try LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", name])
+      #expect(save.status == 0, "\(save.stderr)")
+      return save
+    }
+
+    static func restore(_ cluster: EtcdClusterFixture, _ name: String, _ extra: [String] = []) throws -> ProcessResult {
+      try LifeboatCLI.run(["snapshot", "restore", name, "--config", cluster.configFile, "--yes"] + extra)
+    }
+
+    @Test func restoreBringsBackExactlyTheSavedKeysOnEveryMember() async throws {
+      try await withAgentCluster { cluster in
+        let written = try await writeKeys(cluster, count: 10_000)
+        let save = try Self.save(cluster, "before-upgrade")
+        #expect(save.stdout.contains("copies    127.0.0.11, 127.0.0.12, 127.0.0.13"))
+        // Same name, same bytes on every node.
+        let shas = try cluster.members.map { try sha256sum($0.snapshotDir! + "/before-upgrade.zip") }
+        #expect(Set(shas).count == 1)
+        let manifest = try Self.manifest(cluster, node: 0, name: "before-upgrade")
+        #expect(shas[0] == manifest.archiveSHA256)
+
+        try await Self.diverge(cluster)
+        #expect(try await Self.keys(cluster, member: 0).count != written.count)
+
+        let dry = try Self.restore(cluster, "before-upgrade", ["--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("member etcd-node2 on 127.0.0.12"))
+        #expect(try await Self.keys(cluster, member: 0).count != written.count, "--dry-run changes nothing")
+
+        let restore = try Self.restore(cluster, "before-upgrade")
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stdout.contains("restored before-upgrade: 3 members healthy"))
+        for index in 0..<3 {
+          let served = try await Self.keys(cluster, member: index)
+          #expect(served == written, "member \(index) serves exactly the saved keys")
+          let status = try await cluster.withMemberClient(index) { try await $0.status() }
+          #expect(status.hasLeader)
+          #expect(status.revision == manifest.revision, "no leases, no writes: the revision is the snapshot's")
+          // The old data dir is kept beside the new one.
+          let parent = parentDirectory(of: cluster.members[index].dataDir)
+          let kept = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix("data.lifeboat-old-") }
+          #expect(kept.count == 1)
+          let leftovers = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.contains("lifeboat-staged") }
+          #expect(leftovers.isEmpty)
+        }
+        // The archive's state file replaced the local one, which is kept.
+        let configDir = parentDirectory(of: cluster.configFile)
+        let backups = try FileManager.default.contentsOfDirectory(atPath: configDir).filter { $0.hasPrefix("cluster.rkestate.") && $0.hasSuffix(".bak") }
+        #expect(backups.count == 1)
+        #expect(try fileMode(configDir + "/cluster.rkestate") == 0o600)
+      }
+    }
+
+    @Test func restoreFromS3WithEveryLocalCopyDeleted() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        try await withAgentCluster(configure: { spec in
+          spec.s3 = S3BackupConfig(
+            accessKey: "lifeboat-test", secretKey: "lifeboat-test-secret", bucketName: "snaps", region: "us-east-1",
+            endpoint: moto.endpoint, folder: "prod")
+          spec.s3InsecureHTTP = true
+        }) { cluster in
+          let written = try await writeKeys(cluster, count: 2_000)
+          let save = try Self.save(cluster, "nightly")
+          #expect(save.stdout.contains("uploaded  s3://snaps/prod/nightly.zip"))
+          let listing = try moto.aws(["s3", "ls", "s3://snaps/prod/"])
+          #expect(listing.stdout.contains("nightly.zip"))
+          for member in cluster.members {
+            try FileManager.default.removeItem(atPath: member.snapshotDir! + "/nightly.zip")
+            try FileManager.default.removeItem(atPath: member.snapshotDir! + "/nightly.manifest.json")
+          }
+          try await Self.diverge(cluster)
+
+          let restore = try Self.restore(cluster, "nightly")
+          #expect(restore.status == 0, "\(restore.stderr)")
+          #expect(restore.stdout.contains("from:    s3://snaps/prod/nightly.zip"))
+          for index in 0..<3 { #expect(try await Self.keys(cluster, member: index) == written) }
+          // The secret key never reaches the output.
+          #expect(!(restore.stdout + restore.stderr + save.stdout + save.stderr).contains("lifeboat-test-secret"))
+        }
+      }
+    }
+
+    @Test func aCorruptedCopyOnOneNodeIsRefusedBeforeAnyEtcdStops() async throws {
+      try await withAgentCluster(configure: { spec in
+        spec.agentEnvironment[1] = ["LIFEBOAT_FAILPOINTS": "fetch.corrupt"]
+      }) { cluster in
+        _ = try await writeKeys(cluster, count: 1_000)
+        _ = try Self.save(cluster, "corrupt-test")
+        try await Self.diverge(cluster)
+        let before = try await Self.keys(cluster, member: 0)
+        let pids = (0..<3).map { cluster.currentPID(of: $0) }
+
+        let restore = try Self.restore(cluster, "corrupt-test")
+        #expect(restore.status == 4, "verification failure: \(restore.stderr)")
+        #expect(restore.stderr.contains("127.0.0.12"), "names the node: \(restore.stderr)")
+        #expect(restore.stderr.contains("nothing changed"))
+        #expect(restore.stderr.split(separator: "\n").filter { $0.hasPrefix("lifeboat: error") }.count == 1)
+        #expect((0..<3).map { cluster.currentPID(of: $0) } == pids, "no etcd was stopped")
+        for index in 0..<3 {
+          #expect(try await Self.keys(cluster, member: index) == before)
+          let parent = parentDirectory(of: cluster.members[index].dataDir)
+          #expect(try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.contains("lifeboat-") }.isEmpty)
+          #expect(!FileManager.default.fileExists(atPath: cluster.members[index].runDir + "/restore-"), "work files removed")
+        }
+      }
+    }
+
+    @Test func anEtcdThatFailsToStartAfterTheSwapRollsEveryNodeBack() async throws {
+      try await withAgentCluster(configure: { spec in
+        spec.agentEnvironment[2] = ["LIFEBOAT_FAILPOINTS": "start.exit"]
+      }) { cluster in
+        _ = try await writeKeys(cluster, count: 1_000)
+        _ = try Self.save(cluster, "rollback-test")
+        try await Self.diverge(cluster)
+        let before = try await Self.keys(cluster, member: 0)
+
+        let restore = try Self.restore(cluster, "rollback-test")
+        #expect(restore.status == 7, "rolled back: \(restore.stderr)")
+        #expect(restore.stderr.contains("rolled back"))
+        for index in 0..<3 {
+          #expect(try await Self.keys(cluster, member: index) == before, "member \(index) serves its pre-restore data")
+          let status = try await cluster.withMemberClient(index) { try await $0.status() }
+          #expect(status.hasLeader)
+          let parent = parentDirectory(of: cluster.members[index].dataDir)
+          #expect(try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.contains("lifeboat-") }.isEmpty)
+        }
+      }
+    }
+
+    @Test func anRKELayoutArchiveMadeByPythonRestores() async throws {
+      try await withAgentCluster { cluster in
+        let written = try await writeKeys(cluster, count: 500)
+        // RKE's way: etcdctl snapshot save, then a zip with absolute entry paths.
+        let name = "rke_etcd_snapshot_2026-11-25T10-00-00Z"
+        let db = cluster.directory.file(name)
+        let files = cluster.tlsFiles!
+        let save = try etcdctl(
+          ["--endpoints", cluster.endpoints[0], "--cacert", files.ca, "--cert", files.cert, "--key", files.key, "snapshot", "save", db])
+        #expect(save.status == 0, "\(save.stderr)")
+        let state = parentDirectory(of: cluster.configFile) + "/cluster.rkestate"
+        let archive = cluster.members[0].snapshotDir! + "/\(name).zip"
+        try makeDirectories(cluster.members[0].snapshotDir!)
+        let zip = try ProcessRunner.run(
+          "/usr/bin/env",
+          [
+            "python3", "-c",
+            """
+            import zipfile,sys
+            z = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)
+            z.write(sys.argv[2], '/backup/' + sys.argv[4])
+            z.write(sys.argv[3], '/etc/kubernetes/' + sys.argv[4] + '.rkestate')
+            z.close()
+            """,
+            archive, db, state, name,
+          ])
+        #expect(zip.status == 0, "\(zip.stderr)")
+        try await Self.diverge(cluster)
+
+        let restore = try Self.restore(cluster, name)
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stdout.contains("no manifest"))
+        for index in 0..<3 { #expect(try await Self.keys(cluster, member: index) == written) }
+      }
+    }
+
+    @Test func unknownNamesAndUnconfirmedRestoresChangeNothing() async throws {
+      try await withAgentCluster(nodes: 1) { cluster in
+        _ = try Self.save(cluster, "myname1")
+        let missing = try Self.restore(cluster, "myname")
+        #expect(missing.status == 3, "myname must never match myname1: \(missing.stderr)")
+        let traversal = try Self.restore(cluster, "../etc/passwd")
+        #expect(traversal.status == 2)
+        let unconfirmed = try LifeboatCLI.run(["snapshot", "restore", "myname1", "--config", cluster.configFile])
+        #expect(unconfirmed.status == 2)
+        #expect(unconfirmed.stderr.contains("--yes"))
+      }
+    }
+  }
+}
