@@ -49,10 +49,12 @@ public struct RemoteNode: Node {
   }
 
   public func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
-    try await client.call(.POST, "\(url)/v1/restore/\(request.id)/fetch", body: request, timeout: Self.long)
+    try LocalNode.validate(id: request.id)
+    return try await client.call(.POST, "\(url)/v1/restore/\(request.id)/fetch", body: request, timeout: Self.long)
   }
 
   public func fetchedStateFile(_ id: String) async throws(LifeboatError) -> [UInt8]? {
+    try LocalNode.validate(id: id)
     let (status, bytes) = try await client.raw(.GET, "\(url)/v1/restore/\(id)/state-file", timeout: .seconds(60))
     if status == 204 { return nil }
     guard status == 200 else { throw AgentClient.error(status, bytes, url) }
@@ -60,6 +62,7 @@ public struct RemoteNode: Node {
   }
 
   public func stage(_ request: StageRequest) async throws(LifeboatError) {
+    try LocalNode.validate(id: request.id)
     let _: Empty = try await client.call(.POST, "\(url)/v1/restore/\(request.id)/stage", body: request, timeout: Self.long)
   }
 
@@ -68,7 +71,8 @@ public struct RemoteNode: Node {
   }
 
   public func swap(_ id: String) async throws(LifeboatError) -> SwapReport {
-    try await client.call(.POST, "\(url)/v1/restore/\(id)/swap", timeout: .seconds(120))
+    try LocalNode.validate(id: id)
+    return try await client.call(.POST, "\(url)/v1/restore/\(id)/swap", timeout: .seconds(120))
   }
 
   public func startEtcd(quotaBackendBytes: Int64?) async throws(LifeboatError) {
@@ -77,10 +81,12 @@ public struct RemoteNode: Node {
   }
 
   public func rollback(_ id: String) async throws(LifeboatError) -> RollbackReport {
-    try await client.call(.POST, "\(url)/v1/restore/\(id)/rollback", timeout: .seconds(300))
+    try LocalNode.validate(id: id)
+    return try await client.call(.POST, "\(url)/v1/restore/\(id)/rollback", timeout: .seconds(300))
   }
 
   public func finish(_ id: String) async throws(LifeboatError) {
+    try LocalNode.validate(id: id)
     let _: Empty = try await client.call(.POST, "\(url)/v1/restore/\(id)/finish", timeout: .seconds(300))
   }
 }

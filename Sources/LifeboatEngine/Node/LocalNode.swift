@@ -183,7 +183,7 @@ public struct LocalNode: Node {
   }
 
   /// Restore ids are times (`20261125T230102Z`): letters, digits and `-` only.
-  static func validate(id: String) throws(LifeboatError) {
+  public static func validate(id: String) throws(LifeboatError) {
     guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
       throw .usage("invalid restore id \(id)")
     }

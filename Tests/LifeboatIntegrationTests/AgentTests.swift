@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import EtcdClient
+import Foundation
+import LifeboatAgent
+import LifeboatCore
+import LifeboatEngine
+import NIOSSL
+import TestSupport
+import Testing
+
+extension Integration {
+  /// The agent over real TLS, and the `Node` conformance suite against both implementations.
+  @Suite struct AgentTests {
+    @Test func localNodePassesTheNodeConformanceSuite() async throws {
+      try await withAgentCluster(nodes: 1) { cluster in
+        let context = try cluster.context()
+        let own = context.config.etcdNodes[0]
+        let peers = try AgentClient(state: context.state!, certificate: own.certificateName)
+        try await withCleanup({
+          try await NodeConformance.run(LocalNode(context: context, node: own, peers: peers), cluster: cluster)
+        }, cleanup: { await peers.shutdown() })
+      }
+    }
+
+    @Test func remoteNodePassesTheNodeConformanceSuite() async throws {
+      try await withAgentCluster(nodes: 1) { cluster in
+        let context = try cluster.context()
+        let client = try AgentClient(state: context.state!, certificate: "kube-admin")
+        try await withCleanup({
+          try await NodeConformance.run(RemoteNode(node: context.config.etcdNodes[0], client: client), cluster: cluster)
+        }, cleanup: { await client.shutdown() })
+      }
+    }
+
+    @Test func onlyKubeEtcdAndKubeAdminCertificatesMayCallAnAgent() async throws {
+      try await withAgentCluster(nodes: 1) { cluster in
+        let context = try cluster.context()
+        let state = context.state!
+        let node = context.config.etcdNodes[0]
+
+        func health(_ tls: TLSConfiguration) async -> Result<NodeHealth, LifeboatError> {
+          let client = AgentClient(tls: tls)
+          defer { Task { await client.shutdown() } }
+          do throws(LifeboatError) { return .success(try await RemoteNode(node: node, client: client).health()) } catch {
+            return .failure(error)
+          }
+        }
+
+        // The operator and a peer are served.
+        for name in ["kube-admin", node.certificateName] {
+          let answer = await health(try AgentTLS.client(state: state, certificate: name))
+          #expect((try? answer.get())?.member == "etcd-node1", "\(name): \(answer)")
+        }
+        // A worker's certificate from the same CA is refused by name.
+        let worker = await health(try AgentTLS.client(state: state, certificate: "kube-node"))
+        guard case .failure(let refused) = worker else { Issue.record("kube-node was served"); return }
+        #expect(refused.message.contains("forbidden"))
+        #expect(refused.message.contains("kube-node"))
+        // No client certificate at all: the TLS handshake fails.
+        var anonymous = try AgentTLS.client(state: state, certificate: "kube-admin")
+        anonymous.certificateChain = []
+        anonymous.privateKey = nil
+        guard case .failure(let noCert) = await health(anonymous) else { Issue.record("served without a certificate"); return }
+        #expect(noCert.kind == .unavailable)
+        // A kube-admin certificate from another CA: refused too.
+        let foreign = try CertificateAuthority(commonName: "kube-ca")
+        let impostor = try foreign.issue(commonName: "kube-admin")
+        var other = try AgentTLS.client(state: state, certificate: "kube-admin")
+        other.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(impostor.certificatePEM.utf8)).map { .certificate($0) }
+        other.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(impostor.keyPEM.utf8), format: .pem))
+        guard case .failure = await health(other) else { Issue.record("a foreign CA's kube-admin was served"); return }
+
+        // Path traversal in names and ids is refused with 400, nothing served.
+        let http = HTTPClient(
+          eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+          configuration: .init(tlsConfiguration: try AgentTLS.client(state: state, certificate: "kube-admin")))
+        try await withCleanup({
+          for path in [
+            "/v1/snapshots/..%2F..%2F..%2Fetc%2Fpasswd/archive", "/v1/snapshots/..%2Fcluster.rkestate/manifest",
+            "/v1/restore/..%2F..%2Fetc/archive", "/v1/snapshots/%2Fetc%2Fpasswd/archive",
+          ] {
+            let response = try await http.execute(HTTPClientRequest(url: node.agentURL + path), timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            #expect(response.status.code == 400 || response.status.code == 404, "\(path): \(response.status)")
+            #expect(!String(buffer: body).contains("BEGIN"), "no file content leaks")
+          }
+        }, cleanup: { try? await http.shutdown() })
+      }
+    }
+
+    @Test func anAgentStopsGracefullyOnSIGTERM() async throws {
+      try await withAgentCluster(nodes: 1) { cluster in
+        let state = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
+        let pid = try #require(state.members[0].agentPid)
+        #expect(DetachedProcess.isRunning(pid))
+        kill(pid, SIGTERM)
+        var gone = false
+        for _ in 0..<100 {
+          if !DetachedProcess.isRunning(pid) { gone = true; break }
+          try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(gone)
+        let log = try String(contentsOfFile: state.members[0].runDir + "/agent.log", encoding: .utf8)
+        #expect(log.contains("agent stopped"))
+        // etcd keeps running without its agent.
+        #expect(cluster.currentPID(of: 0).map(DetachedProcess.isRunning) == true)
+      }
+    }
+  }
+}
