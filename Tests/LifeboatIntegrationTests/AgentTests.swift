@@ -106,5 +106,86 @@ extension Integration {
         #expect(cluster.currentPID(of: 0).map(DetachedProcess.isRunning) == true)
       }
     }
+
+    /// No Docker engine runs here: a recording stand-in named `docker` on the agent's PATH logs
+    /// every call and, for `docker run`, runs the command after the image on the host (the
+    /// runtime binds every path at the same place, so the host's etcdctl sees what the
+    /// container's would). The recorded command lines must be RKE's (rke-compat.md).
+    @Test func dockerRuntimeRunsRKEsCommandLines() async throws {
+      try await withAgentCluster(nodes: 1) { cluster in
+        let save = try LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "docker-test"])
+        #expect(save.status == 0, "\(save.stderr)")
+        let clusterDir = parentDirectory(of: cluster.configFile)
+        let state = try LocalClusterState.load(from: clusterDir)
+        await DetachedProcess.stop(state.members[0].agentPid!)
+
+        let image = "rancher/mirrored-coreos-etcd:v3.4.23-rancher1"
+        let bin = cluster.directory.file("standin")
+        try makeDirectories(bin)
+        let log = cluster.directory.file("docker.log")
+        let running = cluster.directory.file("docker.running")
+        let script = """
+          #!/bin/sh
+          echo "docker $*" >> "\(log)"
+          case "$1" in
+            inspect) case "$3" in *Image*) echo "\(image)" ;; *) cat "\(running)" 2>/dev/null || echo true ;; esac ;;
+            stop) echo false > "\(running)" ;;
+            start) echo true > "\(running)" ;;
+            run) while [ "$1" != "\(image)" ]; do shift; done; shift; shift; exec \(ProcessRunner.which("etcdctl")!) "$@" ;;
+          esac
+          """
+        try Data(script.utf8).write(to: URL(fileURLWithPath: bin + "/docker"))
+        chmod(bin + "/docker", 0o755)
+        var yaml = try String(contentsOfFile: cluster.configFile, encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "    type: supervised", with: "    type: docker")
+        yaml = yaml.replacingOccurrences(of: "lifeboat:\n", with: "lifeboat:\n  state_file: cluster.rkestate\n")
+        let dockerConfig = clusterDir + "/cluster-docker.yml"
+        try Data(yaml.utf8).write(to: URL(fileURLWithPath: dockerConfig))
+        let member = state.members[0]
+        let agent = try DetachedProcess.spawn(
+          executable: LifeboatCLI.binary, arguments: ["agent", "--config", dockerConfig, "--node", member.address],
+          logFile: cluster.directory.file("docker-agent.log"),
+          environment: ["PATH": bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")])
+        let context = try ClusterContext.load(dockerConfig)
+        let client = try AgentClient(state: context.state!, certificate: "kube-admin")
+        try await withCleanup({
+          let node = RemoteNode(node: context.config.etcdNodes[0], client: client)
+          var health: NodeHealth?
+          for _ in 0..<100 {
+            health = try? await node.health()
+            if health != nil { break }
+            try await Task.sleep(for: .milliseconds(100))
+          }
+          #expect(health?.runtime == "docker container etcd")
+          #expect(health?.etcdRunning == true)
+          let preflight = try await node.preflight(dbSize: 1 << 20, archiveSize: 1 << 20)
+          #expect(preflight.problems.isEmpty, "\(preflight.problems)")
+
+          let id = ClusterRestore.newID() + "-docker"
+          _ = try await node.fetch(FetchRequest(id: id, name: "docker-test", origin: .local, expectedArchiveSHA256: nil, expectedDBSHA256: nil))
+          try await node.stage(StageRequest(id: id, initialCluster: context.config.initialCluster, token: ClusterConfig.clusterToken))
+          let stagingRoot = parentDirectory(of: member.dataDir) + "/.lifeboat-staged-\(id)"
+          #expect(isDirectory(stagingRoot + "/data/member/snap"), "the stand-in's etcdctl restored into the staging dir")
+          try await node.stopEtcd()
+          #expect(try await node.health().etcdRunning == false)
+          try await node.startEtcd(quotaBackendBytes: nil)
+          try await node.finish(id)
+          #expect(!FileManager.default.fileExists(atPath: stagingRoot))
+
+          let calls = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+          let database = member.runDir + "/restore-\(id)/db"
+          let restore =
+            "docker run --rm --network=host -e ETCDCTL_API=3 -v \(parentDirectory(of: database)):\(parentDirectory(of: database)):ro "
+            + "-v \(stagingRoot):\(stagingRoot) \(image) /usr/local/bin/etcdctl snapshot restore \(database) "
+            + "--data-dir=\(stagingRoot)/data --name=etcd-node1 --initial-cluster=\(context.config.initialCluster) "
+            + "--initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=\(context.config.etcdNodes[0].peerURL)"
+          #expect(calls.contains(restore), "\(calls)")
+          #expect(calls.filter { !$0.hasPrefix("docker inspect") } == [restore, "docker stop etcd", "docker start etcd"])
+        }, cleanup: {
+          await client.shutdown()
+          await DetachedProcess.stop(agent)
+        })
+      }
+    }
   }
 }

@@ -213,4 +213,11 @@ public struct RuntimeSettings: Sendable, Equatable {
   public var restoreTool: String?
   /// supervised: extra etcd flags.
   public var extraArgs: [String] = []
+
+  public init(kind: Kind = .docker, container: String = "etcd", image: String? = nil, unit: String = "etcd") {
+    self.kind = kind
+    self.container = container
+    self.image = image
+    self.unit = unit
+  }
 }

@@ -259,7 +259,8 @@ public struct LocalNode: Node {
     let status = try SnapshotStatus.read(path: database)
     let session = Session(
       name: name.value, archivePath: archiveCatalog.store.location + "/" + snapshot.object.key, databasePath: database,
-      skipHashCheck: digest.trailer == .absent, stagingDir: node.dataDir + ".lifeboat-staged-" + request.id,
+      skipHashCheck: digest.trailer == .absent,
+      stagingDir: parentDirectory(of: node.dataDir) + "/.lifeboat-staged-" + request.id + "/" + (node.dataDir as NSString).lastPathComponent,
       oldDataDir: node.dataDir + ".lifeboat-old-" + request.id)
     try saveSession(session, request.id)
     return FetchReport(
@@ -281,7 +282,9 @@ public struct LocalNode: Node {
   public func stage(_ request: StageRequest) async throws(LifeboatError) {
     let session = try loadSession(request.id)
     if Failpoints.fire("stage.slow") { try? await Task.sleep(for: .seconds(2)) }
-    try removeIfPresent(session.stagingDir)
+    // The restore tool creates the staging dir inside a directory of its own, next to the data
+    // dir (the same file system, so the swap is a rename; the docker runtime binds only it).
+    try removeIfPresent(parentDirectory(of: session.stagingDir))
     try makeDirectories(parentDirectory(of: session.stagingDir))
     try await runtime.restore(
       RestoreInvocation(
@@ -341,7 +344,7 @@ public struct LocalNode: Node {
       try removeIfPresent(failed)
       actions.append("moved \(session.oldDataDir) back to \(node.dataDir)")
     }
-    try removeIfPresent(session.stagingDir)
+    try removeIfPresent(parentDirectory(of: session.stagingDir))
     var updated = session
     updated.swapped = false
     try saveSession(updated, id)
@@ -350,7 +353,7 @@ public struct LocalNode: Node {
 
   public func finish(_ id: String) async throws(LifeboatError) {
     let session = try loadSession(id)
-    try removeIfPresent(session.stagingDir)
+    try removeIfPresent(parentDirectory(of: session.stagingDir))
     try removeIfPresent(workDir(id))
   }
 

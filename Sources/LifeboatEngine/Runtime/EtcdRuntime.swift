@@ -13,6 +13,19 @@ public struct RestoreInvocation: Sendable, Equatable {
   public var peerURL: String
   /// The snapshot has no SHA-256 trailer (a copied db file): `--skip-hash-check`.
   public var skipHashCheck: Bool
+
+  public init(
+    database: String, stagingDir: String, memberName: String, initialCluster: String, token: String, peerURL: String,
+    skipHashCheck: Bool
+  ) {
+    self.database = database
+    self.stagingDir = stagingDir
+    self.memberName = memberName
+    self.initialCluster = initialCluster
+    self.token = token
+    self.peerURL = peerURL
+    self.skipHashCheck = skipHashCheck
+  }
 }
 
 /// A command line to run on the node.

@@ -1,0 +1,183 @@
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import Testing
+
+@Suite struct ClusterConfigTests {
+  /// Shaped like a real RKE cluster.yml: many keys Lifeboat does not read.
+  static let rke = """
+    cluster_name: prod
+    kubernetes_version: v1.27.16-rancher1-1
+    ssh_key_path: ~/.ssh/id_rsa
+    nodes:
+      - address: 203.0.113.10
+        internal_address: 10.0.0.1
+        hostname_override: CP-1
+        user: rancher
+        role: [controlplane, etcd]
+        labels: {zone: a}
+      - address: 203.0.113.11
+        internal_address: 10.0.0.2
+        role:
+          - etcd
+      - address: 203.0.113.20
+        role: [worker]
+    services:
+      kube-api:
+        service_cluster_ip_range: 10.43.0.0/16
+      etcd:
+        image: rancher/mirrored-coreos-etcd:v3.5.9
+        extra_args: {election-timeout: "5000"}
+        backup_config:
+          enabled: true
+          interval_hours: 6
+          retention: 12
+          safe_timestamp: true
+          s3backupconfig:
+            access_key: AKIAEXAMPLE
+            secret_key: "secret/with+chars"
+            bucket_name: rke-backups
+            region: eu-west-1
+            endpoint: s3.eu-west-1.amazonaws.com
+            folder: prod
+    network:
+      plugin: canal
+    ingress:
+      provider: nginx
+    system_images:
+      etcd: rancher/mirrored-coreos-etcd:v3.5.9
+    """
+
+  @Test func readsTheKeysThatMatterAndIgnoresTheRest() throws {
+    let config = try ClusterConfig.parse(Self.rke, path: "/etc/rke/cluster.yml")
+    #expect(config.nodes.count == 3)
+    let etcd = config.etcdNodes
+    #expect(etcd.map(\.address) == ["203.0.113.10", "203.0.113.11"], "workers are not etcd nodes")
+    #expect(etcd[0].memberName == "etcd-cp-1", "hostname_override, lowercased")
+    #expect(etcd[1].memberName == "etcd-203.0.113.11", "the address when there is no override")
+    #expect(etcd[0].peerURL == "https://10.0.0.1:2380", "internal_address for etcd URLs")
+    #expect(etcd[0].clientURL == "https://10.0.0.1:2379")
+    #expect(etcd[0].agentURL == "https://203.0.113.10:2382")
+    #expect(etcd[0].certificateName == "kube-etcd-10-0-0-1")
+    #expect(config.initialCluster == "etcd-cp-1=https://10.0.0.1:2380,etcd-203.0.113.11=https://10.0.0.2:2380")
+    #expect(config.backup.intervalHours == 6)
+    #expect(config.backup.retention == 12)
+    #expect(config.backup.safeTimestamp)
+    #expect(config.backup.s3?.bucketName == "rke-backups")
+    #expect(config.backup.s3?.secretKey == "secret/with+chars")
+    #expect(config.backup.s3?.folder == "prod")
+    // Lifeboat's defaults: RKE's node layout.
+    #expect(config.lifeboat.runtime.kind == .docker)
+    #expect(etcd[0].snapshotDir == "/opt/rke/etcd-snapshots")
+    #expect(etcd[0].dataDir == "/var/lib/etcd")
+    #expect(config.stateFilePath == "/etc/rke/cluster.rkestate")
+  }
+
+  @Test func aWrongTypeNamesTheFileLineAndKey() throws {
+    let text = Self.rke.replacingOccurrences(of: "interval_hours: 6", with: "interval_hours: six")
+    #expect {
+      try ClusterConfig.parse(text, path: "/x/cluster.yml")
+    } throws: { error in
+      let message = (error as! LifeboatError).message
+      return message.hasPrefix("cluster.yml:25: services.etcd.backup_config.interval_hours: expected an integer")
+    }
+  }
+
+  @Test func theLifeboatSectionIsStrict() throws {
+    let text = Self.rke + "\nlifeboat:\n  agent_prot: 9000\n"
+    #expect {
+      try ClusterConfig.parse(text, path: "cluster.yml")
+    } throws: { error in
+      let message = (error as! LifeboatError).message
+      return message.contains("lifeboat.agent_prot: unknown key") && message.contains("cluster.yml:42")
+    }
+  }
+
+  @Test func lifeboatSettingsAndPerNodeOverrides() throws {
+    let text = Self.rke + """
+
+      lifeboat:
+        agent_port: 9443
+        etcd_tls: false
+        runtime: {type: systemd, unit: etcd-member}
+        post_restore_hooks: ["kubectl get nodes"]
+        nodes:
+          203.0.113.11: {client_port: 12379, data_dir: /data/etcd}
+      """
+    let config = try ClusterConfig.parse(text, path: "cluster.yml")
+    #expect(config.lifeboat.runtime.kind == .systemd)
+    #expect(config.lifeboat.runtime.unit == "etcd-member")
+    #expect(config.lifeboat.postRestoreHooks == ["kubectl get nodes"])
+    #expect(config.etcdNodes[1].clientURL == "http://10.0.0.2:12379")
+    #expect(config.etcdNodes[1].dataDir == "/data/etcd")
+    #expect(config.etcdNodes[0].agentURL == "https://203.0.113.10:9443", "the agents always use HTTPS")
+    #expect(throws: LifeboatError.self) {
+      try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  nodes:\n    203.0.113.20: {client_port: 1}\n", path: "cluster.yml")
+    }
+    #expect(throws: LifeboatError.self) {
+      try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  data_dir: relative/path\n", path: "cluster.yml")
+    }
+    #expect(throws: LifeboatError.self) {
+      try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  runtime: {type: command, stop: x}\n", path: "cluster.yml")
+    }
+  }
+
+  @Test func legacySnapshotKeys() throws {
+    let text = """
+      nodes: [{address: 10.0.0.1, role: [etcd]}]
+      services:
+        etcd:
+          snapshot: true
+          creation: 6h
+          retention: 24h
+      """
+    let config = try ClusterConfig.parse(text, path: "cluster.yml")
+    #expect(config.backup.intervalHours == 6)
+    #expect(config.backup.retention == 4)
+  }
+
+  @Test func missingRequiredPartsAreErrors() {
+    #expect(throws: LifeboatError.self) { try ClusterConfig.parse("nodes: [{address: 10.0.0.1, role: [worker]}]", path: "c.yml") }
+    #expect(throws: LifeboatError.self) {
+      try ClusterConfig.parse(
+        "nodes: [{address: 10.0.0.1, role: [etcd]}]\nservices: {etcd: {backup_config: {s3backupconfig: {endpoint: s3.amazonaws.com}}}}",
+        path: "c.yml")
+    }
+    #expect(throws: LifeboatError.self) { try ClusterConfig.parse("nodes: [: :", path: "c.yml") }
+  }
+
+  @Test func stateFileCertificates() throws {
+    let json = """
+      {"currentState": {"certificatesBundle": {
+        "kube-ca": {"certificatePEM": "-----BEGIN CERTIFICATE-----\\nX\\n-----END CERTIFICATE-----", "keyPEM": "", "path": "/etc/kubernetes/ssl/kube-ca.pem"},
+        "kube-etcd-10-0-0-1": {"certificatePEM": "C", "keyPEM": "K", "path": "/etc/kubernetes/ssl/kube-etcd-10-0-0-1.pem", "keyPath": "/etc/kubernetes/ssl/kube-etcd-10-0-0-1-key.pem"}
+      }}, "desiredState": {}}
+      """
+    let state = try RKEState.parse(Data(json.utf8), path: "cluster.rkestate")
+    #expect(try state.certificate("kube-ca").keyPEM == nil, "an empty key is no key")
+    #expect(try state.certificate("kube-etcd-10-0-0-1", needsKey: true).keyPath == "/etc/kubernetes/ssl/kube-etcd-10-0-0-1-key.pem")
+    #expect(throws: LifeboatError.self) { try state.certificate("kube-ca", needsKey: true) }
+    #expect(throws: LifeboatError.self) { try RKEState.parse(Data("{}".utf8), path: "x") }
+  }
+
+  @Test func dockerRuntimeCommandsAreRKEs() async throws {
+    let config = try ClusterConfig.parse(
+      Self.rke + "\nlifeboat:\n  runtime: {type: docker, image: \"rancher/mirrored-coreos-etcd:v3.5.9\"}\n", path: "cluster.yml")
+    let node = config.etcdNodes[0]
+    let runtime = CommandRuntime(settings: config.lifeboat.runtime, node: node)
+    #expect(runtime.stopCommand.rendered == "docker stop etcd")
+    #expect(runtime.startCommand(quotaBackendBytes: nil).rendered == "docker start etcd")
+    let restore = try await runtime.restoreCommand(
+      RestoreInvocation(
+        database: "/opt/rke/etcd-snapshots/.restore/db", stagingDir: "/var/lib/.lifeboat-staged-1/etcd",
+        memberName: node.memberName, initialCluster: config.initialCluster, token: ClusterConfig.clusterToken,
+        peerURL: node.peerURL, skipHashCheck: false))
+    #expect(
+      restore.rendered
+        == "docker run --rm --network=host -e ETCDCTL_API=3 -v /opt/rke/etcd-snapshots/.restore:/opt/rke/etcd-snapshots/.restore:ro -v /var/lib/.lifeboat-staged-1:/var/lib/.lifeboat-staged-1 rancher/mirrored-coreos-etcd:v3.5.9 /usr/local/bin/etcdctl snapshot restore /opt/rke/etcd-snapshots/.restore/db --data-dir=/var/lib/.lifeboat-staged-1/etcd --name=etcd-cp-1 --initial-cluster=etcd-cp-1=https://10.0.0.1:2380,etcd-203.0.113.11=https://10.0.0.2:2380 --initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=https://10.0.0.1:2380"
+    )
+    let systemd = CommandRuntime(settings: RuntimeSettings(kind: .systemd, unit: "etcd-member"), node: node)
+    #expect(systemd.stopCommand.rendered == "systemctl stop etcd-member")
+    #expect(systemd.startCommand(quotaBackendBytes: nil).rendered == "systemctl start etcd-member")
+  }
+}
