@@ -199,6 +199,37 @@ extension Integration {
       }
     }
 
+    @Test func aClusterWithEveryMemberDownIsRestoredThenHooksRun() async throws {
+      let marker = try TemporaryDirectory(prefix: "lifeboat-hook")
+      defer { marker.remove() }
+      try await withAgentCluster(configure: { spec in
+        spec.postRestoreHooks = ["echo \"$LIFEBOAT_SNAPSHOT\" > \(marker.file("restored"))", "echo boom >&2; exit 3"]
+      }) { cluster in
+        let written = try await writeKeys(cluster, count: 1_000)
+        // A recurring run's lock key, as it would be inside a snapshot.
+        _ = try await cluster.withClient { try await $0.put(ClusterRestore.lockPrefix + "cluster", Array("holder".utf8)) }
+        _ = try Self.save(cluster, "disaster")
+        try await Self.diverge(cluster)
+        // The disaster: every member is down.
+        for index in 0..<3 { await DetachedProcess.stop(cluster.currentPID(of: index)!) }
+        let stateFile = parentDirectory(of: cluster.configFile) + "/cluster.rkestate"
+        let stateBefore = try Data(contentsOf: URL(fileURLWithPath: stateFile))
+
+        let restore = try Self.restore(cluster, "disaster", ["--use-local-state"])
+        #expect(restore.status == 1, "a failing hook is a failure: \(restore.stderr)")
+        #expect(restore.stderr.contains("restored, but the post-restore hook `echo boom >&2; exit 3` exited 3: boom"))
+        #expect(try String(contentsOfFile: marker.file("restored"), encoding: .utf8) == "disaster\n", "hooks run in order")
+        for index in 0..<3 {
+          #expect(try await Self.keys(cluster, member: index) == written, "the restored data stays")
+        }
+        let locks = try await cluster.withMemberClient(0) { try await $0.range(prefix: ClusterRestore.lockPrefix) }
+        #expect(locks.isEmpty, "Lifeboat's lock keys that came back with the snapshot are removed")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: stateFile)) == stateBefore, "--use-local-state keeps the local state file")
+        let backups = try FileManager.default.contentsOfDirectory(atPath: parentDirectory(of: stateFile)).filter { $0.hasSuffix(".bak") }
+        #expect(backups.isEmpty)
+      }
+    }
+
     @Test func unknownNamesAndUnconfirmedRestoresChangeNothing() async throws {
       try await withAgentCluster(nodes: 1) { cluster in
         _ = try Self.save(cluster, "myname1")

@@ -232,6 +232,10 @@ public struct LocalCluster: Sendable {
       if let v = s3.secretKey { lines.append("        secret_key: \(quote(v))") }
       if let v = s3.region { lines.append("        region: \(quote(v))") }
       if let v = s3.folder { lines.append("        folder: \(quote(v))") }
+      if let v = s3.customCA {
+        lines.append("        custom_ca: |-")
+        lines += v.split(whereSeparator: \.isNewline).map { "          " + $0 }
+      }
     }
     lines += [
       "lifeboat:",

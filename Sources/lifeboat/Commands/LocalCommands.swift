@@ -24,6 +24,8 @@ struct LocalUp: AsyncParsableCommand {
   @Flag(help: "Start no node agents (etcd members only).")
   var noAgents = false
 
+  @OptionGroup(title: "S3 (written into cluster.yml's s3backupconfig)") var remote: S3Options
+
   @OptionGroup var location: LocalDirectoryOptions
 
   static func ownExecutable() -> String {
@@ -34,6 +36,8 @@ struct LocalUp: AsyncParsableCommand {
     var spec = LocalClusterSpec(directory: location.dir, nodes: nodes, tls: tls)
     spec.quotaBackendBytes = quotaBackendBytes
     spec.agentExecutable = noAgents ? nil : Self.ownExecutable()
+    spec.s3 = try remote.backupConfig()
+    spec.s3InsecureHTTP = remote.insecureHTTP
     let state = try await LocalCluster().up(spec)
     for member in state.members {
       print("\(member.memberName)  \(state.clientURL(member))  pid \(member.pid.map(String.init) ?? "-")  log \(member.logFile)")

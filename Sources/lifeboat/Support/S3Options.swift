@@ -50,6 +50,28 @@ struct S3Options: ParsableArguments {
     guard (1...16).contains(partsInFlight) else { throw ValidationError("--s3-parts-in-flight must be 1 to 16") }
   }
 
+  /// The `s3backupconfig` of a written cluster.yml (`local up --s3 ...`), or nil without `--s3`.
+  /// Keys given by flags are written into the file (0600, as RKE keeps them); keys from the
+  /// environment are not, and reach the agents through their environment.
+  func backupConfig() throws(LifeboatError) -> S3BackupConfig? {
+    guard s3 else { return nil }
+    guard let bucket = bucketName, !bucket.isEmpty else { throw .usage("--s3 needs --bucket-name") }
+    try S3Configuration.validate(bucket: bucket)
+    _ = try S3Endpoint(parsing: s3Endpoint, allowInsecureHTTP: insecureHTTP)
+    var customCAText: String?
+    if let s3EndpointCA {
+      if s3EndpointCA.contains("-----BEGIN") { customCAText = s3EndpointCA } else {
+        guard let data = FileManager.default.contents(atPath: s3EndpointCA) else {
+          throw .usage("cannot read --s3-endpoint-ca \(s3EndpointCA)")
+        }
+        customCAText = String(decoding: data, as: UTF8.self)
+      }
+    }
+    return S3BackupConfig(
+      accessKey: accessKey, secretKey: secretKey, bucketName: bucket, region: region.isEmpty ? nil : region,
+      endpoint: s3Endpoint, customCA: customCAText, folder: folder.isEmpty ? nil : folder)
+  }
+
   /// The S3 configuration, or nil without `--s3`. Checks everything before any request.
   func configuration() throws(LifeboatError) -> S3Configuration? {
     guard s3 else { return nil }
