@@ -1,6 +1,7 @@
 # Shared by the benchmark scripts: a release build, a filled single-member etcd, timing helpers.
 # Source it after setting `mib`; it defines $lifeboat, $work, $endpoint, run, median, calc.
 set -euo pipefail
+[ -n "${local_up_args+x}" ] || local_up_args=()
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 fill=${FILL_ETCD:-../shared/bench/fill-etcd}
 [ -x "$fill" ] || fill="python3 $fill"
@@ -17,8 +18,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-$lifeboat local up --nodes 1 --quota-backend-bytes $((16 << 30)) --dir "$work/cluster" >/dev/null
-endpoint=$(sed -n 's/^export ETCDCTL_ENDPOINTS=//p' <<<"$($lifeboat local env --dir "$work/cluster")")
+# Scripts may set `nodes` (default 1) and `local_up_args` (an array: extra `local up` flags).
+$lifeboat local up --nodes "${nodes:-1}" --quota-backend-bytes $((16 << 30)) --dir "$work/cluster" \
+  "${local_up_args[@]}" >/dev/null
+endpoints=$(sed -n 's/^export ETCDCTL_ENDPOINTS=//p' <<<"$($lifeboat local env --dir "$work/cluster")")
+endpoint=${endpoints%%,*}
 echo "filling $endpoint with $mib MiB ..."
 $fill "$endpoint" --mib "$mib" 2>/dev/null
 export ETCDCTL_API=3

@@ -185,6 +185,12 @@ struct AgentFileSource: ByteSource {
           let bytes = try await response.body.collect(upTo: 1 << 20)
           throw AgentClient.error(Int(response.status.code), Array(bytes.readableBytesView), url)
         }
+        // The part must start where we asked, of a file of the same size: never splice two files.
+        let expected = "bytes \(position)-\(end - 1)/\(size)"
+        guard response.headers.first(name: "Content-Range") == expected else {
+          throw LifeboatError.verification(
+            "\(url): the file changed during the download (Content-Range \(response.headers.first(name: "Content-Range") ?? "none"), expected \(expected))")
+        }
         for try await buffer in response.body {
           pending += buffer.readableBytesView
           position += UInt64(buffer.readableBytes)

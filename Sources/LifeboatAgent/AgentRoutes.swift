@@ -56,7 +56,11 @@ struct AgentRoutes: Sendable {
       } catch { return AgentErrorBody.response(error) }
     }
     router.post("/v1/restore/:id/fetch") { request, context in
-      try await json { () async throws(LifeboatError) in try await node.fetch(try await decode(FetchRequest.self, request, context)) }
+      try await json { () async throws(LifeboatError) in
+        let body = try await decode(FetchRequest.self, request, context)
+        guard body.id == (try id(context)) else { throw LifeboatError.usage("the restore id in the body differs from the URL's") }
+        return try await node.fetch(body)
+      }
     }
     router.get("/v1/restore/:id/archive") { request, context in
       do throws(LifeboatError) { return try serveFile(try node.restoreArchivePath(try id(context)), request) } catch {
@@ -72,7 +76,9 @@ struct AgentRoutes: Sendable {
     }
     router.post("/v1/restore/:id/stage") { request, context in
       try await json { () async throws(LifeboatError) in
-        try await node.stage(try await decode(StageRequest.self, request, context))
+        let body = try await decode(StageRequest.self, request, context)
+        guard body.id == (try id(context)) else { throw LifeboatError.usage("the restore id in the body differs from the URL's") }
+        try await node.stage(body)
         return Empty()
       }
     }
@@ -141,15 +147,22 @@ struct AgentRoutes: Sendable {
     var start: UInt64 = 0
     var end: UInt64 = file.size == 0 ? 0 : file.size - 1
     var partial = false
-    if let range = request.headers[.range] {
-      guard range.hasPrefix("bytes="), !range.contains(",") else { throw .usage("unsupported Range \(range)") }
+    // One range (`a-`, `a-b` or the suffix `-n`); several ranges are ignored (a 200 with all).
+    if let range = request.headers[.range], range.hasPrefix("bytes="), !range.contains(",") {
+      let unsatisfiable = Response(status: .rangeNotSatisfiable, headers: [.contentRange: "bytes */\(file.size)"])
       let parts = range.dropFirst(6).split(separator: "-", omittingEmptySubsequences: false)
-      guard parts.count == 2, let first = UInt64(parts[0]), first < file.size else {
-        return Response(status: .rangeNotSatisfiable, headers: [.contentRange: "bytes */\(file.size)"])
+      guard parts.count == 2, file.size > 0 else { return unsatisfiable }
+      if parts[0].isEmpty {
+        guard let suffix = UInt64(parts[1]), suffix > 0 else { return unsatisfiable }
+        start = file.size - min(suffix, file.size)
+      } else {
+        guard let first = UInt64(parts[0]), first < file.size else { return unsatisfiable }
+        start = first
+        if !parts[1].isEmpty {
+          guard let last = UInt64(parts[1]), last >= first else { return unsatisfiable }
+          end = min(last, file.size - 1)
+        }
       }
-      start = first
-      if let last = UInt64(parts[1]) { end = min(last, file.size - 1) }
-      guard start <= end else { return Response(status: .rangeNotSatisfiable, headers: [.contentRange: "bytes */\(file.size)"]) }
       partial = true
     }
     let length = file.size == 0 ? 0 : end - start + 1

@@ -36,7 +36,19 @@ struct CommonNameAuthorization: RouterMiddleware {
       context.logger.warning("refused \(request.method) \(request.uri.path) from a client certificate with common name \(name ?? "none")")
       return AgentErrorBody.response(LifeboatError(.usage, "forbidden: certificate common name \(name ?? "none") may not call this agent"), status: .forbidden)
     }
+    // Peers (every etcd node holds every kube-etcd key) only read: health, listings, archives and
+    // manifests. Changing anything, or reading a restore's state file, takes an admin.
+    if name == "kube-etcd", !Self.peerMayCall(request) {
+      context.logger.warning("refused \(request.method) \(request.uri.path) from a peer (kube-etcd)")
+      return AgentErrorBody.response(LifeboatError(.usage, "forbidden: peers (kube-etcd) may only read snapshots"), status: .forbidden)
+    }
     return try await next(request, context)
+  }
+
+  static func peerMayCall(_ request: Request) -> Bool {
+    guard request.method == .get else { return false }
+    let path = request.uri.path
+    return path == "/healthz" || path == "/v1/snapshots" || path.hasSuffix("/archive") || path.hasSuffix("/manifest")
   }
 }
 

@@ -6,7 +6,7 @@ public struct TemporaryDirectory: Sendable {
   public let path: String
 
   public init(prefix: String = "lifeboat-test") throws {
-    let base = NSTemporaryDirectory() + "/\(prefix)-\(UUID().uuidString.prefix(8))"
+    let base = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
     self.path = base
   }

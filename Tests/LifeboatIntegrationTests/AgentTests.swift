@@ -85,6 +85,56 @@ extension Integration {
             #expect(!String(buffer: body).contains("BEGIN"), "no file content leaks")
           }
         }, cleanup: { try? await http.shutdown() })
+
+        // A peer's certificate reads, but cannot stop etcd or read a restore's state file.
+        let peer = HTTPClient(
+          eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+          configuration: .init(tlsConfiguration: try AgentTLS.client(state: state, certificate: node.certificateName)))
+        try await withCleanup({
+          var stop = HTTPClientRequest(url: node.agentURL + "/v1/etcd/stop")
+          stop.method = .POST
+          let refused = try await peer.execute(stop, timeout: .seconds(10))
+          #expect(refused.status.code == 403)
+          let stateFile = try await peer.execute(HTTPClientRequest(url: node.agentURL + "/v1/restore/x/state-file"), timeout: .seconds(10))
+          #expect(stateFile.status.code == 403)
+          let list = try await peer.execute(HTTPClientRequest(url: node.agentURL + "/v1/snapshots"), timeout: .seconds(10))
+          #expect(list.status.code == 200)
+        }, cleanup: { try? await peer.shutdown() })
+        #expect(cluster.currentPID(of: 0).map(DetachedProcess.isRunning) == true, "etcd still runs")
+      }
+    }
+
+    @Test func snapshotsAreServedWithRanges() async throws {
+      try await withAgentCluster(nodes: 1) { cluster in
+        let save = try LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "ranges"])
+        #expect(save.status == 0, "\(save.stderr)")
+        let context = try cluster.context()
+        let node = context.config.etcdNodes[0]
+        let file = try Data(contentsOf: URL(fileURLWithPath: cluster.members[0].snapshotDir! + "/ranges.zip"))
+        let http = HTTPClient(
+          eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+          configuration: .init(tlsConfiguration: try AgentTLS.client(state: context.state!, certificate: "kube-admin")))
+        try await withCleanup({
+          func get(_ range: String?) async throws -> (Int, String?, Data) {
+            var request = HTTPClientRequest(url: node.agentURL + "/v1/snapshots/ranges/archive")
+            if let range { request.headers.add(name: "Range", value: range) }
+            let response = try await http.execute(request, timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 64 << 20)
+            return (Int(response.status.code), response.headers.first(name: "Content-Range"), Data(body.readableBytesView))
+          }
+          let size = file.count
+          let all = try await get(nil)
+          #expect(all.0 == 200 && all.2 == file)
+          let middle = try await get("bytes=10-99")
+          #expect(middle.0 == 206 && middle.1 == "bytes 10-99/\(size)" && middle.2 == file[10..<100])
+          let tail = try await get("bytes=100-")
+          #expect(tail.0 == 206 && tail.2 == file[100...])
+          let suffix = try await get("bytes=-32")
+          #expect(suffix.0 == 206 && suffix.2 == file[(size - 32)...])
+          #expect(try await get("bytes=\(size)-").0 == 416)
+          #expect(try await get("bytes=50-10").0 == 416)
+          #expect(try await get("bytes=0-1,5-6").0 == 200, "several ranges: the whole file")
+        }, cleanup: { try? await http.shutdown() })
       }
     }
 
@@ -164,7 +214,8 @@ extension Integration {
           let id = ClusterRestore.newID() + "-docker"
           _ = try await node.fetch(FetchRequest(id: id, name: "docker-test", origin: .local, expectedArchiveSHA256: nil, expectedDBSHA256: nil))
           try await node.stage(StageRequest(id: id, initialCluster: context.config.initialCluster, token: ClusterConfig.clusterToken))
-          let stagingRoot = parentDirectory(of: member.dataDir) + "/.lifeboat-staged-\(id)"
+          let resolved = context.config.etcdNodes[0]
+          let stagingRoot = parentDirectory(of: resolved.dataDir) + "/.lifeboat-staged-\(id)"
           #expect(isDirectory(stagingRoot + "/data/member/snap"), "the stand-in's etcdctl restored into the staging dir")
           try await node.stopEtcd()
           #expect(try await node.health().etcdRunning == false)
@@ -173,7 +224,7 @@ extension Integration {
           #expect(!FileManager.default.fileExists(atPath: stagingRoot))
 
           let calls = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
-          let database = member.runDir + "/restore-\(id)/db"
+          let database = resolved.runDir + "/restore-\(id)/db"
           let restore =
             "docker run --rm --network=host -e ETCDCTL_API=3 -v \(parentDirectory(of: database)):\(parentDirectory(of: database)):ro "
             + "-v \(stagingRoot):\(stagingRoot) \(image) /usr/local/bin/etcdctl snapshot restore \(database) "

@@ -139,8 +139,10 @@ extension ClusterConfig {
 
   private static func absolutePath(_ value: YAMLValue?) throws(LifeboatError) -> String? {
     guard let value else { return nil }
-    let path = try value.string()
-    guard path.hasPrefix("/") else { throw value.error("must be an absolute path") }
+    let raw = try value.string()
+    guard raw.hasPrefix("/") else { throw value.error("must be an absolute path") }
+    let path = (raw as NSString).standardizingPath
+    guard path != "/", !raw.split(separator: "/").contains("..") else { throw value.error("must be a directory below /, without ..") }
     return path
   }
 

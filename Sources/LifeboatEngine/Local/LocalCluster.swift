@@ -333,7 +333,7 @@ public struct LocalCluster: Sendable {
   }
 
   static func absolute(_ path: String) -> String {
-    if path.hasPrefix("/") { return path }
-    return FileManager.default.currentDirectoryPath + "/" + path
+    let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    return (absolute as NSString).standardizingPath
   }
 }

@@ -21,6 +21,9 @@ public struct LocalNode: Node {
   public let runtime: any EtcdRuntime
   public let peers: any PeerClient
   public var logger: Logger
+  /// The restore steps and etcd stop/start never overlap on one node (a timed-out client may
+  /// send a rollback while a swap still runs).
+  let steps = AsyncLock()
 
   public init(context: ClusterContext, node: EtcdNode, peers: any PeerClient, logger: Logger = Logger(label: "lifeboat.node")) {
     self.context = context
@@ -128,8 +131,14 @@ public struct LocalNode: Node {
 
   public func copySnapshot(_ name: SnapshotName, from peer: String) async throws(LifeboatError) -> NodeSnapshot {
     let (source, manifestBytes) = try await peers.snapshot(at: peer, name: name)
-    let manifest = try manifestBytes.map { (bytes) throws(LifeboatError) in try Manifest.decode(bytes, path: "\(peer) \(name.manifestFileName)") }
-    let key = manifest != nil || source.name.hasSuffix(".zip") ? name.archiveFileName : name.value
+    guard let manifestBytes else {
+      throw .verification("\(peer) has no manifest for \(name): a copy could not be verified")
+    }
+    let manifest = try Manifest.decode(manifestBytes, path: "\(peer) \(name.manifestFileName)")
+    guard manifest.name == name else {
+      throw .verification("\(peer)'s manifest for \(name) names \(manifest.name)")
+    }
+    let key = name.archiveFileName
     let writer = try await store.makeWriter(for: key, contentType: ContentType.zip, replace: false)
     var hash = SHA256Stream()
     do throws(LifeboatError) {
@@ -138,7 +147,7 @@ public struct LocalNode: Node {
         try await writer.write(chunk)
       }
       let sha = hash.finalize()
-      if let manifest, manifest.archiveSHA256 != sha || manifest.archiveSize != source.size {
+      if manifest.archiveSHA256 != sha || manifest.archiveSize != source.size {
         throw LifeboatError.verification(
           "the copy of \(name) from \(peer) has SHA-256 \(sha), the manifest says \(manifest.archiveSHA256)")
       }
@@ -147,7 +156,7 @@ public struct LocalNode: Node {
       await writer.abort()
       throw error
     }
-    if let manifestBytes { _ = try await store.put(name.manifestFileName, manifestBytes, contentType: ContentType.json) }
+    _ = try await store.put(name.manifestFileName, manifestBytes, contentType: ContentType.json)
     return Self.summary(try await catalog.find(name))
   }
 
@@ -160,7 +169,9 @@ public struct LocalNode: Node {
     var skipHashCheck: Bool
     var stagingDir: String
     var oldDataDir: String
-    var swapped: Bool = false
+    /// Written before the first rename of a swap, so a rollback after a crash mid-swap knows.
+    var swapping: Bool = false
+    var hadDataDir: Bool = true
   }
 
   func workDir(_ id: String) -> String { node.runDir + "/restore-" + id }
@@ -194,6 +205,10 @@ public struct LocalNode: Node {
 
   public func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
     try Self.validate(id: request.id)
+    return try await steps.run { () async throws(LifeboatError) in try await fetchUnlocked(request) }
+  }
+
+  func fetchUnlocked(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
     let name = try SnapshotName(request.name)
     let work = workDir(request.id)
     try makeDirectories(work)
@@ -280,7 +295,19 @@ public struct LocalNode: Node {
   }
 
   public func stage(_ request: StageRequest) async throws(LifeboatError) {
+    try await steps.run { () async throws(LifeboatError) in try await stageUnlocked(request) }
+  }
+
+  func stageUnlocked(_ request: StageRequest) async throws(LifeboatError) {
     let session = try loadSession(request.id)
+    // The staged data dir is about the db's size, next to the live data dir: check with the real
+    // size now (the plan could only estimate it for archives without a manifest).
+    let dbSize = regularFileInfo(session.databasePath)?.size ?? 0
+    let free = freeBytes(existingAncestor(parentDirectory(of: node.dataDir)))
+    let needed = dbSize + dbSize / 20 + (64 << 20)
+    guard free >= needed else {
+      throw .storage("\(address): not enough free disk next to \(node.dataDir) to stage the restore: \(free) bytes free, \(needed) needed")
+    }
     if Failpoints.fire("stage.slow") { try? await Task.sleep(for: .seconds(2)) }
     // The restore tool creates the staging dir inside a directory of its own, next to the data
     // dir (the same file system, so the swap is a rename; the docker runtime binds only it).
@@ -298,63 +325,87 @@ public struct LocalNode: Node {
   }
 
   public func stopEtcd() async throws(LifeboatError) {
+    try await steps.run { () async throws(LifeboatError) in try await stopEtcdUnlocked() }
+  }
+
+  func stopEtcdUnlocked() async throws(LifeboatError) {
     do { try await runtime.stop() } catch { throw LifeboatError(error.kind, "\(address): \(error.message)") }
   }
 
   public func startEtcd(quotaBackendBytes: Int64?) async throws(LifeboatError) {
-    do { try await runtime.start(quotaBackendBytes: quotaBackendBytes) } catch {
-      throw LifeboatError(error.kind, "\(address): \(error.message)")
+    try await steps.run { () async throws(LifeboatError) in
+      do throws(LifeboatError) { try await runtime.start(quotaBackendBytes: quotaBackendBytes) } catch {
+        throw LifeboatError(error.kind, "\(address): \(error.message)")
+      }
     }
   }
 
   public func swap(_ id: String) async throws(LifeboatError) -> SwapReport {
-    var session = try loadSession(id)
-    guard isDirectory(session.stagingDir) else { throw .failure("\(address): nothing staged for restore \(id)") }
-    if await runtime.isRunning() == true { throw .failure("\(address): etcd still runs; stop it before the swap") }
-    var old: String?
-    if FileManager.default.fileExists(atPath: node.dataDir) {
+    try await steps.run { () async throws(LifeboatError) in
+      var session = try loadSession(id)
+      guard isDirectory(session.stagingDir) else { throw .failure("\(address): nothing staged for restore \(id)") }
+      if await runtime.isRunning() == true { throw .failure("\(address): etcd still runs; stop it before the swap") }
       guard !FileManager.default.fileExists(atPath: session.oldDataDir) else {
         throw .failure("\(address): \(session.oldDataDir) already exists")
       }
-      try rename(node.dataDir, session.oldDataDir)
-      old = session.oldDataDir
-    }
-    session.swapped = true
-    try saveSession(session, id)
-    try rename(session.stagingDir, node.dataDir)
-    try syncDirectory(of: node.dataDir)
-    return SwapReport(address: address, oldDataDir: old)
-  }
-
-  public func rollback(_ id: String) async throws(LifeboatError) -> RollbackReport {
-    let session = try loadSession(id)
-    var actions: [String] = []
-    if session.swapped, FileManager.default.fileExists(atPath: session.oldDataDir) {
-      if await runtime.isRunning() != false {
-        try await stopEtcd()
-        actions.append("stopped etcd")
+      // The intent first: whatever happens from here, a rollback can tell what to undo.
+      session.swapping = true
+      session.hadDataDir = FileManager.default.fileExists(atPath: node.dataDir)
+      try saveSession(session, id)
+      var old: String?
+      if session.hadDataDir {
+        try rename(node.dataDir, session.oldDataDir)
+        old = session.oldDataDir
       }
-      let failed = node.dataDir + ".lifeboat-failed-" + id
-      if FileManager.default.fileExists(atPath: node.dataDir) {
-        try removeIfPresent(failed)
-        try rename(node.dataDir, failed)
-      }
-      try rename(session.oldDataDir, node.dataDir)
+      try rename(session.stagingDir, node.dataDir)
       try syncDirectory(of: node.dataDir)
-      try removeIfPresent(failed)
-      actions.append("moved \(session.oldDataDir) back to \(node.dataDir)")
+      return SwapReport(address: address, oldDataDir: old)
     }
-    try removeIfPresent(parentDirectory(of: session.stagingDir))
-    var updated = session
-    updated.swapped = false
-    try saveSession(updated, id)
-    return RollbackReport(address: address, actions: actions)
   }
 
+  /// Decides from the disk, not from what the session last recorded: the old data dir exists
+  /// exactly when a swap moved it aside and it was not moved back yet.
+  public func rollback(_ id: String) async throws(LifeboatError) -> RollbackReport {
+    try await steps.run { () async throws(LifeboatError) in
+      var session = try loadSession(id)
+      var actions: [String] = []
+      let oldExists = FileManager.default.fileExists(atPath: session.oldDataDir)
+      let restoredWithoutOld = session.swapping && !session.hadDataDir && FileManager.default.fileExists(atPath: node.dataDir)
+      if oldExists || restoredWithoutOld {
+        if await runtime.isRunning() != false {
+          try await stopEtcdUnlocked()
+          actions.append("stopped etcd")
+        }
+        let failed = node.dataDir + ".lifeboat-failed-" + id
+        if FileManager.default.fileExists(atPath: node.dataDir) {
+          try removeIfPresent(failed)
+          try rename(node.dataDir, failed)
+        }
+        if oldExists {
+          try rename(session.oldDataDir, node.dataDir)
+          try syncDirectory(of: node.dataDir)
+          actions.append("moved \(session.oldDataDir) back to \(node.dataDir)")
+        } else {
+          actions.append("removed the restored data dir (the node had none before)")
+        }
+        // Only the restored copy is deleted, and only once the old one is back in place.
+        try removeIfPresent(failed)
+      }
+      try removeIfPresent(parentDirectory(of: session.stagingDir))
+      session.swapping = false
+      try saveSession(session, id)
+      return RollbackReport(address: address, actions: actions)
+    }
+  }
+
+  /// Removes the restore's downloads and staging leftovers, with or without a session (a failed
+  /// fetch leaves a partial one). Never touches the data dir or the old data dir.
   public func finish(_ id: String) async throws(LifeboatError) {
-    let session = try loadSession(id)
-    try removeIfPresent(parentDirectory(of: session.stagingDir))
-    try removeIfPresent(workDir(id))
+    try Self.validate(id: id)
+    try await steps.run { () async throws(LifeboatError) in
+      try removeIfPresent(parentDirectory(of: node.dataDir) + "/.lifeboat-staged-" + id)
+      try removeIfPresent(workDir(id))
+    }
   }
 
   // MARK: - Helpers

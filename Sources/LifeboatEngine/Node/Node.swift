@@ -32,7 +32,7 @@ public protocol Node: Sendable {
   /// Moves the data dir aside (kept, named with the restore's time) and the staged dir in.
   func swap(_ id: String) async throws(LifeboatError) -> SwapReport
   func startEtcd(quotaBackendBytes: Int64?) async throws(LifeboatError)
-  /// Stops etcd if it runs and puts the old data dir back; does not start etcd (the caller
+  /// Puts the old data dir back (stopping etcd first when there is something to move); does not start etcd (the caller
   /// starts every node only once every node is back: a member restarted on its old data while
   /// a peer still runs the restored data would be sent commit indexes its log never had, and
   /// etcd panics). Safe to call at any step, and twice.

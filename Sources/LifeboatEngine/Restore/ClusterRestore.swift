@@ -150,6 +150,7 @@ public struct ClusterRestore: Sendable {
     let server = nodes[serverIndex]
     let origin: SnapshotOrigin = plan.origin.hasPrefix("local on ") ? .local : .s3
     var reports: [FetchReport] = []
+    var archiveStateFile: [UInt8]?
     do throws(LifeboatError) {
       let first = try await server.fetch(
         FetchRequest(id: plan.id, name: plan.name.value, origin: origin, expectedArchiveSHA256: plan.archiveSHA256,
@@ -174,6 +175,17 @@ public struct ClusterRestore: Sendable {
         throw LifeboatError.verification("the database's SHA-256 is \(first.dbSHA256), the manifest says \(expected)")
       }
       progress("verify: every node holds the same database (sha256 \(first.dbSHA256), etcd trailer \(first.trailer))")
+      // The archive's state file is read and checked now, before anything stops: a missing
+      // or broken one must not surface after the data was replaced.
+      if !options.useLocalState, let bytes = try await server.fetchedStateFile(plan.id) {
+        do throws(LifeboatError) {
+          let parsed = try RKEState.parse(Data(bytes), path: "the state file in \(plan.name)")
+          _ = try parsed.certificate("kube-ca")
+        } catch {
+          throw LifeboatError.verification("\(error.message) (use --use-local-state to keep the local one)")
+        }
+        archiveStateFile = bytes
+      }
 
       // 4. Stage.
       let initialCluster = context.config.initialCluster
@@ -191,11 +203,20 @@ public struct ClusterRestore: Sendable {
     // 5. Swap and 6. check; any failure rolls every node back.
     var oldDirs: [String: String] = [:]
     let check: (hash: UInt32, revision: Int64)
+    var swapBegan = false
     do throws(LifeboatError) {
-      _ = try await onEveryNode("stop") { (node) async throws(LifeboatError) in
-        try await node.stopEtcd()
-        progress("swap: etcd stopped on \(node.address)")
+      do throws(LifeboatError) {
+        _ = try await onEveryNode("stop") { (node) async throws(LifeboatError) in
+          try await node.stopEtcd()
+          progress("swap: etcd stopped on \(node.address)")
+        }
+      } catch {
+        // No data dir moved yet: start what was stopped, and report that nothing changed.
+        await restartStopped()
+        await cleanUp(plan.id)
+        throw LifeboatError(error.kind, "restore stopped before any data dir moved; etcd started again where it was stopped: \(error.message)")
       }
+      swapBegan = true
       let swaps = try await onEveryNode("swap") { (node) async throws(LifeboatError) in try await node.swap(plan.id) }
       for s in swaps { oldDirs[s.address] = s.oldDataDir }
       progress("swap: old data dirs kept as \(Set(swaps.compactMap { $0.oldDataDir.map { ($0 as NSString).lastPathComponent } }).sorted().joined(separator: ", "))")
@@ -207,6 +228,7 @@ public struct ClusterRestore: Sendable {
       check = try await checkCluster(snapshotRevision: snapshotRevision)
       progress("check: \(members.count) members healthy, HashKV \(check.hash) equal at revision \(check.revision) (snapshot revision \(snapshotRevision))")
     } catch {
+      guard swapBegan else { throw error }
       progress("failed: \(error.message); rolling back every node")
       try await rollBack(plan.id, cause: error)
     }
@@ -222,7 +244,7 @@ public struct ClusterRestore: Sendable {
       logger.warning("could not remove Lifeboat's lock keys: \(error)")
     }
     var stateFile: (installed: String, backup: String?)?
-    if !options.useLocalState, let bytes = try await server.fetchedStateFile(plan.id) {
+    if let bytes = archiveStateFile {
       stateFile = try installStateFile(bytes, id: plan.id)
       progress("state file: installed the archive's state file as \(stateFile!.installed)" + (stateFile!.backup.map { ", old one kept as \($0)" } ?? ""))
     }
@@ -349,6 +371,20 @@ public struct ClusterRestore: Sendable {
     }
     await cleanUp(id)
     throw LifeboatError(.restoreRolledBack, "restore failed and every node was rolled back: \(cause.message)")
+  }
+
+  /// Starts etcd on every node where it is not running (after a failed stop phase).
+  private func restartStopped() async {
+    await withTaskGroup(of: Void.self) { group in
+      for node in nodes {
+        group.addTask {
+          guard let health = try? await node.health(), health.etcdRunning == false else { return }
+          do throws(LifeboatError) { try await node.startEtcd(quotaBackendBytes: nil) } catch {
+            progress("could not start etcd again on \(node.address): \(error.message)")
+          }
+        }
+      }
+    }
   }
 
   /// Every member answers with a leader (after a rollback).

@@ -26,12 +26,15 @@ struct AgentCommand: AsyncParsableCommand {
     guard let state = context.state else { throw LifeboatError.usage("no state file") }
     let peers = try AgentClient(state: state, certificate: own.certificateName)
     let local = LocalNode(context: context, node: own, peers: peers)
-    let server = try AgentServer(node: local)
     let logger = Logger(label: "lifeboat.agent")
-    logger.info("agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary)")
     do {
+      let server = try AgentServer(node: local)
+      logger.info("agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary)")
       try await server.run()
     } catch is CancellationError {
+    } catch {
+      await peers.shutdown()
+      throw error
     }
     await peers.shutdown()
     logger.info("agent stopped")

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Compares restoring from S3 with the manual way, on the same snapshot in the same S3 server
+# (moto on 127.0.0.1), in one run:
+#   M  aws s3 cp + unzip + etcdctl snapshot restore          (the manual way, for ONE member)
+#   L  lifeboat snapshot restore --s3 of the 3-member cluster  (fetch on one node, serve to the
+#      other two over mTLS, verify on every node, stage, swap, start, check)
+# Prints median times and L/M (target <= 2).
+#
+# (unzip exits 1 on its warning about the absolute entry paths RKE writes: that is success.)
+# Usage: benchmarks/restore.sh [--mib 1024] [--reps 3] [--keep]. Needs moto[server], awscli, unzip. Not part of CI.
+set -euo pipefail
+mib=1024 reps=3 keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mib) mib=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true AWS_PAGER=
+port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+s3=http://127.0.0.1:$port
+moto_log=$(mktemp "${TMPDIR:-/tmp}/lifeboat-bench-moto-XXXX.log")
+python3 -m moto.server -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
+for _ in $(seq 1 100); do aws --endpoint-url "$s3" --region us-east-1 s3 mb s3://bench >/dev/null 2>&1 && break; sleep 0.1; done
+
+nodes=3
+local_up_args=(--s3 --s3-endpoint "$s3" --s3-insecure-http --bucket-name bench --folder restore --region us-east-1)
+source "$(dirname "$0")/lib.sh"
+cleanup_hooks+=('kill "$moto_pid"' 'rm -f "$moto_log"')
+config=$work/cluster/cluster.yml
+
+echo "saving and uploading the snapshot ..."
+"$lifeboat" snapshot save --config "$config" --name bench >"$work/save.log" 2>&1 || { cat "$work/save.log" >&2; exit 1; }
+db_bytes=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['dbSize'])" "$work/cluster/node1/snapshots/bench.manifest.json")
+archive_bytes=$(stat -c %s "$work/cluster/node1/snapshots/bench.zip")
+# Restore from S3: no node keeps a local copy.
+rm -f "$work"/cluster/node*/snapshots/bench.*
+
+peer=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+for i in $(seq 1 "$reps"); do
+  rm -rf "$work/manual" && mkdir -p "$work/manual"
+  run M bash -c "cd $work/manual && aws --endpoint-url $s3 --region us-east-1 s3 cp --quiet s3://bench/restore/bench.zip bench.zip \
+    && { unzip -q bench.zip || [ \$? -eq 1 ]; } && ETCDCTL_API=3 etcdctl snapshot restore backup/bench --data-dir data --name etcd-node1 \
+       --initial-cluster etcd-node1=http://127.0.0.1:$peer --initial-cluster-token etcd-cluster-1 \
+       --initial-advertise-peer-urls http://127.0.0.1:$peer"
+  rm -rf "$work/manual"
+  run L "$lifeboat" snapshot restore bench --config "$config" --s3 --yes
+  rm -rf "$work"/cluster/node*/data.lifeboat-old-*
+done
+
+m=$(median "${seconds[M]}") l=$(median "${seconds[L]}")
+printf '\n%s MiB of values, db %s bytes, archive %s bytes, %s reps (median seconds), S3: moto on loopback\n' \
+  "$mib" "$db_bytes" "$archive_bytes" "$reps"
+printf '  M aws s3 cp + unzip + etcdctl restore (1 member)   %6.2f s   peak RSS %7.1f MiB\n' "$m" "$(calc "${rss[M]}/1024")"
+printf '  L lifeboat snapshot restore --s3 (3 members)       %6.2f s   peak RSS %7.1f MiB (the CLI; agents do the work)\n' "$l" "$(calc "${rss[L]}/1024")"
+printf '\nratio\n'
+printf '  L / M (target <= 2)   %.2f\n' "$(calc "$l/$m")"
