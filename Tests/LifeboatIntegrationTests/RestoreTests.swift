@@ -163,7 +163,7 @@ extension Integration {
       }
     }
 
-    @Test func anRKELayoutArchiveMadeByPythonRestores() async throws {
+    @Test func anRKELayoutArchiveMadeByPythonAndABareLegacyFileRestore() async throws {
       try await withAgentCluster { cluster in
         let written = try await writeKeys(cluster, count: 500)
         // RKE's way: etcdctl snapshot save, then a zip with absolute entry paths.
@@ -195,6 +195,19 @@ extension Integration {
         let restore = try Self.restore(cluster, name)
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(restore.stdout.contains("no manifest"))
+        for index in 0..<3 { #expect(try await Self.keys(cluster, member: index) == written) }
+
+        // An older bare snapshot file (no zip), on the last node only.
+        let legacy = "legacy-snapshot"
+        try makeDirectories(cluster.members[2].snapshotDir!)
+        let bare = try etcdctl(
+          ["--endpoints", cluster.endpoints[0], "--cacert", files.ca, "--cert", files.cert, "--key", files.key, "snapshot", "save",
+           cluster.members[2].snapshotDir! + "/" + legacy])
+        #expect(bare.status == 0, "\(bare.stderr)")
+        try await Self.diverge(cluster, deleting: "/registry/test/001")
+        let fromLegacy = try Self.restore(cluster, legacy)
+        #expect(fromLegacy.status == 0, "\(fromLegacy.stderr)")
+        #expect(fromLegacy.stdout.contains("from:    local on 127.0.0.13"))
         for index in 0..<3 { #expect(try await Self.keys(cluster, member: index) == written) }
       }
     }
