@@ -112,7 +112,11 @@ struct AgentRoutes: Sendable {
   // MARK: - Helpers
 
   private func name(_ context: AgentRequestContext) throws(LifeboatError) -> SnapshotName {
-    try SnapshotName(context.parameters.get("name") ?? "")
+    // Path parameters arrive percent-encoded (RKE names hold `:` and `+`); decode once, then
+    // check the name like any other (no `/`, no `..`).
+    let raw = context.parameters.get("name") ?? ""
+    guard let decoded = raw.removingPercentEncoding else { throw .usage("invalid snapshot name \(raw)") }
+    return try SnapshotName(decoded)
   }
 
   private func id(_ context: AgentRequestContext) throws(LifeboatError) -> String {

@@ -55,6 +55,23 @@ public struct ClusterConfig: Sendable, Equatable {
     }
   }
 
+  /// When recurring snapshots run: `lifeboat.schedule` (cron), else `lifeboat.interval_seconds`,
+  /// else `backup_config.interval_hours`.
+  public var recurringSchedule: Schedule {
+    if let cron = lifeboat.schedule { return .cron(cron, lifeboat.timezone) }
+    if let seconds = lifeboat.intervalSeconds { return .interval(TimeInterval(seconds)) }
+    return .interval(TimeInterval(backup.intervalHours) * 3600)
+  }
+
+  /// Which snapshots `prune` keeps: the `keep_*` counts when set, else RKE's
+  /// `retention × interval_hours`.
+  public var retentionPolicy: RetentionPolicy {
+    let counts = RetentionPolicy(
+      keepLast: lifeboat.keepLast, keepHourly: lifeboat.keepHourly, keepDaily: lifeboat.keepDaily, keepWeekly: lifeboat.keepWeekly)
+    if counts.countsBased { return counts }
+    return .rke(retention: backup.retention, intervalHours: backup.intervalHours)
+  }
+
   /// `etcd-node1=https://10.0.0.1:2380,...`: every etcd member, for `--initial-cluster`.
   public var initialCluster: String { etcdNodes.map { "\($0.memberName)=\($0.peerURL)" }.joined(separator: ",") }
 
@@ -171,6 +188,17 @@ public struct LifeboatSettings: Sendable, Equatable {
   public var healthTimeoutSeconds = 120
   /// Per-node overrides, keyed by the node's address.
   public var nodes: [String: NodeOverride] = [:]
+  /// Recurring snapshots at the times of this cron expression (instead of every
+  /// `interval_hours`), in `timezone` (default UTC).
+  public var schedule: CronExpression?
+  public var timezone: TimeZone = TimeZone(identifier: "UTC")!
+  /// Recurring snapshots every this many seconds (tests and short intervals).
+  public var intervalSeconds: Int?
+  /// Count-based retention (restic's): set any of them to replace RKE's age rule.
+  public var keepLast: Int?
+  public var keepHourly: Int?
+  public var keepDaily: Int?
+  public var keepWeekly: Int?
 
   public struct NodeOverride: Sendable, Equatable {
     public var clientPort: Int?

@@ -63,6 +63,7 @@ extension ClusterConfig {
       try section.onlyKeys([
         "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file",
         "runtime", "allowed_clients", "post_restore_hooks", "health_timeout", "nodes", "s3_insecure_http",
+        "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly",
       ])
       settings.agentPort = try port(section["agent_port"]) ?? settings.agentPort
       settings.clientPort = try port(section["client_port"]) ?? settings.clientPort
@@ -76,6 +77,18 @@ extension ClusterConfig {
       settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
       settings.healthTimeoutSeconds = try section["health_timeout"]?.int() ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
+      if let schedule = try section["schedule"] {
+        do { settings.schedule = try CronExpression(try schedule.string()) } catch { throw schedule.error(error.message) }
+      }
+      if let zone = try section["timezone"] {
+        guard let parsed = TimeZone(identifier: try zone.string()) else { throw zone.error("unknown time zone '\(try zone.string())'") }
+        settings.timezone = parsed
+      }
+      settings.intervalSeconds = try positive(section["interval_seconds"])
+      settings.keepLast = try positive(section["keep_last"])
+      settings.keepHourly = try positive(section["keep_hourly"])
+      settings.keepDaily = try positive(section["keep_daily"])
+      settings.keepWeekly = try positive(section["keep_weekly"])
       if let runtime = try section["runtime"] { settings.runtime = try parseRuntime(runtime) }
       if let overrides = try section["nodes"] {
         for (address, value) in try overrides.entries() {
@@ -128,6 +141,13 @@ extension ClusterConfig {
       throw value.error("the command runtime needs both stop and start")
     }
     return runtime
+  }
+
+  private static func positive(_ value: YAMLValue?) throws(LifeboatError) -> Int? {
+    guard let value else { return nil }
+    let n = try value.int()
+    guard n >= 1 else { throw value.error("must be at least 1") }
+    return n
   }
 
   private static func port(_ value: YAMLValue?) throws(LifeboatError) -> Int? {

@@ -18,7 +18,7 @@ struct Lifeboat: AsyncParsableCommand {
 struct Snapshot: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Save, list, inspect, verify and delete etcd snapshots, locally and in S3.",
-    subcommands: [SnapshotSave.self, SnapshotList.self, SnapshotInspect.self, SnapshotVerify.self, SnapshotDelete.self, SnapshotRestore.self]
+    subcommands: [SnapshotSave.self, SnapshotList.self, SnapshotInspect.self, SnapshotVerify.self, SnapshotDelete.self, SnapshotRestore.self, SnapshotPrune.self]
   )
 }
 

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+
+struct SnapshotPrune: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "prune",
+    abstract: "Apply cluster.yml's retention to every etcd node and to S3 (recurring snapshots only, unless --include-manual).",
+    discussion: """
+      Default policy: RKE's, recurring snapshots younger than retention x interval_hours are kept. \
+      With lifeboat.keep_last/keep_hourly/keep_daily/keep_weekly: those counts instead. The newest \
+      verified snapshot is never deleted.
+      """)
+
+  @OptionGroup var cluster: ClusterConfigOption
+
+  @Flag(help: "Print what would be deleted, delete nothing.")
+  var dryRun = false
+
+  @Flag(help: "Also prune one-time snapshots and names Lifeboat did not schedule.")
+  var includeManual = false
+
+  func run() async throws {
+    let context = try ClusterContext.load(cluster.config)
+    let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) in
+      try await ClusterPrune(context: context, nodes: nodes, progress: progressLine).run(dryRun: dryRun, includeManual: includeManual)
+    }
+    print("policy: \(report.policy.summary)")
+    for d in report.decisions {
+      let places = (report.locations[d.name.value] ?? []).joined(separator: ", ")
+      let verb = d.keep ? "keep  " : (dryRun ? "would delete" : "delete")
+      print("\(verb)  \(d.name)  [\(places)]  \(d.reason)")
+    }
+    if !report.failures.isEmpty {
+      throw LifeboatError.unavailable("prune incomplete: \(report.failures.joined(separator: "; "))")
+    }
+  }
+}
