@@ -216,6 +216,59 @@ public final class EtcdClient: Sendable {
     }
   }
 
+  // MARK: - Leases and a lock (recurring snapshots)
+
+  /// A lease of `ttl` seconds; keys put with it vanish when it expires or is revoked.
+  public func grantLease(ttl: Int64) async throws(EtcdClientError) -> Int64 {
+    let lease = Etcdserverpb_Lease.Client(wrapping: grpc)
+    var request = Etcdserverpb_LeaseGrantRequest()
+    request.ttl = ttl
+    let r = try await call { try await lease.leaseGrant(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+    return r.id
+  }
+
+  public func revokeLease(_ id: Int64) async throws(EtcdClientError) {
+    let lease = Etcdserverpb_Lease.Client(wrapping: grpc)
+    var request = Etcdserverpb_LeaseRevokeRequest()
+    request.id = id
+    _ = try await call { try await lease.leaseRevoke(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+  }
+
+  /// One transaction: if `lockKey` does not exist and `stampKey` was last modified at
+  /// `stampModRevision` (0: it does not exist), puts `lockKey = holder` with `lease` and
+  /// `stampKey = stamp`. Returns whether it did.
+  public func takeLock(
+    lockKey: String, holder: String, lease: Int64, stampKey: String, stamp: String, stampModRevision: Int64
+  ) async throws(EtcdClientError) -> Bool {
+    let kv = Etcdserverpb_KV.Client(wrapping: grpc)
+    var absent = Etcdserverpb_Compare()
+    absent.key = Data(lockKey.utf8)
+    absent.target = .create
+    absent.result = .equal
+    absent.createRevision = 0
+    var unchanged = Etcdserverpb_Compare()
+    unchanged.key = Data(stampKey.utf8)
+    unchanged.target = .mod
+    unchanged.result = .equal
+    unchanged.modRevision = stampModRevision
+    var lockPut = Etcdserverpb_PutRequest()
+    lockPut.key = Data(lockKey.utf8)
+    lockPut.value = Data(holder.utf8)
+    lockPut.lease = lease
+    var stampPut = Etcdserverpb_PutRequest()
+    stampPut.key = Data(stampKey.utf8)
+    stampPut.value = Data(stamp.utf8)
+    var txn = Etcdserverpb_TxnRequest()
+    txn.compare = [absent, unchanged]
+    txn.success = [lockPut, stampPut].map { put in
+      var op = Etcdserverpb_RequestOp()
+      op.requestPut = put
+      return op
+    }
+    let r = try await call { try await kv.txn(txn, options: self.options(timeout: self.configuration.requestTimeout)) }
+    return r.succeeded
+  }
+
   /// Keys starting with `prefix` (all keys for an empty prefix), in key order.
   public func range(prefix: String, serializable: Bool = false) async throws(EtcdClientError) -> [EtcdKeyValue] {
     let kv = Etcdserverpb_KV.Client(wrapping: grpc)

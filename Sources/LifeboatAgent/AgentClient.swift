@@ -109,6 +109,16 @@ public final class AgentClient: PeerClient, Sendable {
     return .unavailable("agent \(host): \(text.split(whereSeparator: \.isNewline).first ?? "")")
   }
 
+  /// The schedule of the agent at `url` (`lifeboat status`).
+  public func scheduleState(at url: String) async throws(LifeboatError) -> ScheduleState {
+    try await call(.GET, "\(url)/v1/schedule", timeout: .seconds(10))
+  }
+
+  /// Starts a recurring run on the agent at `url` now, and returns its schedule after it.
+  public func runSchedule(at url: String) async throws(LifeboatError) -> ScheduleState {
+    try await call(.POST, "\(url)/v1/schedule/run", timeout: .seconds(6 * 3600))
+  }
+
   // MARK: - PeerClient
 
   public func restoreArchive(at peer: String, id: String) async throws(LifeboatError) -> any ByteSource {

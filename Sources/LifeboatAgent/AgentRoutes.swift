@@ -9,6 +9,7 @@ import NIOCore
 /// Range support (an interrupted download resumes where it stopped).
 struct AgentRoutes: Sendable {
   let node: LocalNode
+  let schedule: RecurringSnapshots?
 
   struct PreflightBody: Codable { var dbSize: UInt64; var archiveSize: UInt64 }
   struct CopyBody: Codable { var peer: String }
@@ -17,6 +18,18 @@ struct AgentRoutes: Sendable {
 
   func register(_ router: Router<AgentRequestContext>) {
     router.get("/healthz") { _, _ in try await json { () async throws(LifeboatError) in try await node.health() } }
+    router.get("/v1/schedule") { _, _ in
+      try await json { () async throws(LifeboatError) in
+        guard let schedule else { throw LifeboatError.notFound("this agent runs no schedule") }
+        return await schedule.current
+      }
+    }
+    router.post("/v1/schedule/run") { _, _ in
+      try await json { () async throws(LifeboatError) in
+        guard let schedule else { throw LifeboatError.notFound("this agent runs no schedule") }
+        return await schedule.runNow()
+      }
+    }
     router.post("/v1/preflight") { request, context in
       try await json { () async throws(LifeboatError) in
         let body = try await decode(PreflightBody.self, request, context)

@@ -46,9 +46,12 @@ struct CommonNameAuthorization: RouterMiddleware {
   }
 
   static func peerMayCall(_ request: Request) -> Bool {
-    guard request.method == .get else { return false }
     let path = request.uri.path
-    return path == "/healthz" || path == "/v1/snapshots" || path.hasSuffix("/archive") || path.hasSuffix("/manifest")
+    // Peers also ask each other to copy a recurring snapshot (the copy is verified against its
+    // manifest; the receiving node applies its own retention).
+    if request.method == .post, path.hasPrefix("/v1/snapshots/"), path.hasSuffix("/copy") { return true }
+    guard request.method == .get else { return false }
+    return path == "/healthz" || path == "/v1/snapshots" || path == "/v1/schedule" || path.hasSuffix("/archive") || path.hasSuffix("/manifest")
   }
 }
 
@@ -84,9 +87,11 @@ public struct AgentServer: Sendable {
   public let allowed: Set<String>
   public let host: String
   public let port: Int
+  public let schedule: RecurringSnapshots?
   public var logger: Logger
 
-  public init(node: LocalNode, logger: Logger = Logger(label: "lifeboat.agent")) throws(LifeboatError) {
+  public init(node: LocalNode, schedule: RecurringSnapshots? = nil, logger: Logger = Logger(label: "lifeboat.agent")) throws(LifeboatError) {
+    self.schedule = schedule
     guard let state = node.context.state else { throw .usage("the agent needs the state file's certificates") }
     self.node = node
     self.tls = try AgentTLS.server(state: state, certificate: node.node.certificateName)
@@ -100,7 +105,7 @@ public struct AgentServer: Sendable {
   public func run(onRunning: @escaping @Sendable () async -> Void = {}) async throws {
     let router = Router(context: AgentRequestContext.self)
     router.add(middleware: CommonNameAuthorization(allowed: allowed))
-    AgentRoutes(node: node).register(router)
+    AgentRoutes(node: node, schedule: schedule).register(router)
     let app = Application(
       router: router, server: try .tls(.http1(), tlsConfiguration: tls),
       configuration: .init(address: .hostname(host, port: port), serverName: "lifeboat-agent"),

@@ -21,6 +21,8 @@ public struct ClusterConfig: Sendable, Equatable {
   public var nodes: [NodeEntry]
   public var backup: BackupConfig
   public var lifeboat: LifeboatSettings
+  /// RKE's `cluster_name` (default `local`): names Lifeboat's lock in etcd.
+  public var clusterName: String = "local"
   /// Where the file was read from (for the state file next to it and for messages).
   public var path: String
 

@@ -108,7 +108,14 @@ extension ClusterConfig {
       }
     }
     let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    return ClusterConfig(nodes: nodes, backup: backup, lifeboat: settings, path: absolute)
+    var config = ClusterConfig(nodes: nodes, backup: backup, lifeboat: settings, path: absolute)
+    if let name = try root["cluster_name"]?.string(), !name.isEmpty {
+      guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+        throw try root["cluster_name"]!.error("letters, digits, - _ . only")
+      }
+      config.clusterName = name
+    }
+    return config
   }
 
   private static func parseRuntime(_ value: YAMLValue) throws(LifeboatError) -> RuntimeSettings {

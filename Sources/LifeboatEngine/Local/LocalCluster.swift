@@ -30,6 +30,8 @@ public struct LocalClusterSpec: Sendable {
   public var s3InsecureHTTP = false
   /// Post-restore hooks for the written cluster.yml.
   public var postRestoreHooks: [String] = []
+  /// More lines for the `lifeboat:` section (`interval_seconds: 3`, `keep_last: 2`).
+  public var lifeboatSettings: [String] = []
 
   public init(directory: String, nodes: Int = 3, tls: Bool = false) {
     self.directory = directory
@@ -247,6 +249,7 @@ public struct LocalCluster: Sendable {
     ]
     if let quota = spec.quotaBackendBytes { lines.append("    extra_args: [\"--quota-backend-bytes=\(quota)\"]") }
     if spec.s3InsecureHTTP { lines.append("  s3_insecure_http: true") }
+    lines += spec.lifeboatSettings.map { "  " + $0 }
     if !spec.postRestoreHooks.isEmpty {
       lines.append("  post_restore_hooks:")
       for hook in spec.postRestoreHooks { lines.append("    - \(quote(hook))") }

@@ -9,11 +9,16 @@ import SnapshotStores
 public struct ClusterPrune: Sendable {
   public let context: ClusterContext
   public let nodes: [any Node]
+  /// Prune the config's S3 bucket too (default), or only `nodes`.
+  public let includeS3: Bool
   public var progress: @Sendable (String) -> Void
 
-  public init(context: ClusterContext, nodes: [any Node], progress: @escaping @Sendable (String) -> Void = { _ in }) {
+  public init(
+    context: ClusterContext, nodes: [any Node], includeS3: Bool = true, progress: @escaping @Sendable (String) -> Void = { _ in }
+  ) {
     self.context = context
     self.nodes = nodes
+    self.includeS3 = includeS3
     self.progress = progress
   }
 
@@ -48,7 +53,7 @@ public struct ClusterPrune: Sendable {
         reachable.append(node)
       } catch { failures.append("\(node.address): \(error.message)") }
     }
-    let s3 = try context.s3Configuration()
+    let s3 = includeS3 ? try context.s3Configuration() : nil
     var s3Snapshots: [StoredSnapshot] = []
     if let s3 {
       do {

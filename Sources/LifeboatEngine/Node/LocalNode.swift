@@ -110,7 +110,10 @@ public struct LocalNode: Node {
 
   public func saveSnapshot(_ request: NodeSaveRequest) async throws(LifeboatError) -> NodeSaveReport {
     let name = try request.name.map { (n) throws(LifeboatError) in try SnapshotName(n) }
-    let connection = try context.etcdConnection(certificate: node.certificateName)
+    var connection = try context.etcdConnection(certificate: node.certificateName)
+    if request.ownMemberOnly == true, let index = context.config.etcdNodes.firstIndex(where: { $0.address == node.address }) {
+      connection.endpoints = [connection.endpoints[index]]
+    }
     let s3 = request.upload ? try context.s3Configuration() : nil
     let stateFile = FileManager.default.fileExists(atPath: context.config.stateFilePath) ? context.config.stateFilePath : nil
     let result: SaveResult
@@ -157,7 +160,13 @@ public struct LocalNode: Node {
       throw error
     }
     _ = try await store.put(name.manifestFileName, manifestBytes, contentType: ContentType.json)
-    return Self.summary(try await catalog.find(name))
+    let copied = Self.summary(try await catalog.find(name))
+    // A recurring snapshot arrived: apply the retention policy to this node's own directory
+    // (each node prunes only itself; the node that saved prunes S3).
+    if RetentionCandidate.recurringTime(name) != nil {
+      _ = try? await ClusterPrune(context: context, nodes: [self], includeS3: false).run(dryRun: false, includeManual: false)
+    }
+    return copied
   }
 
   // MARK: - Restore

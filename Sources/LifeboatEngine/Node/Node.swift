@@ -72,9 +72,12 @@ public struct NodeSnapshot: Codable, Sendable, Equatable {
 public struct NodeSaveRequest: Codable, Sendable {
   public var name: String?
   public var upload: Bool
-  public init(name: String?, upload: Bool) {
+  /// Snapshot this node's own member (no quorum: the others may not be reachable).
+  public var ownMemberOnly: Bool?
+  public init(name: String?, upload: Bool, ownMemberOnly: Bool = false) {
     self.name = name
     self.upload = upload
+    self.ownMemberOnly = ownMemberOnly
   }
 }
 

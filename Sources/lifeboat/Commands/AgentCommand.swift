@@ -26,11 +26,21 @@ struct AgentCommand: AsyncParsableCommand {
     guard let state = context.state else { throw LifeboatError.usage("no state file") }
     let peers = try AgentClient(state: state, certificate: own.certificateName)
     let local = LocalNode(context: context, node: own, peers: peers)
+    let others = context.config.etcdNodes.filter { $0.address != own.address }.map { RemoteNode(node: $0, client: peers) }
+    let schedule = RecurringSnapshots(context: context, local: local, peers: others)
     let logger = Logger(label: "lifeboat.agent")
     do {
-      let server = try AgentServer(node: local)
-      logger.info("agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary)")
-      try await server.run()
+      let server = try AgentServer(node: local, schedule: schedule)
+      let state = await schedule.current
+      logger.info("agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary); schedule: \(state.enabled ? state.schedule : "off")")
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await server.run() }
+        group.addTask { await schedule.loop() }
+        // The server returns on SIGTERM (after requests in flight); the schedule stops with it
+        // (a run in progress is cancelled and cleans up: no .part, no unfinished upload).
+        try await group.next()
+        group.cancelAll()
+      }
     } catch is CancellationError {
     } catch {
       await peers.shutdown()

@@ -11,7 +11,7 @@ struct Lifeboat: AsyncParsableCommand {
       7 restore failed, every node rolled back; 8 restore failed, rollback incomplete.
       """,
     version: LifeboatVersion.current,
-    subcommands: [Snapshot.self, Local.self, AgentCommand.self]
+    subcommands: [Snapshot.self, Local.self, AgentCommand.self, StatusCommand.self]
   )
 }
 
