@@ -235,10 +235,10 @@ public final class EtcdClient: Sendable {
   }
 
   /// One transaction: if `lockKey` does not exist and `stampKey` was last modified at
-  /// `stampModRevision` (0: it does not exist), puts `lockKey = holder` with `lease` and
-  /// `stampKey = stamp`. Returns whether it did.
+  /// `stampModRevision` (0: it does not exist), puts `lockKey = holder` with `lease`. Returns
+  /// whether it did. (The holder writes the stamp when its run succeeds.)
   public func takeLock(
-    lockKey: String, holder: String, lease: Int64, stampKey: String, stamp: String, stampModRevision: Int64
+    lockKey: String, holder: String, lease: Int64, stampKey: String, stampModRevision: Int64
   ) async throws(EtcdClientError) -> Bool {
     let kv = Etcdserverpb_KV.Client(wrapping: grpc)
     var absent = Etcdserverpb_Compare()
@@ -255,16 +255,11 @@ public final class EtcdClient: Sendable {
     lockPut.key = Data(lockKey.utf8)
     lockPut.value = Data(holder.utf8)
     lockPut.lease = lease
-    var stampPut = Etcdserverpb_PutRequest()
-    stampPut.key = Data(stampKey.utf8)
-    stampPut.value = Data(stamp.utf8)
+    var op = Etcdserverpb_RequestOp()
+    op.requestPut = lockPut
     var txn = Etcdserverpb_TxnRequest()
     txn.compare = [absent, unchanged]
-    txn.success = [lockPut, stampPut].map { put in
-      var op = Etcdserverpb_RequestOp()
-      op.requestPut = put
-      return op
-    }
+    txn.success = [op]
     let r = try await call { try await kv.txn(txn, options: self.options(timeout: self.configuration.requestTimeout)) }
     return r.succeeded
   }

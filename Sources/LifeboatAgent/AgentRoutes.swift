@@ -17,7 +17,18 @@ struct AgentRoutes: Sendable {
   struct Empty: Codable {}
 
   func register(_ router: Router<AgentRequestContext>) {
-    router.get("/healthz") { _, _ in try await json { () async throws(LifeboatError) in try await node.health() } }
+    router.get("/healthz") { _, _ in
+      try await json { () async throws(LifeboatError) in
+        var health = try await node.health()
+        health.schedule = await schedule?.current
+        return health
+      }
+    }
+    router.get("/metrics") { _, _ in
+      Response(
+        status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+        body: .init(byteBuffer: ByteBuffer(bytes: AgentMetrics.registry.emitToBuffer())))
+    }
     router.get("/v1/schedule") { _, _ in
       try await json { () async throws(LifeboatError) in
         guard let schedule else { throw LifeboatError.notFound("this agent runs no schedule") }

@@ -4,6 +4,8 @@ import HummingbirdTLS
 import LifeboatCore
 import LifeboatEngine
 import Logging
+import Metrics
+import Prometheus
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
@@ -51,7 +53,8 @@ struct CommonNameAuthorization: RouterMiddleware {
     // manifest; the receiving node applies its own retention).
     if request.method == .post, path.hasPrefix("/v1/snapshots/"), path.hasSuffix("/copy") { return true }
     guard request.method == .get else { return false }
-    return path == "/healthz" || path == "/v1/snapshots" || path == "/v1/schedule" || path.hasSuffix("/archive") || path.hasSuffix("/manifest")
+    return path == "/healthz" || path == "/metrics" || path == "/v1/snapshots" || path == "/v1/schedule"
+      || path.hasSuffix("/archive") || path.hasSuffix("/manifest")
   }
 }
 
@@ -111,5 +114,21 @@ public struct AgentServer: Sendable {
       configuration: .init(address: .hostname(host, port: port), serverName: "lifeboat-agent"),
       onServerRunning: { _ in await onRunning() }, logger: logger)
     try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+  }
+}
+
+/// The agent's metrics (swift-metrics, exported in Prometheus' text format at `/metrics`).
+public enum AgentMetrics {
+  public static let registry = PrometheusCollectorRegistry()
+  nonisolated(unsafe) private static var bootstrapped = false
+  private static let lock = NSLock()
+
+  /// Makes swift-metrics report into `registry` (once per process).
+  public static func bootstrap() {
+    lock.lock()
+    defer { lock.unlock() }
+    guard !bootstrapped else { return }
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    bootstrapped = true
   }
 }

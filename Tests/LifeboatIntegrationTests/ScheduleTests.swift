@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import LifeboatAgent
 import LifeboatCore
@@ -67,5 +68,147 @@ extension Integration {
         }
       }
     }
+
+    static func metrics(_ cluster: EtcdClusterFixture, node: Int = 0) async throws -> String {
+      let context = try cluster.context()
+      let http = HTTPClient(
+        eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+        configuration: .init(tlsConfiguration: try AgentTLS.client(state: context.state!, certificate: "kube-admin")))
+      return try await withCleanup({
+        let response = try await http.execute(HTTPClientRequest(url: context.config.etcdNodes[node].agentURL + "/metrics"), timeout: .seconds(10))
+        return String(buffer: try await response.body.collect(upTo: 1 << 20))
+      }, cleanup: { try? await http.shutdown() })
+    }
+
+    static func runNow(_ cluster: EtcdClusterFixture, node: Int = 0) async throws -> ScheduleState {
+      let context = try cluster.context()
+      let client = try AgentClient(state: context.state!, certificate: "kube-admin")
+      return try await withCleanup({ try await client.runSchedule(at: context.config.etcdNodes[node].agentURL) }, cleanup: {
+        await client.shutdown()
+      })
+    }
+
+    @Test func aRunDuringS3DowntimeKeepsItsArchiveAndTheNextRunUploadsBoth() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        let down = Flag()
+        let proxy = try await S3FaultProxy.start(upstream: moto.endpoint) { _ in down.value ? .fail(status: 503) : .forward }
+        try await withCleanup({
+          try await withAgentCluster(nodes: 1, configure: { spec in
+            spec.s3 = S3BackupConfig(
+              accessKey: "lifeboat-test", secretKey: "lifeboat-test-secret", bucketName: "snaps", region: "us-east-1",
+              endpoint: proxy.endpoint, folder: nil)
+            spec.s3InsecureHTTP = true
+            spec.lifeboatSettings = ["interval_seconds: 3600"]
+          }) { cluster in
+            down.value = true
+            let failed = try await Self.runNow(cluster)
+            #expect(failed.lastResult?.hasPrefix("failed: saved") == true, "\(failed.lastResult ?? "")")
+            #expect(failed.failures == 1)
+            let status = try LifeboatCLI.run(["status", "--config", cluster.configFile])
+            #expect(status.status == 1, "a failed last run is visible without logs")
+            #expect(status.stdout.contains("failed: saved"))
+            #expect(try await Self.metrics(cluster).contains("lifeboat_snapshot_failures_total 1"))
+            let local = try FileManager.default.contentsOfDirectory(atPath: cluster.members[0].snapshotDir!).filter { $0.hasSuffix("_etcd.zip") }
+            #expect(local.count == 1, "the local archive is kept")
+
+            down.value = false
+            try await Task.sleep(for: .seconds(1))
+            let ok = try await Self.runNow(cluster)
+            #expect(ok.lastResult == "ok", "\(ok.lastResult ?? "")")
+            let listing = try moto.aws(["s3", "ls", "s3://snaps/"]).stdout
+            let uploaded = listing.split(separator: "\n").filter { $0.hasSuffix("_etcd.zip") }
+            #expect(uploaded.count == 2, "the next run uploads both: \(listing)")
+            #expect(try await Self.metrics(cluster).contains("lifeboat_snapshot_runs_total 1"))
+          }
+        }, cleanup: { await proxy.stop() })
+      }
+    }
+
+    @Test func withoutQuorumTheSurvivingNodeKeepsItsOwnSnapshot() async throws {
+      try await withAgentCluster(configure: { spec in spec.lifeboatSettings = ["interval_seconds: 3600"] }) { cluster in
+        _ = try await writeKeys(cluster, count: 100)
+        await DetachedProcess.stop(cluster.currentPID(of: 1)!)
+        await DetachedProcess.stop(cluster.currentPID(of: 2)!)
+        var state = try await Self.runNow(cluster)
+        // The survivor may still believe in its leader for an election timeout.
+        for _ in 0..<20 where state.lastResult != "no-quorum" {
+          try await Task.sleep(for: .milliseconds(500))
+          state = try await Self.runNow(cluster)
+        }
+        #expect(state.lastResult == "no-quorum", "\(state.lastResult ?? "")")
+        let name = try #require(state.lastSnapshot)
+        #expect(name.hasSuffix("_node1_etcd"))
+        let manifest = try Manifest.decode(
+          [UInt8](try Data(contentsOf: URL(fileURLWithPath: cluster.members[0].snapshotDir! + "/\(name).manifest.json"))), path: "")
+        #expect(manifest.noQuorum)
+        #expect(manifest.member.name == "etcd-node1")
+      }
+    }
+
+    @Test func aRunWhileAnotherIsInProgressIsSkippedAndCounted() async throws {
+      try await withAgentCluster(nodes: 1, configure: { spec in
+        spec.lifeboatSettings = ["interval_seconds: 3600"]
+        spec.agentEnvironment[0] = ["LIFEBOAT_FAILPOINTS": "schedule.slow"]
+      }) { cluster in
+        async let first = Self.runNow(cluster)
+        try await Task.sleep(for: .seconds(1))
+        let second = try await Self.runNow(cluster)
+        #expect(second.lastResult == "skipped: the previous run is still in progress")
+        #expect(second.skips == 1)
+        let done = try await first
+        #expect(done.runs == 1)
+        #expect(try await Self.metrics(cluster).contains("lifeboat_snapshot_skips_total 1"))
+      }
+    }
+
+    @Test func sigtermDuringARunLeavesNoPartFileAndNoUpload() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        try await withAgentCluster(nodes: 1, configure: { spec in
+          spec.s3 = S3BackupConfig(
+            accessKey: "lifeboat-test", secretKey: "lifeboat-test-secret", bucketName: "snaps", region: "us-east-1",
+            endpoint: moto.endpoint, folder: nil)
+          spec.s3InsecureHTTP = true
+          spec.lifeboatSettings = ["interval_seconds: 3600"]
+          spec.agentEnvironment[0] = ["LIFEBOAT_FAILPOINTS": "schedule.slow"]
+        }) { cluster in
+          try await writeRandom(cluster, mib: 30)
+          let state = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
+          let agent = try #require(state.members[0].agentPid)
+          let run = Task { try? await Self.runNow(cluster) }
+          try await Task.sleep(for: .seconds(2))
+          kill(agent, SIGTERM)
+          var gone = false
+          for _ in 0..<300 {
+            if !DetachedProcess.isRunning(agent) { gone = true; break }
+            try await Task.sleep(for: .milliseconds(100))
+          }
+          _ = await run.value
+          #expect(gone, "the agent stops")
+          let files = (try? FileManager.default.contentsOfDirectory(atPath: cluster.members[0].snapshotDir!)) ?? []
+          #expect(!files.contains { $0.hasSuffix(".part") }, "\(files)")
+          let log = try String(contentsOfFile: state.members[0].runDir + "/agent.log", encoding: .utf8)
+          #expect(log.contains("agent stopped"))
+          let unfinished = try await S3Store.with(try moto.configuration(bucket: "snaps")) { try await $0.unfinishedUploads().count }
+          #expect(unfinished == 0)
+          // Finished or cleaned up: either a complete archive with its manifest, or nothing.
+          let archives = files.filter { $0.hasSuffix("_etcd.zip") }
+          for archive in archives {
+            #expect(files.contains(archive.replacingOccurrences(of: ".zip", with: ".manifest.json")))
+          }
+        }
+      }
+    }
+  }
+}
+
+/// A flag tests flip while a proxy reads it.
+final class Flag: @unchecked Sendable {
+  private let lock = NSLock()
+  private var _value = false
+  var value: Bool {
+    get { lock.lock(); defer { lock.unlock() }; return _value }
+    set { lock.lock(); _value = newValue; lock.unlock() }
   }
 }

@@ -65,8 +65,11 @@ public struct MemberSelector: Sendable {
       return probe
     }
     guard let status = probe.status else { return probe }
-    if !status.errors.isEmpty {
-      probe.problem = "reports \(status.errors.joined(separator: "; "))"
+    // etcd 3.4 lists "etcdserver: no leader" among a leaderless member's errors; that is what
+    // `hasLeader` says already (and what the no-quorum fallback below is for), not an alarm.
+    let errors = status.errors.filter { !$0.contains("no leader") }
+    if !errors.isEmpty {
+      probe.problem = "reports \(errors.joined(separator: "; "))"
     } else if status.isLearner || probe.member?.isLearner == true {
       probe.problem = "is a learner, not a voting member"
     } else if probe.member == nil {

@@ -42,7 +42,7 @@ public struct LocalNode: Node {
   public func health() async throws(LifeboatError) -> NodeHealth {
     NodeHealth(
       address: address, member: node.memberName, runtime: runtime.summary, etcdRunning: await runtime.isRunning(),
-      version: LifeboatVersion.current)
+      version: LifeboatVersion.current, schedule: nil)
   }
 
   public func preflight(dbSize: UInt64, archiveSize: UInt64) async throws(LifeboatError) -> NodePreflight {
@@ -167,6 +167,50 @@ public struct LocalNode: Node {
       _ = try? await ClusterPrune(context: context, nodes: [self], includeS3: false).run(dryRun: false, includeManual: false)
     }
     return copied
+  }
+
+  // MARK: - Recurring runs
+
+  /// A restore has files on this node (between its fetch and its finish).
+  public func restoreInProgress() -> Bool {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: node.runDir)) ?? []
+    return entries.contains { $0.hasPrefix("restore-") }
+  }
+
+  /// Free bytes where snapshots are written, and the size of the newest archive there.
+  public func snapshotDiskState() async -> (free: UInt64, newestArchive: UInt64) {
+    let free = freeBytes(existingAncestor(node.snapshotDir))
+    let newest = ((try? await listSnapshots()) ?? []).max { $0.created < $1.created }?.size ?? 0
+    return (free, newest)
+  }
+
+  /// Uploads every complete local snapshot (archive with manifest) that S3 lacks: archive first,
+  /// manifest last, as `save --s3` does. Returns the names uploaded.
+  public func uploadMissing() async throws(LifeboatError) -> [String] {
+    guard let configuration = try context.s3Configuration() else { return [] }
+    let local = try await catalog.list().filter { $0.kind == .archive && $0.manifest != nil }
+    guard !local.isEmpty else { return [] }
+    return try await withS3(configuration) { (s3) async throws(LifeboatError) in
+      let remote = Set(try await SnapshotCatalog(store: s3).list().filter { $0.manifest != nil }.map(\.name))
+      var uploaded: [String] = []
+      for snapshot in local where !remote.contains(snapshot.name) {
+        let file = try ReadOnlyFile(path: store.path(snapshot.object.key))
+        let writer = try await s3.makeWriter(for: snapshot.name.archiveFileName, contentType: ContentType.zip, replace: true)
+        do throws(LifeboatError) {
+          try await file.stream(from: 0, length: file.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
+            try await writer.write(chunk)
+          }
+          _ = try await writer.finish()
+        } catch {
+          await writer.abort()
+          throw error
+        }
+        let manifest = try await store.readAll(snapshot.name.manifestFileName)
+        _ = try await s3.put(snapshot.name.manifestFileName, manifest, contentType: ContentType.json)
+        uploaded.append(snapshot.name.value)
+      }
+      return uploaded
+    }
   }
 
   // MARK: - Restore

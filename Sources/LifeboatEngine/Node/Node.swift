@@ -48,6 +48,8 @@ public struct NodeHealth: Codable, Sendable, Equatable {
   /// nil when the runtime cannot tell.
   public var etcdRunning: Bool?
   public var version: String
+  /// The agent's recurring snapshots (filled in by the agent's `/healthz`).
+  public var schedule: ScheduleState?
 }
 
 public struct NodePreflight: Codable, Sendable {

@@ -21,6 +21,7 @@ struct AgentCommand: AsyncParsableCommand {
   var node: String
 
   func run() async throws {
+    AgentMetrics.bootstrap()
     let context = try ClusterContext.load(cluster.config)
     let own = try context.config.etcdNode(node)
     guard let state = context.state else { throw LifeboatError.usage("no state file") }
