@@ -264,6 +264,32 @@ public final class EtcdClient: Sendable {
     return r.succeeded
   }
 
+  /// Puts `puts` (key, value, lease) only if `key`'s value is `value`: a lock holder renewing its
+  /// lock under a new lease, or stamping its slot while it still holds the lock.
+  public func putIfValue(
+    _ key: String, equals value: String, puts: [(key: String, value: String, lease: Int64)]
+  ) async throws(EtcdClientError) -> Bool {
+    let kv = Etcdserverpb_KV.Client(wrapping: grpc)
+    var compare = Etcdserverpb_Compare()
+    compare.key = Data(key.utf8)
+    compare.target = .value
+    compare.result = .equal
+    compare.value = Data(value.utf8)
+    var txn = Etcdserverpb_TxnRequest()
+    txn.compare = [compare]
+    txn.success = puts.map { p in
+      var put = Etcdserverpb_PutRequest()
+      put.key = Data(p.key.utf8)
+      put.value = Data(p.value.utf8)
+      put.lease = p.lease
+      var op = Etcdserverpb_RequestOp()
+      op.requestPut = put
+      return op
+    }
+    let r = try await call { try await kv.txn(txn, options: self.options(timeout: self.configuration.requestTimeout)) }
+    return r.succeeded
+  }
+
   /// Keys starting with `prefix` (all keys for an empty prefix), in key order.
   public func range(prefix: String, serializable: Bool = false) async throws(EtcdClientError) -> [EtcdKeyValue] {
     let kv = Etcdserverpb_KV.Client(wrapping: grpc)

@@ -12,7 +12,7 @@ struct AgentRoutes: Sendable {
   let schedule: RecurringSnapshots?
 
   struct PreflightBody: Codable { var dbSize: UInt64; var archiveSize: UInt64 }
-  struct CopyBody: Codable { var peer: String }
+  struct CopyBody: Codable { var peer: String; var applyRetention: Bool? }
   struct StartBody: Codable { var quotaBackendBytes: Int64? }
   struct Empty: Codable {}
 
@@ -62,7 +62,7 @@ struct AgentRoutes: Sendable {
     router.post("/v1/snapshots/:name/copy") { request, context in
       try await json { () async throws(LifeboatError) in
         let body = try await decode(CopyBody.self, request, context)
-        return try await node.copySnapshot(try name(context), from: body.peer)
+        return try await node.copySnapshot(try name(context), from: body.peer, applyRetention: body.applyRetention ?? false)
       }
     }
     router.get("/v1/snapshots/:name/archive") { request, context in

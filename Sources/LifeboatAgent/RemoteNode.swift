@@ -16,7 +16,7 @@ public struct RemoteNode: Node {
   }
 
   struct PreflightBody: Codable { var dbSize: UInt64; var archiveSize: UInt64 }
-  struct CopyBody: Codable { var peer: String }
+  struct CopyBody: Codable { var peer: String; var applyRetention: Bool }
   struct StartBody: Codable { var quotaBackendBytes: Int64? }
   struct Empty: Codable {}
 
@@ -43,9 +43,9 @@ public struct RemoteNode: Node {
     try await client.call(.POST, "\(url)/v1/snapshots", body: request, timeout: Self.long)
   }
 
-  public func copySnapshot(_ name: SnapshotName, from peer: String) async throws(LifeboatError) -> NodeSnapshot {
+  public func copySnapshot(_ name: SnapshotName, from peer: String, applyRetention: Bool) async throws(LifeboatError) -> NodeSnapshot {
     try await client.call(
-      .POST, "\(url)/v1/snapshots/\(AgentClient.pathComponent(name.value))/copy", body: CopyBody(peer: peer), timeout: Self.long)
+      .POST, "\(url)/v1/snapshots/\(AgentClient.pathComponent(name.value))/copy", body: CopyBody(peer: peer, applyRetention: applyRetention), timeout: Self.long)
   }
 
   public func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {

@@ -83,7 +83,7 @@ import Testing
     let either = try CronExpression("0 0 1 * 0")
     #expect(either.next(after: Self.date("2026-11-25T00:00:00Z"), in: Self.utc) == Self.date("2026-11-29T00:00:00Z"))
     #expect(either.next(after: Self.date("2026-11-29T00:00:00Z"), in: Self.utc) == Self.date("2026-12-01T00:00:00Z"))
-    for bad in ["* * * *", "60 * * * *", "*/0 * * * *", "5-1 * * * *", "0 0 * foo *"] {
+    for bad in ["* * * *", "60 * * * *", "*/0 * * * *", "5-1 * * * *", "0 0 * foo *", "0 0 31 2 *"] {
       #expect(throws: LifeboatError.self) { try CronExpression(bad) }
     }
   }

@@ -44,6 +44,11 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     domRestricted = fields[2] != "*"
     dowRestricted = fields[4] != "*"
     description = fields.joined(separator: " ")
+    // `0 0 31 2 *` never comes: say so now rather than sleep forever.
+    let probe = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01
+    if next(after: probe, in: TimeZone(identifier: "UTC")!) == .distantFuture {
+      throw .usage("cron expression '\(text)' never matches a date")
+    }
   }
 
   private static func field(

@@ -48,7 +48,7 @@ public struct ClusterSave: Sendable {
       for (_, node) in reachable.dropFirst() {
         group.addTask {
           do throws(LifeboatError) {
-            _ = try await node.copySnapshot(snapshotName, from: peer)
+            _ = try await node.copySnapshot(snapshotName, from: peer, applyRetention: false)
             return (node.address, nil)
           } catch { return (node.address, error) }
         }

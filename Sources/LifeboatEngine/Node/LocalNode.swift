@@ -132,7 +132,17 @@ public struct LocalNode: Node {
       noQuorum: result.manifest.noQuorum, remote: result.remoteArchive, uploadError: result.uploadError?.message)
   }
 
-  public func copySnapshot(_ name: SnapshotName, from peer: String) async throws(LifeboatError) -> NodeSnapshot {
+  public func copySnapshot(_ name: SnapshotName, from peer: String, applyRetention: Bool) async throws(LifeboatError) -> NodeSnapshot {
+    // Only from the config's own agents: a caller cannot point this node at another server.
+    guard context.config.etcdNodes.contains(where: { $0.agentURL == peer }) else {
+      throw .usage("\(peer) is not the agent of an etcd node in \(context.config.path)")
+    }
+    // A restore reads from this directory: no copies (and no pruning) until it is finished.
+    if applyRetention, restoreInProgress() { throw .unavailable("\(address): a restore is in progress") }
+    // A recurring name dated in the future would outrank every real snapshot in retention.
+    if let taken = RetentionCandidate.recurringTime(name), taken > Date().addingTimeInterval(3600) {
+      throw .usage("\(name) is dated in the future")
+    }
     let (source, manifestBytes) = try await peers.snapshot(at: peer, name: name)
     guard let manifestBytes else {
       throw .verification("\(peer) has no manifest for \(name): a copy could not be verified")
@@ -163,7 +173,7 @@ public struct LocalNode: Node {
     let copied = Self.summary(try await catalog.find(name))
     // A recurring snapshot arrived: apply the retention policy to this node's own directory
     // (each node prunes only itself; the node that saved prunes S3).
-    if RetentionCandidate.recurringTime(name) != nil {
+    if applyRetention, RetentionCandidate.recurringTime(name) != nil {
       _ = try? await ClusterPrune(context: context, nodes: [self], includeS3: false).run(dryRun: false, includeManual: false)
     }
     return copied
@@ -188,7 +198,10 @@ public struct LocalNode: Node {
   /// manifest last, as `save --s3` does. Returns the names uploaded.
   public func uploadMissing() async throws(LifeboatError) -> [String] {
     guard let configuration = try context.s3Configuration() else { return [] }
-    let local = try await catalog.list().filter { $0.kind == .archive && $0.manifest != nil }
+    // Recurring snapshots only: a one-time snapshot kept local stays local.
+    let local = try await catalog.list().filter {
+      $0.kind == .archive && $0.manifest != nil && RetentionCandidate.recurringTime($0.name) != nil
+    }
     guard !local.isEmpty else { return [] }
     return try await withS3(configuration) { (s3) async throws(LifeboatError) in
       let remote = Set(try await SnapshotCatalog(store: s3).list().filter { $0.manifest != nil }.map(\.name))

@@ -19,9 +19,10 @@ public protocol Node: Sendable {
   /// Saves a one-time snapshot of the cluster (from a healthy member) into this node's snapshot
   /// directory, and uploads it to S3 when `upload` and the config has S3.
   func saveSnapshot(_ request: NodeSaveRequest) async throws(LifeboatError) -> NodeSaveReport
-  /// Copies the snapshot `name` (archive and manifest) from the agent at `peer` into this node's
-  /// snapshot directory; the archive's SHA-256 must equal the manifest's.
-  func copySnapshot(_ name: SnapshotName, from peer: String) async throws(LifeboatError) -> NodeSnapshot
+  /// Copies the snapshot `name` (archive and manifest) from the agent at `peer` (one of the
+  /// config's agents) into this node's snapshot directory; the archive's SHA-256 must equal the
+  /// manifest's. With `applyRetention` (a recurring run), the node then prunes its own directory.
+  func copySnapshot(_ name: SnapshotName, from peer: String, applyRetention: Bool) async throws(LifeboatError) -> NodeSnapshot
 
   // Restore steps, in order; `id` names one restore on every node.
   func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport

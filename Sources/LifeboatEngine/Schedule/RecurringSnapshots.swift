@@ -74,9 +74,17 @@ public actor RecurringSnapshots {
 
   /// Runs until cancelled: sleeps to each slot and runs it (the first slot one interval after
   /// start, as RKE's); a failed run is retried after 5 s, 10 s, 20 s ... (at most 5 minutes) as
-  /// long as the next slot is further away.
+  /// long as the next slot is further away. Cancelling it also cancels a run started by `runNow`.
   public func loop() async {
     guard state.enabled else { return }
+    await withTaskCancellationHandler {
+      await loopBody()
+    } onCancel: {
+      Task { await self.cancelActiveRun() }
+    }
+  }
+
+  private func loopBody() async {
     let schedule = context.config.recurringSchedule
     var after = started
     while !Task.isCancelled {
@@ -84,7 +92,7 @@ public actor RecurringSnapshots {
       state.nextRun = slot
       guard await sleep(until: slot) else { return }
       var backoff: TimeInterval = 5
-      while await run(slot: slot) == .failed {
+      while await run(slot: slot, manual: false) == .failed {
         let retry = clock().addingTimeInterval(backoff)
         guard retry < schedule.nextRun(after: slot, start: started) else { break }
         state.nextRun = retry
@@ -92,6 +100,7 @@ public actor RecurringSnapshots {
         backoff = min(backoff * 2, 300)
       }
       after = max(slot, clock())
+      state.nextRun = schedule.nextRun(after: after, start: started)
     }
   }
 
@@ -101,15 +110,22 @@ public actor RecurringSnapshots {
     return !Task.isCancelled
   }
 
-  /// A run now (`POST /v1/schedule/run`): the slot is the current time.
+  private var activeRun: Task<Outcome, Never>?
+
+  private func cancelActiveRun() { activeRun?.cancel() }
+
+  /// A run now (`POST /v1/schedule/run`): the slot is the current time; it ignores the last
+  /// slot's stamp and does not write one (a manual run does not stand in for a scheduled one).
   public func runNow() async -> ScheduleState {
-    _ = await run(slot: clock())
+    _ = await run(slot: clock(), manual: true)
     return state
   }
 
   enum Outcome { case done, failed, skipped }
 
-  private func run(slot: Date) async -> Outcome {
+  /// Runs in a task of its own, so that stopping the agent cancels it even when an HTTP request
+  /// started it.
+  private func run(slot: Date, manual: Bool) async -> Outcome {
     if state.running {
       return skip("skipped: the previous run is still in progress")
     }
@@ -117,11 +133,19 @@ public actor RecurringSnapshots {
       return skip("paused: a restore is in progress")
     }
     state.running = true
-    defer { state.running = false }
+    let task = Task { await self.perform(slot: slot, manual: manual) }
+    activeRun = task
+    let outcome = await task.value
+    activeRun = nil
+    state.running = false
+    return outcome
+  }
+
+  private func perform(slot: Date, manual: Bool) async -> Outcome {
     let begin = clock()
     var outcome = Outcome.done
-    do throws(LifeboatError) {
-      let result = try await runUnlocked(slot: slot)
+    do {
+      let result = try await runUnlocked(slot: slot, manual: manual)
       state.lastResult = result.result
       if let saved = result.saved {
         state.lastSnapshot = saved.name
@@ -131,12 +155,26 @@ public actor RecurringSnapshots {
         metrics.runs.increment()
         metrics.lastSuccess.record(clock().timeIntervalSince1970)
         metrics.lastSize.record(Double(saved.size))
+      } else if let cluster = result.clusterLastSuccess {
+        // Another agent ran the slot: the cluster's last success is what this agent reports too.
+        metrics.lastSuccess.record(cluster.timeIntervalSince1970)
+        return .done
       }
+    } catch let failure as RunFailure {
+      // The snapshot was saved and the slot stamped; what failed after it is reported, and the
+      // next run catches up (uploads), so no retry.
+      record(failure.error)
+      state.runs += 1
+      state.lastSnapshot = failure.saved.name
+      outcome = .done
+    } catch let error as LifeboatError {
+      record(error)
+      outcome = .failed
+    } catch is CancellationError {
+      record(.failure("cancelled (the agent is stopping)"))
+      outcome = .failed
     } catch {
-      state.failures += 1
-      metrics.failures.increment()
-      state.lastResult = "failed: \(error.message)"
-      logger.error("recurring snapshot failed: \(error.message)")
+      record(.failure("\(error)"))
       outcome = .failed
     }
     state.lastRun = begin
@@ -144,6 +182,19 @@ public actor RecurringSnapshots {
     metrics.lastDuration.record(state.lastDurationSeconds ?? 0)
     if let kept = try? await local.listSnapshots() { metrics.kept.record(Double(kept.count)) }
     return outcome
+  }
+
+  private func record(_ error: LifeboatError) {
+    state.failures += 1
+    metrics.failures.increment()
+    state.lastResult = "failed: \(error.message)"
+    logger.error("recurring snapshot failed: \(error.message)")
+  }
+
+  /// A run that saved its snapshot but failed afterwards (copies, uploads, pruning).
+  struct RunFailure: Error {
+    var saved: NodeSnapshot
+    var error: LifeboatError
   }
 
   private func skip(_ reason: String) -> Outcome {
@@ -154,21 +205,28 @@ public actor RecurringSnapshots {
     return .skipped
   }
 
-  private func runUnlocked(slot: Date) async throws(LifeboatError) -> (result: String, saved: NodeSnapshot?) {
+  struct RunResult {
+    var result: String
+    var saved: NodeSnapshot?
+    var clusterLastSuccess: Date?
+  }
+
+  private func runUnlocked(slot: Date, manual: Bool) async throws -> RunResult {
     let config = context.config
     let connection = try context.etcdConnection(certificate: local.node.certificateName)
     guard let index = config.etcdNodes.firstIndex(where: { $0.address == local.node.address }) else {
-      throw .usage("\(local.node.address) is not an etcd node")
+      throw LifeboatError.usage("\(local.node.address) is not an etcd node")
     }
     let own = connection.endpoints[index]
     let status: EtcdMemberStatus
     do { status = try await EtcdClient.with(endpoint: own, configuration: connection.client) { try await $0.status() } } catch {
-      throw .unavailable("own member \(own) does not answer: \(error)")
+      throw LifeboatError.unavailable("own member \(own) does not answer: \(error)")
     }
     if Failpoints.fire("schedule.slow") { try? await Task.sleep(for: .seconds(4)) }
+    try Task.checkCancellation()
     guard status.hasLeader else {
       // No quorum: no lock either. Each agent keeps a snapshot of its own member, locally.
-      try await checkDisk()
+      try await checkDisk(dbSize: UInt64(max(0, status.dbSize)))
       let base = SnapshotNaming(safeTimestamp: config.backup.safeTimestamp).recurringName(at: slot).value
       let node = config.nodes.first { $0.address == local.node.address }
       let label = (node?.hostnameOverride?.lowercased() ?? local.node.address)
@@ -176,50 +234,78 @@ public actor RecurringSnapshots {
       let name = base.dropLast("_etcd".count) + "_" + String(label) + "_etcd"
       let saved = try await local.saveSnapshot(NodeSaveRequest(name: String(name), upload: false, ownMemberOnly: true))
       logger.warning("no quorum: saved \(saved.snapshot.name) from this node's own member only")
-      return ("no-quorum", saved.snapshot)
+      return RunResult(result: "no-quorum", saved: saved.snapshot)
     }
-    guard let lock = try await takeLock(slot: slot, endpoint: own, connection: connection) else {
-      return ("run by another agent", nil)
+    let lock: Lock
+    switch try await takeLock(slot: slot, manual: manual, endpoint: own, connection: connection) {
+    case .held(let last): return RunResult(result: "run by another agent", saved: nil, clusterLastSuccess: last)
+    case .taken(let taken): lock = taken
     }
+    // Renew the lock under a fresh lease every minute while the run lasts (a lease of 3
+    // minutes: a crashed holder blocks runs only that long).
+    let renewal = Task { [lock] in
+      var current = lock.lease
+      while !Task.isCancelled {
+        try? await Task.sleep(for: .seconds(60))
+        if Task.isCancelled { break }
+        if let next = await renew(lock, current: current, endpoint: own, connection: connection) { current = next }
+      }
+      return current
+    }
+    let saved: NodeSnapshot
+    var problems: [String]
     do throws(LifeboatError) {
-      let saved = try await holdingLock(slot: slot)
-      // The slot is done: stamp it before the lock goes, so no other agent runs it again.
-      do {
-        try await EtcdClient.with(endpoint: own, configuration: connection.client) { c in
-          _ = try await c.put(lock.stampKey, Array(lock.stamp.utf8))
-        }
-      } catch { logger.warning("could not stamp the slot: \(error)") }
-      await release(lock.lease, endpoint: own, connection: connection)
-      return ("ok", saved)
+      (saved, problems) = try await holdingLock(slot: slot, dbSize: UInt64(max(0, status.dbSize)))
     } catch {
-      await release(lock.lease, endpoint: own, connection: connection)
+      renewal.cancel()
+      await release(await renewal.value, endpoint: own, connection: connection)
       throw error
     }
+    renewal.cancel()
+    let lease = await renewal.value
+    if !manual {
+      // The slot is done (its snapshot exists): stamp it while still holding the lock.
+      do {
+        let stamped = try await EtcdClient.with(endpoint: own, configuration: connection.client) { c in
+          try await c.putIfValue(lock.lockKey, equals: lock.holder, puts: [(lock.stampKey, lock.stamp, 0)])
+        }
+        if !stamped { problems.append("the lock was lost before the slot could be stamped") }
+      } catch { problems.append("could not stamp the slot: \(error)") }
+    }
+    await release(lease, endpoint: own, connection: connection)
+    if !problems.isEmpty {
+      throw RunFailure(saved: saved, error: .storage("saved \(saved.name), but: \(problems.joined(separator: "; "))"))
+    }
+    logger.info("recurring snapshot \(saved.name) saved, copied to \(peers.count) nodes")
+    return RunResult(result: "ok", saved: saved)
   }
 
-  /// Free disk for the expected archive (the last one's size and a margin) before a run: a run
-  /// that would fill the disk is refused instead.
-  private func checkDisk() async throws(LifeboatError) {
+  /// Free disk for the expected archive (the last one's size, or the db's when there is none,
+  /// and a margin) before a run: a run that would fill the disk is refused instead.
+  private func checkDisk(dbSize: UInt64) async throws(LifeboatError) {
     let disk = await local.snapshotDiskState()
-    let needed = disk.newestArchive + disk.newestArchive / 5 + (64 << 20)
+    let expected = disk.newestArchive > 0 ? disk.newestArchive : dbSize
+    let needed = expected + expected / 5 + (64 << 20)
     guard disk.free >= needed else {
       throw .storage("not enough free disk in \(local.node.snapshotDir): \(disk.free) bytes free, \(needed) expected for the next archive")
     }
   }
 
-  private func holdingLock(slot: Date) async throws(LifeboatError) -> NodeSnapshot {
+  /// Save, upload, copies, prune. Throws only when no snapshot was saved; problems after the
+  /// save are returned.
+  private func holdingLock(slot: Date, dbSize: UInt64) async throws(LifeboatError) -> (NodeSnapshot, [String]) {
     let config = context.config
-    try await checkDisk()
+    try await checkDisk(dbSize: dbSize)
     let name = SnapshotNaming(safeTimestamp: config.backup.safeTimestamp).recurringName(at: slot)
     var problems: [String] = []
     var saved: NodeSaveReport
     do throws(LifeboatError) {
       saved = try await local.saveSnapshot(NodeSaveRequest(name: name.value, upload: config.backup.s3 != nil))
     } catch {
-      // S3 refused before anything was written (the save checks the bucket first): keep the
-      // snapshot locally all the same; the next run uploads it.
+      // S3 refused before anything was written (the save checks the bucket first; a storage
+      // error): keep the snapshot locally all the same; the next run uploads it.
       let written = ((try? await local.listSnapshots()) ?? []).contains { $0.name == name.value }
-      guard config.backup.s3 != nil, !written else { throw error }
+      guard config.backup.s3 != nil, error.kind == .storage, !written else { throw error }
       saved = try await local.saveSnapshot(NodeSaveRequest(name: name.value, upload: false))
       saved.uploadError = error.message
     }
@@ -231,53 +317,90 @@ public actor RecurringSnapshots {
       } catch { problems.append("catching up uploads: \(error.message)") }
     }
     for peer in peers {
-      do throws(LifeboatError) { _ = try await peer.copySnapshot(name, from: local.node.agentURL) } catch {
+      do throws(LifeboatError) { _ = try await peer.copySnapshot(name, from: local.node.agentURL, applyRetention: true) } catch {
         problems.append("copy to \(peer.address): \(error.message)")
       }
     }
-    let pruned = try await ClusterPrune(context: context, nodes: [local], includeS3: saved.uploadError == nil)
-      .run(dryRun: false, includeManual: false)
-    problems += pruned.failures
-    if !problems.isEmpty { throw .storage("saved \(name) locally, but: \(problems.joined(separator: "; "))") }
-    logger.info("recurring snapshot \(name) saved, copied to \(peers.count) nodes")
-    return saved.snapshot
+    do throws(LifeboatError) {
+      let pruned = try await ClusterPrune(context: context, nodes: [local], includeS3: saved.uploadError == nil)
+        .run(dryRun: false, includeManual: false)
+      problems += pruned.failures
+    } catch { problems.append("prune: \(error.message)") }
+    return (saved.snapshot, problems)
   }
 
-  private func release(_ lease: Int64, endpoint: EtcdEndpoint, connection: EtcdConnection) async {
-    do { try await EtcdClient.with(endpoint: endpoint, configuration: connection.client) { try await $0.revokeLease(lease) } } catch {
-      logger.warning("could not release the snapshot lock (it expires with its lease): \(error)")
+  private func renew(_ lock: Lock, current: Int64, endpoint: EtcdEndpoint, connection: EtcdConnection) async -> Int64? {
+    do {
+      return try await EtcdClient.with(endpoint: endpoint, configuration: connection.client) { c -> Int64? in
+        let next = try await c.grantLease(ttl: Lock.ttl)
+        guard try await c.putIfValue(lock.lockKey, equals: lock.holder, puts: [(lock.lockKey, lock.holder, next)]) else {
+          try? await c.revokeLease(next)
+          return nil
+        }
+        try? await c.revokeLease(current)
+        return next
+      }
+    } catch {
+      logger.warning("could not renew the snapshot lock: \(error)")
+      return nil
     }
   }
 
-  struct Lock { var lease: Int64; var stampKey: String; var stamp: String }
+  /// Revokes the lease (the lock key goes with it), in a task of its own so that a cancelled
+  /// run still releases its lock.
+  private func release(_ lease: Int64, endpoint: EtcdEndpoint, connection: EtcdConnection) async {
+    let logger = self.logger
+    await Task.detached {
+      do { try await EtcdClient.with(endpoint: endpoint, configuration: connection.client) { try await $0.revokeLease(lease) } } catch {
+        logger.warning("could not release the snapshot lock (it expires with its lease): \(error)")
+      }
+    }.value
+  }
 
-  /// The lock, if no other agent holds it and the last successful slot is more than half a
-  /// period before `slot`; nil otherwise.
-  private func takeLock(slot: Date, endpoint: EtcdEndpoint, connection: EtcdConnection) async throws(LifeboatError) -> Lock? {
+  struct Lock: Sendable {
+    static let ttl: Int64 = 180
+    var lease: Int64
+    var lockKey: String
+    var holder: String
+    var stampKey: String
+    var stamp: String
+  }
+
+  enum LockAttempt { case taken(Lock), held(lastSuccess: Date?) }
+
+  /// The lock, unless another agent holds it or already ran this slot: for cron schedules (whose
+  /// slots are the same times on every agent) the stamp is at or after the slot; for intervals
+  /// (each agent counts from its own start) the stamp is less than half an interval old.
+  private func takeLock(slot: Date, manual: Bool, endpoint: EtcdEndpoint, connection: EtcdConnection) async throws -> LockAttempt {
     let lockKey = "/lifeboat/lock/\(context.config.clusterName)"
     let stampKey = lockKey + ".last"
-    let period = context.config.recurringSchedule.nextRun(after: slot, start: slot).timeIntervalSince(slot)
+    let schedule = context.config.recurringSchedule
     let formatter = ISO8601DateFormatter()
     formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     let stamp = formatter.string(from: slot)
-    let holder = local.node.address
-    let ttl = Int64(context.config.backup.timeoutSeconds + 60)
+    let holder = local.node.address + "@" + formatter.string(from: clock())
     do {
-      return try await EtcdClient.with(endpoint: endpoint, configuration: connection.client) { client -> Lock? in
+      return try await EtcdClient.with(endpoint: endpoint, configuration: connection.client) { client -> LockAttempt in
         let existing = try await client.range(prefix: stampKey).first { String(decoding: $0.key, as: UTF8.self) == stampKey }
-        if let existing, let last = formatter.date(from: String(decoding: existing.value, as: UTF8.self)),
-          slot.timeIntervalSince(last) < period / 2
-        {
-          return nil
+        let last = existing.flatMap { formatter.date(from: String(decoding: $0.value, as: UTF8.self)) }
+        if !manual, let last {
+          switch schedule {
+          case .cron: if last >= slot { return .held(lastSuccess: last) }
+          case .interval(let seconds): if slot.timeIntervalSince(last) < seconds / 2 { return .held(lastSuccess: last) }
+          }
         }
-        let lease = try await client.grantLease(ttl: ttl)
+        let lease = try await client.grantLease(ttl: Lock.ttl)
         let taken = try await client.takeLock(
-          lockKey: lockKey, holder: holder, lease: lease, stampKey: stampKey, stampModRevision: existing?.modRevision ?? 0)
-        if !taken { try? await client.revokeLease(lease) }
-        return taken ? Lock(lease: lease, stampKey: stampKey, stamp: stamp) : nil
+          lockKey: lockKey, holder: holder, lease: lease, stampKey: stampKey,
+          stampModRevision: manual ? (existing?.modRevision ?? 0) : (existing?.modRevision ?? 0))
+        if !taken {
+          try? await client.revokeLease(lease)
+          return .held(lastSuccess: last)
+        }
+        return .taken(Lock(lease: lease, lockKey: lockKey, holder: holder, stampKey: stampKey, stamp: stamp))
       }
     } catch {
-      throw .unavailable("cannot take the snapshot lock in etcd: \(error)")
+      throw LifeboatError.unavailable("cannot take the snapshot lock in etcd: \(error)")
     }
   }
 }

@@ -21,9 +21,17 @@ struct StatusCommand: AsyncParsableCommand {
     var unreachable: [String] = []
     var failed: [String] = []
     try await AgentClient.with(state: state, certificate: "kube-admin") { (client) async throws(LifeboatError) in
-      if runNow, let first = context.config.etcdNodes.first {
-        let after = try await client.runSchedule(at: first.agentURL)
-        print("run on \(first.address): \(after.lastResult ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")")
+      if runNow {
+        var problems: [String] = []
+        var ran = false
+        for node in context.config.etcdNodes where !ran {
+          do throws(LifeboatError) {
+            let after = try await client.runSchedule(at: node.agentURL)
+            print("run on \(node.address): \(after.lastResult ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")")
+            ran = true
+          } catch { problems.append("\(node.address): \(error.message)") }
+        }
+        if !ran { throw LifeboatError.unavailable("no agent could run: \(problems.joined(separator: "; "))") }
       }
       for node in context.config.etcdNodes {
         do throws(LifeboatError) {
