@@ -125,6 +125,38 @@ extension Integration {
       }
     }
 
+    @Test func aNodeThatMissedARunGetsItsCopyOnTheNextRun() async throws {
+      try await withAgentCluster(configure: { spec in spec.lifeboatSettings = ["interval_seconds: 3600"] }) { cluster in
+        _ = try await writeKeys(cluster, count: 100)
+        let local = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
+        await DetachedProcess.stop(local.members[2].agentPid!)
+        let first = try await Self.runNow(cluster)
+        #expect(first.lastResult?.contains("copy to 127.0.0.13") == true, "\(first.lastResult ?? "")")
+        let missed = try #require(first.lastSnapshot)
+
+        // The node's agent comes back.
+        let agent = try DetachedProcess.spawn(
+          executable: LifeboatCLI.binary, arguments: ["agent", "--config", cluster.configFile, "--node", "127.0.0.13"],
+          logFile: local.members[2].runDir + "/agent.log")
+        try await withCleanup({
+          let context = try cluster.context()
+          let client = try AgentClient(state: context.state!, certificate: "kube-admin")
+          try await withCleanup({
+            for _ in 0..<100 {
+              if (try? await RemoteNode(node: context.config.etcdNodes[2], client: client).health()) != nil { break }
+              try await Task.sleep(for: .milliseconds(100))
+            }
+          }, cleanup: { await client.shutdown() })
+          try await Task.sleep(for: .seconds(1))
+          let second = try await Self.runNow(cluster)
+          #expect(second.lastResult == "ok", "\(second.lastResult ?? "")")
+          let onNode3 = try FileManager.default.contentsOfDirectory(atPath: cluster.members[2].snapshotDir!)
+          #expect(onNode3.contains(missed + ".zip"), "the missed snapshot was copied: \(onNode3)")
+          #expect(onNode3.contains(second.lastSnapshot! + ".zip"))
+        }, cleanup: { await DetachedProcess.stop(agent) })
+      }
+    }
+
     @Test func withoutQuorumTheSurvivingNodeKeepsItsOwnSnapshot() async throws {
       try await withAgentCluster(configure: { spec in spec.lifeboatSettings = ["interval_seconds: 3600"] }) { cluster in
         _ = try await writeKeys(cluster, count: 100)

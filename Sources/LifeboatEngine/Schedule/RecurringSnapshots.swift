@@ -326,6 +326,23 @@ public actor RecurringSnapshots {
         .run(dryRun: false, includeManual: false)
       problems += pruned.failures
     } catch { problems.append("prune: \(error.message)") }
+    // Copies an earlier run could not deliver (a node that was down): every recurring snapshot
+    // this node keeps and a reachable peer lacks.
+    let kept = ((try? await local.listSnapshots()) ?? []).filter {
+      $0.dbSHA256 != nil && $0.name != name.value && RetentionCandidate.recurringTime((try? SnapshotName($0.name)) ?? name) != nil
+    }
+    if !kept.isEmpty {
+      for peer in peers {
+        guard let theirs = try? await peer.listSnapshots() else { continue }
+        let have = Set(theirs.map(\.name))
+        for missing in kept where !have.contains(missing.name) {
+          do throws(LifeboatError) {
+            _ = try await peer.copySnapshot(try SnapshotName(missing.name), from: local.node.agentURL, applyRetention: true)
+            logger.info("copied \(missing.name) to \(peer.address), which missed it")
+          } catch { problems.append("catching up \(missing.name) on \(peer.address): \(error.message)") }
+        }
+      }
+    }
     return (saved.snapshot, problems)
   }
 
