@@ -145,9 +145,7 @@ struct AgentRoutes: Sendable {
 
   private func id(_ context: AgentRequestContext) throws(LifeboatError) -> String {
     let id = context.parameters.get("id") ?? ""
-    guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
-      throw .usage("invalid restore id \(id)")
-    }
+    try LocalNode.validate(id: id)
     return id
   }
 

@@ -1,6 +1,8 @@
+import AsyncHTTPClient
 import EtcdClient
 import Foundation
 import LifeboatCore
+import LifeboatAgent
 import LifeboatEngine
 
 /// A real etcd cluster for a test: N members from Debian's `etcd` on 127.0.0.x with free ports,
@@ -105,4 +107,15 @@ public func withEtcdCluster<R>(
 ) async throws -> R {
   let cluster = try await EtcdClusterFixture.start(nodes: nodes, tls: tls, quotaBackendBytes: quotaBackendBytes)
   return try await withCleanup({ try await body(cluster) }, cleanup: { await cluster.stop() })
+}
+
+/// Runs `body` with a raw HTTPS client of the agents, presenting the state file's certificate
+/// `certificate` (requests the typed `RemoteNode` cannot make: bad paths, Range headers, /metrics).
+public func withAgentHTTPClient<R>(
+  state: RKEState, certificate: String, _ body: (HTTPClient) async throws -> R
+) async throws -> R {
+  let http = HTTPClient(
+    eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+    configuration: .init(tlsConfiguration: try AgentTLS.client(state: state, certificate: certificate)))
+  return try await withCleanup({ try await body(http) }, cleanup: { try? await http.shutdown() })
 }

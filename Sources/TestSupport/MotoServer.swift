@@ -72,6 +72,13 @@ public final class MotoServer: Sendable {
     return configuration
   }
 
+  /// The `s3backupconfig` of a cluster.yml for `bucket` on this server, with the same test keys.
+  public func backupConfig(bucket: String, folder: String? = nil) -> S3BackupConfig {
+    S3BackupConfig(
+      accessKey: "lifeboat-test", secretKey: "lifeboat-test-secret", bucketName: bucket, region: "us-east-1",
+      endpoint: endpoint, folder: folder)
+  }
+
   /// Creates `bucket` through the S3 API.
   public func createBucket(_ bucket: String) async throws {
     try await S3Store.with(try configuration(bucket: bucket)) { try await $0.createBucket() }

@@ -71,10 +71,7 @@ extension Integration {
         guard case .failure = await health(other) else { Issue.record("a foreign CA's kube-admin was served"); return }
 
         // Path traversal in names and ids is refused with 400, nothing served.
-        let http = HTTPClient(
-          eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-          configuration: .init(tlsConfiguration: try AgentTLS.client(state: state, certificate: "kube-admin")))
-        try await withCleanup({
+        try await withAgentHTTPClient(state: state, certificate: "kube-admin") { http in
           for path in [
             "/v1/snapshots/..%2F..%2F..%2Fetc%2Fpasswd/archive", "/v1/snapshots/..%2Fcluster.rkestate/manifest",
             "/v1/restore/..%2F..%2Fetc/archive", "/v1/snapshots/%2Fetc%2Fpasswd/archive",
@@ -84,13 +81,10 @@ extension Integration {
             #expect(response.status.code == 400 || response.status.code == 404, "\(path): \(response.status)")
             #expect(!String(buffer: body).contains("BEGIN"), "no file content leaks")
           }
-        }, cleanup: { try? await http.shutdown() })
+        }
 
         // A peer's certificate reads, but cannot stop etcd or read a restore's state file.
-        let peer = HTTPClient(
-          eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-          configuration: .init(tlsConfiguration: try AgentTLS.client(state: state, certificate: node.certificateName)))
-        try await withCleanup({
+        try await withAgentHTTPClient(state: state, certificate: node.certificateName) { peer in
           var stop = HTTPClientRequest(url: node.agentURL + "/v1/etcd/stop")
           stop.method = .POST
           let refused = try await peer.execute(stop, timeout: .seconds(10))
@@ -99,7 +93,7 @@ extension Integration {
           #expect(stateFile.status.code == 403)
           let list = try await peer.execute(HTTPClientRequest(url: node.agentURL + "/v1/snapshots"), timeout: .seconds(10))
           #expect(list.status.code == 200)
-        }, cleanup: { try? await peer.shutdown() })
+        }
         #expect(cluster.currentPID(of: 0).map(DetachedProcess.isRunning) == true, "etcd still runs")
       }
     }
@@ -111,10 +105,7 @@ extension Integration {
         let context = try cluster.context()
         let node = context.config.etcdNodes[0]
         let file = try Data(contentsOf: URL(fileURLWithPath: cluster.members[0].snapshotDir! + "/ranges.zip"))
-        let http = HTTPClient(
-          eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-          configuration: .init(tlsConfiguration: try AgentTLS.client(state: context.state!, certificate: "kube-admin")))
-        try await withCleanup({
+        try await withAgentHTTPClient(state: context.state!, certificate: "kube-admin") { http in
           func get(_ range: String?) async throws -> (Int, String?, Data) {
             var request = HTTPClientRequest(url: node.agentURL + "/v1/snapshots/ranges/archive")
             if let range { request.headers.add(name: "Range", value: range) }
@@ -134,7 +125,7 @@ extension Integration {
           #expect(try await get("bytes=\(size)-").0 == 416)
           #expect(try await get("bytes=50-10").0 == 416)
           #expect(try await get("bytes=0-1,5-6").0 == 200, "several ranges: the whole file")
-        }, cleanup: { try? await http.shutdown() })
+        }
       }
     }
 

@@ -12,9 +12,7 @@ extension Integration {
       try await withMotoServer { moto in
         try await moto.createBucket("snaps")
         try await withAgentCluster(configure: { spec in
-          spec.s3 = S3BackupConfig(
-            accessKey: "lifeboat-test", secretKey: "lifeboat-test-secret", bucketName: "snaps", region: "us-east-1",
-            endpoint: moto.endpoint, folder: "prod/cluster-a")
+          spec.s3 = moto.backupConfig(bucket: "snaps", folder: "prod/cluster-a")
           spec.s3InsecureHTTP = true
         }) { cluster in
           _ = try await writeKeys(cluster, count: 100)

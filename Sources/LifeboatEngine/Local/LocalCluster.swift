@@ -287,9 +287,8 @@ public struct LocalCluster: Sendable {
       for member in state.members where Self.runtime(context, member).runningPID() == nil {
         throw .failure("\(member.memberName) exited during start: \(Self.logTail(member.logFile))")
       }
-      let probes = await MemberSelector(connection: connection).probeAll()
-      if probes.allSatisfy({ $0.isHealthy && $0.status?.hasLeader == true }) { return }
-      lastProblem = probes.compactMap { p in p.problem.map { "\(p.endpoint) \($0)" } }.first ?? "no leader yet"
+      guard let problem = await MemberSelector(connection: connection).clusterProblem() else { return }
+      lastProblem = problem
       try? await Task.sleep(for: .milliseconds(200))
     }
     throw .unavailable("the local cluster did not become healthy within \(timeout): \(lastProblem)")

@@ -78,6 +78,13 @@ public struct MemberSelector: Sendable {
     return probe
   }
 
+  /// nil when every member answered healthy and has a leader; else the first problem, for messages.
+  public func clusterProblem() async -> String? {
+    let probes = await probeAll()
+    if probes.allSatisfy({ $0.isHealthy && $0.status?.hasLeader == true }) { return nil }
+    return probes.compactMap { p in p.problem.map { "\(p.endpoint) \($0)" } }.first ?? "no leader yet"
+  }
+
   /// Probes every endpoint and picks one; fails with `.unavailable` naming each endpoint's problem.
   public func select() async throws(LifeboatError) -> SelectedMember {
     let probes = await probeAll()

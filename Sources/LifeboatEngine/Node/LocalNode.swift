@@ -151,24 +151,15 @@ public struct LocalNode: Node {
     guard manifest.name == name else {
       throw .verification("\(peer)'s manifest for \(name) names \(manifest.name)")
     }
-    let key = name.archiveFileName
-    let writer = try await store.makeWriter(for: key, contentType: ContentType.zip, replace: false)
     var hash = SHA256Stream()
-    do throws(LifeboatError) {
-      try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
-        hash.update(chunk)
-        try await writer.write(chunk)
-      }
-      let sha = hash.finalize()
-      if manifest.archiveSHA256 != sha || manifest.archiveSize != source.size {
-        throw LifeboatError.verification(
-          "the copy of \(name) from \(peer) has SHA-256 \(sha), the manifest says \(manifest.archiveSHA256)")
-      }
-      _ = try await writer.finish()
-    } catch {
-      await writer.abort()
-      throw error
-    }
+    try await store.put(
+      name.archiveFileName, from: source, contentType: ContentType.zip, replace: false, inspect: { hash.update($0) },
+      check: { () throws(LifeboatError) in
+        let sha = hash.finalize()
+        if manifest.archiveSHA256 != sha || manifest.archiveSize != source.size {
+          throw .verification("the copy of \(name) from \(peer) has SHA-256 \(sha), the manifest says \(manifest.archiveSHA256)")
+        }
+      })
     _ = try await store.put(name.manifestFileName, manifestBytes, contentType: ContentType.json)
     let copied = Self.summary(try await catalog.find(name))
     // A recurring snapshot arrived: apply the retention policy to this node's own directory
@@ -208,16 +199,7 @@ public struct LocalNode: Node {
       var uploaded: [String] = []
       for snapshot in local where !remote.contains(snapshot.name) {
         let file = try ReadOnlyFile(path: store.path(snapshot.object.key))
-        let writer = try await s3.makeWriter(for: snapshot.name.archiveFileName, contentType: ContentType.zip, replace: true)
-        do throws(LifeboatError) {
-          try await file.stream(from: 0, length: file.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
-            try await writer.write(chunk)
-          }
-          _ = try await writer.finish()
-        } catch {
-          await writer.abort()
-          throw error
-        }
+        try await s3.put(snapshot.name.archiveFileName, from: file, contentType: ContentType.zip, replace: true)
         let manifest = try await store.readAll(snapshot.name.manifestFileName)
         _ = try await s3.put(snapshot.name.manifestFileName, manifest, contentType: ContentType.json)
         uploaded.append(snapshot.name.value)
@@ -293,7 +275,7 @@ public struct LocalNode: Node {
       try await withS3(configuration) { (s3) async throws(LifeboatError) in
         let remote = SnapshotCatalog(store: s3)
         let found = try await remote.find(name)
-        try await Self.copy(remote.source(of: found), to: local, key: found.object.key)
+        try await local.put(found.object.key, from: remote.source(of: found), contentType: ContentType.zip, replace: true)
         if found.manifest != nil {
           let bytes = try await s3.readAll(name.manifestFileName)
           _ = try await local.put(name.manifestFileName, bytes, contentType: ContentType.json)
@@ -305,7 +287,7 @@ public struct LocalNode: Node {
       let local = LocalStore(directory: work)
       let source = try await peers.restoreArchive(at: peer, id: request.id)
       let key = source.name.hasSuffix(".zip") ? name.archiveFileName : name.value
-      try await Self.copy(source, to: local, key: key)
+      try await local.put(key, from: source, contentType: ContentType.zip, replace: true)
       archiveCatalog = SnapshotCatalog(store: local)
       snapshot = try await archiveCatalog.find(name)
     }
@@ -475,19 +457,6 @@ public struct LocalNode: Node {
   }
 
   // MARK: - Helpers
-
-  static func copy(_ source: any ByteSource, to store: LocalStore, key: String) async throws(LifeboatError) {
-    let writer = try await store.makeWriter(for: key, contentType: ContentType.zip, replace: true)
-    do {
-      try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
-        try await writer.write(chunk)
-      }
-      _ = try await writer.finish()
-    } catch {
-      await writer.abort()
-      throw error
-    }
-  }
 
   /// Failpoint `fetch.corrupt`: flips one byte in the middle of a downloaded file on disk.
   static func flipByte(in path: String) throws(LifeboatError) {

@@ -390,13 +390,12 @@ public struct ClusterRestore: Sendable {
   /// Every member answers with a leader (after a rollback).
   func waitHealthy() async throws(LifeboatError) {
     let connection = try context.etcdConnection(certificate: "kube-admin")
-    let probes = MemberSelector(connection: connection)
+    let selector = MemberSelector(connection: connection)
     let deadline = ContinuousClock.now + .seconds(context.config.lifeboat.healthTimeoutSeconds)
     var problem = "no answer"
     while ContinuousClock.now < deadline {
-      let all = await probes.probeAll()
-      if all.allSatisfy({ $0.isHealthy && $0.status?.hasLeader == true }) { return }
-      problem = all.compactMap { p in p.problem.map { "\(p.endpoint) \($0)" } }.first ?? "no leader yet"
+      guard let current = await selector.clusterProblem() else { return }
+      problem = current
       try? await Task.sleep(for: .milliseconds(500))
     }
     throw .unavailable(problem)
@@ -431,8 +430,7 @@ public struct ClusterRestore: Sendable {
         "/bin/sh", ["-c", hook],
         environment: ["LIFEBOAT_SNAPSHOT": plan.name.value, "LIFEBOAT_CONFIG": context.config.path, "LIFEBOAT_RESTORE_ID": plan.id])
       guard result.status == 0 else {
-        let last = (result.stderr + result.stdout).split(whereSeparator: \.isNewline).last.map(String.init) ?? "no output"
-        throw .failure("restored, but the post-restore hook `\(hook)` exited \(result.status): \(last)")
+        throw .failure("restored, but the post-restore hook `\(hook)` exited \(result.status): \(result.lastLine)")
       }
       progress("hook: `\(hook)` done")
     }

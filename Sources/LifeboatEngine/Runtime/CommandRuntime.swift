@@ -122,8 +122,7 @@ public struct CommandRuntime: EtcdRuntime {
   private func check(_ command: NodeCommand, _ what: String) throws(LifeboatError) {
     guard let result = run(command) else { throw .failure("cannot \(what) on \(node.address): \(command.executable) not found") }
     guard result.status == 0 else {
-      let last = (result.stderr + result.stdout).split(whereSeparator: \.isNewline).last.map(String.init) ?? "no output"
-      throw .failure("cannot \(what) on \(node.address): `\(command.rendered)` exited \(result.status): \(last)")
+      throw .failure("cannot \(what) on \(node.address): `\(command.rendered)` exited \(result.status): \(result.lastLine)")
     }
   }
 }

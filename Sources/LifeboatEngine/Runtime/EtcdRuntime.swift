@@ -63,8 +63,7 @@ extension EtcdRuntime {
     }
     let result = try ProcessRunner.run(executable, command.arguments, environment: command.environment)
     guard result.status == 0 else {
-      let last = (result.stderr + result.stdout).split(whereSeparator: \.isNewline).last.map(String.init) ?? "no output"
-      throw .failure("snapshot restore into \(invocation.stagingDir) failed (exit \(result.status)): \(last)")
+      throw .failure("snapshot restore into \(invocation.stagingDir) failed (exit \(result.status)): \(result.lastLine)")
     }
   }
 }

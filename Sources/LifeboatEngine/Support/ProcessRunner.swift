@@ -6,6 +6,11 @@ public struct ProcessResult: Sendable {
   public var status: Int32
   public var stdout: String
   public var stderr: String
+
+  /// The last line the command printed (stderr first), for one-line error messages.
+  public var lastLine: String {
+    (stderr + stdout).split(whereSeparator: \.isNewline).last.map(String.init) ?? "no output"
+  }
 }
 
 public enum ProcessRunner {

@@ -91,6 +91,27 @@ extension SnapshotStore {
     }
   }
 
+  /// Streams `source` into `key` in 1 MiB chunks: `inspect` sees every chunk (hashing), `check`
+  /// runs before the object is made visible (a failed check leaves nothing); any failure aborts.
+  @discardableResult
+  public func put(
+    _ key: String, from source: any ByteSource, contentType: String, replace: Bool,
+    inspect: ([UInt8]) -> Void = { _ in }, check: () throws(LifeboatError) -> Void = {}
+  ) async throws(LifeboatError) -> StoredObject {
+    let writer = try await makeWriter(for: key, contentType: contentType, replace: replace)
+    do throws(LifeboatError) {
+      try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
+        inspect(chunk)
+        try await writer.write(chunk)
+      }
+      try check()
+      return try await writer.finish()
+    } catch {
+      await writer.abort()
+      throw error
+    }
+  }
+
   /// Reads a whole small object (refuses objects over `limit` bytes).
   public func readAll(_ key: String, limit: UInt64 = 64 << 20) async throws(LifeboatError) -> [UInt8] {
     var out: [UInt8] = []
