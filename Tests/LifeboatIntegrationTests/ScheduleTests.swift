@@ -24,11 +24,10 @@ extension Integration {
       try await withMotoServer { moto in
         try await moto.createBucket("snaps")
         try await withAgentCluster(configure: { spec in
-          spec.s3 = S3BackupConfig(
-            accessKey: "lifeboat-test", secretKey: "lifeboat-test-secret", bucketName: "snaps", region: "us-east-1",
-            endpoint: moto.endpoint, folder: "recurring")
+          spec.s3 = moto.backupConfig(bucket: "snaps", folder: "recurring")
           spec.s3InsecureHTTP = true
-          spec.lifeboatSettings = ["interval_seconds: 3", "keep_last: 2"]
+          // Runs take about a second: a 5-second interval leaves a quiet window to stop the agents in.
+          spec.lifeboatSettings = ["interval_seconds: 5", "keep_last: 2"]
         }) { cluster in
           _ = try await writeKeys(cluster, count: 200)
           let manual = try LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "rke_etcd_snapshot_manual"])
@@ -36,7 +35,7 @@ extension Integration {
 
           // Wait for three runs in the cluster (one agent runs each slot), all finished.
           var states: [ScheduleState] = []
-          for _ in 0..<150 {
+          for _ in 0..<250 {
             states = try await Self.states(cluster)
             if states.map(\.runs).reduce(0, +) >= 3, !states.contains(where: \.running) { break }
             try await Task.sleep(for: .milliseconds(200))
@@ -44,9 +43,12 @@ extension Integration {
           let runs = states.map(\.runs).reduce(0, +)
           #expect(runs >= 3, "\(states)")
           #expect(states.allSatisfy { $0.failures == 0 }, "\(states.map { $0.lastResult ?? "" })")
-          // Stop the schedules from running more while we look: stop the agents.
+          // Stop the schedules from running more while we look: stop the agents, all at once (a run
+          // cut off between its upload and its copies would leave the places different, rightly).
           let local = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
-          for member in local.members { if let pid = member.agentPid { await DetachedProcess.stop(pid) } }
+          await withTaskGroup(of: Void.self) { group in
+            for pid in local.members.compactMap(\.agentPid) { group.addTask { await DetachedProcess.stop(pid) } }
+          }
 
           func recurring(on node: Int) throws -> [String] {
             try FileManager.default.contentsOfDirectory(atPath: cluster.members[node].snapshotDir!)
@@ -71,13 +73,10 @@ extension Integration {
 
     static func metrics(_ cluster: EtcdClusterFixture, node: Int = 0) async throws -> String {
       let context = try cluster.context()
-      let http = HTTPClient(
-        eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-        configuration: .init(tlsConfiguration: try AgentTLS.client(state: context.state!, certificate: "kube-admin")))
-      return try await withCleanup({
+      return try await withAgentHTTPClient(state: context.state!, certificate: "kube-admin") { http in
         let response = try await http.execute(HTTPClientRequest(url: context.config.etcdNodes[node].agentURL + "/metrics"), timeout: .seconds(10))
         return String(buffer: try await response.body.collect(upTo: 1 << 20))
-      }, cleanup: { try? await http.shutdown() })
+      }
     }
 
     static func runNow(_ cluster: EtcdClusterFixture, node: Int = 0) async throws -> ScheduleState {
@@ -95,9 +94,8 @@ extension Integration {
         let proxy = try await S3FaultProxy.start(upstream: moto.endpoint) { _ in down.value ? .fail(status: 503) : .forward }
         try await withCleanup({
           try await withAgentCluster(nodes: 1, configure: { spec in
-            spec.s3 = S3BackupConfig(
-              accessKey: "lifeboat-test", secretKey: "lifeboat-test-secret", bucketName: "snaps", region: "us-east-1",
-              endpoint: proxy.endpoint, folder: nil)
+            spec.s3 = moto.backupConfig(bucket: "snaps")
+            spec.s3?.endpoint = proxy.endpoint  // every request through the fault proxy
             spec.s3InsecureHTTP = true
             spec.lifeboatSettings = ["interval_seconds: 3600"]
           }) { cluster in
@@ -198,9 +196,7 @@ extension Integration {
       try await withMotoServer { moto in
         try await moto.createBucket("snaps")
         try await withAgentCluster(nodes: 1, configure: { spec in
-          spec.s3 = S3BackupConfig(
-            accessKey: "lifeboat-test", secretKey: "lifeboat-test-secret", bucketName: "snaps", region: "us-east-1",
-            endpoint: moto.endpoint, folder: nil)
+          spec.s3 = moto.backupConfig(bucket: "snaps")
           spec.s3InsecureHTTP = true
           spec.lifeboatSettings = ["interval_seconds: 3600"]
           spec.agentEnvironment[0] = ["LIFEBOAT_FAILPOINTS": "schedule.slow"]
