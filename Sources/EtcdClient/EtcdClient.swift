@@ -31,6 +31,22 @@ public final class EtcdClient: Sendable {
     }
   }
 
+  /// Runs `body` with one client per endpoint, in order, all open for the whole of `body` (an
+  /// operation that polls reuses them; each reconnects by itself when its member comes back);
+  /// every connection is closed when `body` returns.
+  public static func withAll<Result: Sendable>(
+    endpoints: [EtcdEndpoint], configuration: EtcdClientConfiguration = .init(),
+    _ body: ([EtcdClient]) async throws -> Result
+  ) async throws -> Result {
+    func open(_ index: Int, _ opened: [EtcdClient]) async throws -> Result {
+      guard index < endpoints.count else { return try await body(opened) }
+      return try await with(endpoint: endpoints[index], configuration: configuration) { client in
+        try await open(index + 1, opened + [client])
+      }
+    }
+    return try await open(0, [])
+  }
+
   private static func makeTransport(
     endpoint: EtcdEndpoint, configuration: EtcdClientConfiguration
   ) throws(EtcdClientError) -> HTTP2ClientTransport.Posix {

@@ -3,6 +3,7 @@ import Foundation
 import LifeboatCore
 import LifeboatEngine
 import NIOCore
+import NIOPosix
 import NIOHTTP1
 import NIOSSL
 
@@ -53,13 +54,13 @@ public final class AgentClient: PeerClient, Sendable {
     return d
   }()
 
-  struct NoBody: Codable {}
-
+  /// Calls `route` on the agent at `base` and decodes its JSON answer.
   func call<Response: Decodable>(
-    _ method: HTTPMethod, _ url: String, body: (some Encodable)? = NoBody?.none, timeout: Duration = .seconds(30),
-    as: Response.Type = Response.self
+    _ route: AgentRoute, _ base: String, name: SnapshotName? = nil, id: String? = nil,
+    body: (some Encodable)? = AgentBody.Empty?.none, timeout: Duration = .seconds(30)
   ) async throws(LifeboatError) -> Response {
-    let (status, bytes) = try await raw(method, url, body: body, timeout: timeout)
+    let url = route.url(base, name: name, id: id)
+    let (status, bytes) = try await raw(HTTPMethod(rawValue: route.method.rawValue), url, body: body, timeout: timeout)
     guard (200..<300).contains(status) else { throw Self.error(status, bytes, url) }
     do { return try Self.decoder.decode(Response.self, from: Data(bytes)) } catch {
       throw .failure("\(url): unexpected answer: \(error)")
@@ -67,7 +68,7 @@ public final class AgentClient: PeerClient, Sendable {
   }
 
   func raw(
-    _ method: HTTPMethod, _ url: String, body: (some Encodable)? = NoBody?.none, timeout: Duration,
+    _ method: HTTPMethod, _ url: String, body: (some Encodable)? = AgentBody.Empty?.none, timeout: Duration,
     headers: [(String, String)] = []
   ) async throws(LifeboatError) -> (Int, [UInt8]) {
     var request = HTTPClientRequest(url: url)
@@ -87,56 +88,53 @@ public final class AgentClient: PeerClient, Sendable {
   }
 
   static func error(_ status: Int, _ bytes: [UInt8], _ url: String) -> LifeboatError {
-    if let body = try? JSONDecoder().decode(AgentErrorBody.self, from: Data(bytes)),
-      let kind = LifeboatError.Kind(rawValue: body.kind)
-    {
-      return LifeboatError(kind, body.message)
+    if let body = try? JSONDecoder().decode(AgentErrorBody.self, from: Data(bytes)), let error = body.error {
+      return error
     }
-    return .failure("\(url) answered HTTP \(status)")
+    return LifeboatError(.failure, "\(url) answered HTTP \(status)", underlying: .remote)
   }
 
   static func transportError(_ error: any Error, _ url: String) -> LifeboatError {
     let host = URL(string: url).map { "\($0.host ?? ""):\($0.port ?? 0)" } ?? url
-    if let ssl = error as? NIOSSLError { return .unavailable("agent \(host): TLS failed: \(ssl)") }
-    if let ssl = error as? BoringSSLError { return .unavailable("agent \(host): TLS refused: \(ssl)") }
+    if let ssl = error as? NIOSSLError { return LifeboatError(.unavailable, "agent \(host): TLS failed: \(ssl)", underlying: .tls) }
+    if let ssl = error as? BoringSSLError { return LifeboatError(.unavailable, "agent \(host): TLS refused: \(ssl)", underlying: .tls) }
     if let http = error as? HTTPClientError, http == .deadlineExceeded || http == .connectTimeout {
-      return .unavailable("agent \(host): timed out")
+      return LifeboatError(.unavailable, "agent \(host): timed out", underlying: .unreachable)
+    }
+    if let connect = error as? NIOConnectionError, connect.connectionErrors.contains(where: { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }) {
+      return LifeboatError(.unavailable, "agent \(host) is not reachable (connection refused)", underlying: .unreachable)
+    }
+    if let io = error as? IOError, io.errnoCode == ECONNREFUSED {
+      return LifeboatError(.unavailable, "agent \(host) is not reachable (connection refused)", underlying: .unreachable)
     }
     let text = String(describing: error)
-    if text.contains("connectionRefused") || text.contains("Connection refused") {
-      return .unavailable("agent \(host) is not reachable (connection refused)")
-    }
-    return .unavailable("agent \(host): \(text.split(whereSeparator: \.isNewline).first ?? "")")
+    return LifeboatError(.unavailable, "agent \(host): \(text.split(whereSeparator: \.isNewline).first ?? "")", underlying: .unreachable)
   }
 
   /// The schedule of the agent at `url` (`lifeboat status`).
   public func scheduleState(at url: String) async throws(LifeboatError) -> ScheduleState {
-    try await call(.GET, "\(url)/v1/schedule", timeout: .seconds(10))
+    try await call(.schedule, url, timeout: .seconds(10))
   }
 
   /// Starts a recurring run on the agent at `url` now, and returns its schedule after it.
   public func runSchedule(at url: String) async throws(LifeboatError) -> ScheduleState {
-    try await call(.POST, "\(url)/v1/schedule/run", timeout: .seconds(6 * 3600))
+    try await call(.runSchedule, url, timeout: .seconds(6 * 3600))
   }
 
   // MARK: - PeerClient
 
   public func restoreArchive(at peer: String, id: String) async throws(LifeboatError) -> any ByteSource {
-    try await AgentFileSource.open(client: self, url: "\(peer)/v1/restore/\(id)/archive")
+    try await AgentFileSource.open(client: self, url: AgentRoute.restoreArchive.url(peer, id: id))
   }
 
   public func snapshot(at peer: String, name: SnapshotName) async throws(LifeboatError) -> (archive: any ByteSource, manifest: [UInt8]?) {
-    let encoded = Self.pathComponent(name.value)
-    let archive = try await AgentFileSource.open(client: self, url: "\(peer)/v1/snapshots/\(encoded)/archive")
-    let (status, bytes) = try await raw(.GET, "\(peer)/v1/snapshots/\(encoded)/manifest", timeout: .seconds(30))
+    let archive = try await AgentFileSource.open(client: self, url: AgentRoute.snapshotArchive.url(peer, name: name))
+    let (status, bytes) = try await raw(.GET, AgentRoute.snapshotManifest.url(peer, name: name), timeout: .seconds(30))
     if status == 404 { return (archive, nil) }
     guard status == 200 else { throw Self.error(status, bytes, peer) }
     return (archive, bytes)
   }
 
-  static func pathComponent(_ s: String) -> String {
-    s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? s
-  }
 }
 
 /// A file served by an agent, read with Range requests; a download cut off midway resumes

@@ -3,7 +3,8 @@ import LifeboatCore
 import LifeboatEngine
 import NIOHTTP1
 
-/// A node reached through its agent: every `Node` operation is one HTTPS call.
+/// A node reached through its agent: every `Node` operation is one HTTPS call of the
+/// `AgentRoute` table.
 public struct RemoteNode: Node {
   public let address: String
   public let url: String
@@ -15,78 +16,74 @@ public struct RemoteNode: Node {
     self.client = client
   }
 
-  struct PreflightBody: Codable { var dbSize: UInt64; var archiveSize: UInt64 }
-  struct CopyBody: Codable { var peer: String; var applyRetention: Bool }
-  struct StartBody: Codable { var quotaBackendBytes: Int64? }
-  struct Empty: Codable {}
-
   /// Long steps (downloads, restores of large databases) may take this long.
   static let long: Duration = .seconds(6 * 3600)
 
+  func call<R: Decodable>(
+    _ route: AgentRoute, name: SnapshotName? = nil, id: String? = nil, body: (some Encodable)? = AgentBody.Empty?.none,
+    timeout: Duration = .seconds(30)
+  ) async throws(LifeboatError) -> R {
+    if let id { try RestoreID.validate(id) }
+    do {
+      return try await client.call(route, url, name: name, id: id, body: body, timeout: timeout)
+    } catch {
+      throw error.on(address)
+    }
+  }
+
   public func health() async throws(LifeboatError) -> NodeHealth {
-    try await client.call(.GET, "\(url)/healthz", timeout: .seconds(10))
+    try await call(.health, timeout: .seconds(10))
   }
 
   public func preflight(dbSize: UInt64, archiveSize: UInt64) async throws(LifeboatError) -> NodePreflight {
-    try await client.call(.POST, "\(url)/v1/preflight", body: PreflightBody(dbSize: dbSize, archiveSize: archiveSize))
+    try await call(.preflight, body: AgentBody.Preflight(dbSize: dbSize, archiveSize: archiveSize))
   }
 
   public func listSnapshots() async throws(LifeboatError) -> [NodeSnapshot] {
-    try await client.call(.GET, "\(url)/v1/snapshots")
+    try await call(.listSnapshots)
+  }
+
+  public func openSnapshot(_ name: SnapshotName) async throws(LifeboatError) -> (archive: any ByteSource, manifest: [UInt8]?) {
+    do { return try await client.snapshot(at: url, name: name) } catch { throw error.on(address) }
   }
 
   public func deleteSnapshot(_ name: SnapshotName) async throws(LifeboatError) {
-    let _: Empty = try await client.call(.DELETE, "\(url)/v1/snapshots/\(AgentClient.pathComponent(name.value))")
+    let _: AgentBody.Empty = try await call(.deleteSnapshot, name: name)
   }
 
   public func saveSnapshot(_ request: NodeSaveRequest) async throws(LifeboatError) -> NodeSaveReport {
-    try await client.call(.POST, "\(url)/v1/snapshots", body: request, timeout: Self.long)
+    try await call(.saveSnapshot, body: request, timeout: Self.long)
   }
 
-  public func copySnapshot(_ name: SnapshotName, from peer: String, applyRetention: Bool) async throws(LifeboatError) -> NodeSnapshot {
-    try await client.call(
-      .POST, "\(url)/v1/snapshots/\(AgentClient.pathComponent(name.value))/copy", body: CopyBody(peer: peer, applyRetention: applyRetention), timeout: Self.long)
+  public func receiveSnapshot(_ name: SnapshotName, from peer: String, pruneAfter: Bool) async throws(LifeboatError) -> NodeSnapshot {
+    try await call(.copySnapshot, name: name, body: AgentBody.Copy(peer: peer, pruneAfter: pruneAfter), timeout: Self.long)
   }
 
   public func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
-    try LocalNode.validate(id: request.id)
-    return try await client.call(.POST, "\(url)/v1/restore/\(request.id)/fetch", body: request, timeout: Self.long)
-  }
-
-  public func fetchedStateFile(_ id: String) async throws(LifeboatError) -> [UInt8]? {
-    try LocalNode.validate(id: id)
-    let (status, bytes) = try await client.raw(.GET, "\(url)/v1/restore/\(id)/state-file", timeout: .seconds(60))
-    if status == 204 { return nil }
-    guard status == 200 else { throw AgentClient.error(status, bytes, url) }
-    return bytes
+    try await call(.fetch, id: request.id, body: request, timeout: Self.long)
   }
 
   public func stage(_ request: StageRequest) async throws(LifeboatError) {
-    try LocalNode.validate(id: request.id)
-    let _: Empty = try await client.call(.POST, "\(url)/v1/restore/\(request.id)/stage", body: request, timeout: Self.long)
+    let _: AgentBody.Empty = try await call(.stage, id: request.id, body: request, timeout: Self.long)
   }
 
   public func stopEtcd() async throws(LifeboatError) {
-    let _: Empty = try await client.call(.POST, "\(url)/v1/etcd/stop", timeout: .seconds(120))
+    let _: AgentBody.Empty = try await call(.stopEtcd, timeout: .seconds(120))
   }
 
   public func swap(_ id: String) async throws(LifeboatError) -> SwapReport {
-    try LocalNode.validate(id: id)
-    return try await client.call(.POST, "\(url)/v1/restore/\(id)/swap", timeout: .seconds(120))
+    try await call(.swap, id: id, timeout: .seconds(120))
   }
 
   public func startEtcd(quotaBackendBytes: Int64?) async throws(LifeboatError) {
-    let _: Empty = try await client.call(
-      .POST, "\(url)/v1/etcd/start", body: StartBody(quotaBackendBytes: quotaBackendBytes), timeout: .seconds(120))
+    let _: AgentBody.Empty = try await call(.startEtcd, body: AgentBody.Start(quotaBackendBytes: quotaBackendBytes), timeout: .seconds(120))
   }
 
   public func rollback(_ id: String) async throws(LifeboatError) -> RollbackReport {
-    try LocalNode.validate(id: id)
-    return try await client.call(.POST, "\(url)/v1/restore/\(id)/rollback", timeout: .seconds(300))
+    try await call(.rollback, id: id, timeout: .seconds(300))
   }
 
   public func finish(_ id: String) async throws(LifeboatError) {
-    try LocalNode.validate(id: id)
-    let _: Empty = try await client.call(.POST, "\(url)/v1/restore/\(id)/finish", timeout: .seconds(300))
+    let _: AgentBody.Empty = try await call(.finish, id: id, timeout: .seconds(300))
   }
 }

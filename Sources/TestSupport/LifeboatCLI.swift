@@ -15,7 +15,7 @@ public enum LifeboatCLI {
     return ProcessRunner.which("lifeboat") ?? "lifeboat"
   }
 
-  public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
-    try ProcessRunner.run(binary, arguments, environment: environment)
+  public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
+    try await ProcessRunner.run(binary, arguments, environment: environment, timeout: .seconds(1800), outputLimit: 4 << 20)
   }
 }

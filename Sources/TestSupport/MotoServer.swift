@@ -86,8 +86,8 @@ public final class MotoServer: Sendable {
 
   /// Switches moto to checking signatures against keys made through its IAM API. After this,
   /// only such keys are accepted (use a separate server for wrong-credential tests).
-  public func resetAuth() throws {
-    let result = try ProcessRunner.run(
+  public func resetAuth() async throws {
+    let result = try await ProcessRunner.run(
       "/usr/bin/env",
       [
         "python3", "-c",
@@ -99,11 +99,11 @@ public final class MotoServer: Sendable {
 
   /// Makes an IAM user allowed to do everything and returns its keys (for auth-mode tests:
   /// call before `resetAuth()`).
-  public func makeIAMKeys() throws -> (accessKey: String, secretKey: String) {
-    _ = try aws(["iam", "create-user", "--user-name", "lifeboat"])
+  public func makeIAMKeys() async throws -> (accessKey: String, secretKey: String) {
+    _ = try await aws(["iam", "create-user", "--user-name", "lifeboat"])
     let policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
-    _ = try aws(["iam", "put-user-policy", "--user-name", "lifeboat", "--policy-name", "all", "--policy-document", policy])
-    let created = try aws(["iam", "create-access-key", "--user-name", "lifeboat", "--output", "json"])
+    _ = try await aws(["iam", "put-user-policy", "--user-name", "lifeboat", "--policy-name", "all", "--policy-document", policy])
+    let created = try await aws(["iam", "create-access-key", "--user-name", "lifeboat", "--output", "json"])
     struct Response: Decodable {
       struct Key: Decodable {
         var AccessKeyId: String
@@ -116,8 +116,8 @@ public final class MotoServer: Sendable {
   }
 
   /// `aws` CLI against this server (awscli from PyPI), for interoperability checks.
-  public func aws(_ arguments: [String]) throws -> ProcessResult {
-    try ProcessRunner.run(
+  public func aws(_ arguments: [String]) async throws -> ProcessResult {
+    try await ProcessRunner.run(
       ProcessRunner.which("aws") ?? "aws", ["--endpoint-url", endpoint, "--region", "us-east-1"] + arguments,
       environment: [
         "AWS_ACCESS_KEY_ID": "lifeboat-test", "AWS_SECRET_ACCESS_KEY": "lifeboat-test-secret",

@@ -38,7 +38,7 @@ public enum NodeConformance {
 
     // Restore steps on the one member, round trip: fetch, stage, stop, swap, start; then
     // roll back to the old data and start again.
-    let id = ClusterRestore.newID() + "-c"
+    let id = RestoreID.new() + "-c"
     await expectKind(.notFound) { () async throws(LifeboatError) in
       _ = try await node.fetch(FetchRequest(id: id, name: "missing", origin: .local, expectedArchiveSHA256: nil, expectedDBSHA256: nil))
     }

@@ -47,8 +47,8 @@ import Testing
     return summary
   }
 
-  static func pythonCheck(_ path: String, readBig: Bool) throws -> [String] {
-    let result = try ProcessRunner.run(
+  static func pythonCheck(_ path: String, readBig: Bool) async throws -> [String] {
+    let result = try await ProcessRunner.run(
       "/usr/bin/env",
       [
         "python3", "-c",
@@ -77,13 +77,13 @@ import Testing
       let path = dir.file("big.zip")
       let summary = try Self.writeBig(to: path, compression: .fast)
       #expect(summary.uncompressedSize == Self.bigSize)
-      let lines = try Self.pythonCheck(path, readBig: true)
+      let lines = try await Self.pythonCheck(path, readBig: true)
       #expect(lines[0] == "/backup/big \(Self.bigSize) 0")
       #expect(lines[2] == "{\"state\":1}")
       #expect(lines[3] == "crc True")
       let reader = try await ZipReader(path: path)
       #expect(reader.entries[0].uncompressedSize == Self.bigSize)
-      let unzip = try ProcessRunner.run("/usr/bin/unzip", ["-t", path])
+      let unzip = try await ProcessRunner.run("/usr/bin/unzip", ["-t", path])
       #expect(unzip.status == 0, "\(unzip.stdout)")
     }
   }
@@ -93,7 +93,7 @@ import Testing
       let path = dir.file("big-stored.zip")
       let summary = try Self.writeBig(to: path, compression: .none)
       #expect(summary.compressedSize == Self.bigSize)
-      let lines = try Self.pythonCheck(path, readBig: false)
+      let lines = try await Self.pythonCheck(path, readBig: false)
       let second = lines[1].split(separator: " ")
       #expect(second[0] == "/etc/kubernetes/big.rkestate")
       #expect(UInt64(second[2])! > 0xFFFF_FFFF)
@@ -101,7 +101,7 @@ import Testing
       let reader = try await ZipReader(path: path)
       #expect(reader.entries.count == 2)
       #expect(try await reader.readAll(reader.entries[1]) == Array("{\"state\":1}".utf8))
-      let unzip = try ProcessRunner.run("/usr/bin/unzip", ["-t", path])
+      let unzip = try await ProcessRunner.run("/usr/bin/unzip", ["-t", path])
       #expect(unzip.status == 0, "\(unzip.stdout)")
     }
   }

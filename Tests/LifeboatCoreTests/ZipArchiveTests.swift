@@ -55,7 +55,7 @@ import ZIPFoundation
       #expect([UInt8](viaZIPFoundation) == snapshot)
 
       // Python's zipfile: exactly RKE's entry paths, CRCs good, same bytes.
-      let python = try ProcessRunner.run(
+      let python = try await ProcessRunner.run(
         "/usr/bin/env",
         [
           "python3", "-c",
@@ -74,7 +74,7 @@ import ZIPFoundation
       #expect(lines[3] == sha256Hex(snapshot))
 
       // Info-ZIP: `unzip -t` (plain `unzip` refuses absolute paths by design).
-      let unzip = try ProcessRunner.run("/usr/bin/unzip", ["-t", path])
+      let unzip = try await ProcessRunner.run("/usr/bin/unzip", ["-t", path])
       #expect(unzip.status == 0, "\(unzip.stdout)")
       #expect(unzip.stdout.contains("No errors detected"))
     }

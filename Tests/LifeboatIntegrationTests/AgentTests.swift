@@ -100,7 +100,7 @@ extension Integration {
 
     @Test func snapshotsAreServedWithRanges() async throws {
       try await withAgentCluster(nodes: 1) { cluster in
-        let save = try LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "ranges"])
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "ranges"])
         #expect(save.status == 0, "\(save.stderr)")
         let context = try cluster.context()
         let node = context.config.etcdNodes[0]
@@ -154,7 +154,7 @@ extension Integration {
     /// container's would). The recorded command lines must be RKE's (rke-compat.md).
     @Test func dockerRuntimeRunsRKEsCommandLines() async throws {
       try await withAgentCluster(nodes: 1) { cluster in
-        let save = try LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "docker-test"])
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "docker-test"])
         #expect(save.status == 0, "\(save.stderr)")
         let clusterDir = parentDirectory(of: cluster.configFile)
         let state = try LocalClusterState.load(from: clusterDir)
@@ -202,7 +202,7 @@ extension Integration {
           let preflight = try await node.preflight(dbSize: 1 << 20, archiveSize: 1 << 20)
           #expect(preflight.problems.isEmpty, "\(preflight.problems)")
 
-          let id = ClusterRestore.newID() + "-docker"
+          let id = RestoreID.new() + "-docker"
           _ = try await node.fetch(FetchRequest(id: id, name: "docker-test", origin: .local, expectedArchiveSHA256: nil, expectedDBSHA256: nil))
           try await node.stage(StageRequest(id: id, initialCluster: context.config.initialCluster, token: ClusterConfig.clusterToken))
           let resolved = context.config.etcdNodes[0]

@@ -8,17 +8,17 @@ extension Integration {
   @Suite struct BadInputTests {
     static let endpoint = ["--endpoints", "http://127.0.0.1:9"]
 
-    func run(_ arguments: [String], in dir: TemporaryDirectory) throws -> (status: Int32, stderr: String) {
-      let result = try LifeboatCLI.run(["snapshot", "save", "--snapshot-dir", dir.file("snapshots")] + arguments)
+    func run(_ arguments: [String], in dir: TemporaryDirectory) async throws -> (status: Int32, stderr: String) {
+      let result = try await LifeboatCLI.run(["snapshot", "save", "--snapshot-dir", dir.file("snapshots")] + arguments)
       return (result.status, result.stderr)
     }
 
     @Test(arguments: [["--name", "../x"], ["--name", "a/b"], ["--name", ""], ["--endpoints", "ftp://127.0.0.1:2379"],
                       ["--endpoints", "127.0.0.1:2379"], ["--cacert", "/nonexistent/ca.pem"]])
-    func badArgumentsAreUsageErrors(_ arguments: [String]) throws {
-      try withTemporaryDirectorySync { dir in
+    func badArgumentsAreUsageErrors(_ arguments: [String]) async throws {
+      try await withTemporaryDirectory { dir in
         let base = arguments.contains("--endpoints") ? [] : Self.endpoint
-        let result = try run(base + arguments, in: dir)
+        let result = try await run(base + arguments, in: dir)
         #expect(result.status == 2, "\(arguments): \(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         #expect(result.stderr.hasPrefix("lifeboat: error:"))
@@ -26,10 +26,10 @@ extension Integration {
       }
     }
 
-    @Test func aMissingCertificateFileIsNamed() throws {
-      try withTemporaryDirectorySync { dir in
+    @Test func aMissingCertificateFileIsNamed() async throws {
+      try await withTemporaryDirectory { dir in
         try Data("-----BEGIN CERTIFICATE-----\n".utf8).write(to: URL(fileURLWithPath: dir.file("ca.pem")))
-        let result = try run(
+        let result = try await run(
           ["--endpoints", "https://127.0.0.1:9", "--cacert", dir.file("ca.pem"), "--cert", dir.file("missing.pem"), "--key", dir.file("k.pem")],
           in: dir)
         #expect(result.status == 2)
@@ -38,10 +38,10 @@ extension Integration {
       }
     }
 
-    @Test func aSnapshotDirUnderARegularFileIsAStorageError() throws {
-      try withTemporaryDirectorySync { dir in
+    @Test func aSnapshotDirUnderARegularFileIsAStorageError() async throws {
+      try await withTemporaryDirectory { dir in
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file("file")))
-        let result = try LifeboatCLI.run(["snapshot", "save", "--snapshot-dir", dir.file("file/snapshots")] + Self.endpoint)
+        let result = try await LifeboatCLI.run(["snapshot", "save", "--snapshot-dir", dir.file("file/snapshots")] + Self.endpoint)
         #expect(result.status == 6, "\(result.stderr)")
         #expect(result.stderr.contains(dir.file("file")))
         #expect(result.stderr.split(separator: "\n").count == 1)
@@ -49,11 +49,11 @@ extension Integration {
       }
     }
 
-    @Test func anExistingSnapshotIsNeverOverwritten() throws {
-      try withTemporaryDirectorySync { dir in
+    @Test func anExistingSnapshotIsNeverOverwritten() async throws {
+      try await withTemporaryDirectory { dir in
         try FileManager.default.createDirectory(atPath: dir.file("snapshots"), withIntermediateDirectories: true)
         try Data("precious".utf8).write(to: URL(fileURLWithPath: dir.file("snapshots/keep.zip")))
-        let result = try run(Self.endpoint + ["--name", "keep"], in: dir)
+        let result = try await run(Self.endpoint + ["--name", "keep"], in: dir)
         #expect(result.status == 2)
         #expect(result.stderr.contains("already exists"))
         #expect(try String(contentsOfFile: dir.file("snapshots/keep.zip"), encoding: .utf8) == "precious")
@@ -61,10 +61,10 @@ extension Integration {
       }
     }
 
-    @Test func unknownSnapshotsAreNotFound() throws {
-      try withTemporaryDirectorySync { dir in
+    @Test func unknownSnapshotsAreNotFound() async throws {
+      try await withTemporaryDirectory { dir in
         for command in ["inspect", "verify"] {
-          let result = try LifeboatCLI.run(["snapshot", command, "nothing-here", "--snapshot-dir", dir.path])
+          let result = try await LifeboatCLI.run(["snapshot", command, "nothing-here", "--snapshot-dir", dir.path])
           #expect(result.status == 3, "\(command): \(result.stderr)")
         }
       }

@@ -20,8 +20,8 @@ func writeKeys(_ cluster: EtcdClusterFixture, count: Int, size: Int = 64) async 
 }
 
 /// Extracts an archive entry with Python's zipfile (an independent reader) to `destination`.
-func pythonExtract(_ archive: String, entry: String, to destination: String) throws {
-  let result = try ProcessRunner.run(
+func pythonExtract(_ archive: String, entry: String, to destination: String) async throws {
+  let result = try await ProcessRunner.run(
     "/usr/bin/env",
     [
       "python3", "-c",
@@ -31,21 +31,21 @@ func pythonExtract(_ archive: String, entry: String, to destination: String) thr
   #expect(result.status == 0, "\(result.stderr)")
 }
 
-func pythonEntryNames(_ archive: String) throws -> [String] {
-  let result = try ProcessRunner.run(
+func pythonEntryNames(_ archive: String) async throws -> [String] {
+  let result = try await ProcessRunner.run(
     "/usr/bin/env",
     ["python3", "-c", "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print('\\n'.join(z.namelist()))", archive])
   #expect(result.status == 0, "\(result.stderr)")
   return result.stdout.split(separator: "\n").map(String.init)
 }
 
-func sha256sum(_ path: String) throws -> String {
-  let result = try ProcessRunner.run("/usr/bin/sha256sum", [path])
+func sha256sum(_ path: String) async throws -> String {
+  let result = try await ProcessRunner.run("/usr/bin/sha256sum", [path])
   return String(result.stdout.prefix(64))
 }
 
-func etcdctl(_ arguments: [String]) throws -> ProcessResult {
-  try ProcessRunner.run(ProcessRunner.which("etcdctl") ?? "/usr/bin/etcdctl", arguments, environment: ["ETCDCTL_API": "3"])
+func etcdctl(_ arguments: [String]) async throws -> ProcessResult {
+  try await ProcessRunner.run(ProcessRunner.which("etcdctl") ?? "/usr/bin/etcdctl", arguments, environment: ["ETCDCTL_API": "3"])
 }
 
 func fileMode(_ path: String) throws -> Int {
@@ -60,7 +60,7 @@ func withRestoredMember<R: Sendable>(
   let peerPort = try freeTCPPort(on: "127.0.0.1")
   let clientPort = try freeTCPPort(on: "127.0.0.1")
   let dataDir = directory.file("restored-data")
-  let restore = try etcdctl([
+  let restore = try await etcdctl([
     "snapshot", "restore", snapshotFile, "--name", "restored", "--data-dir", dataDir,
     "--initial-cluster", "restored=http://127.0.0.1:\(peerPort)", "--initial-cluster-token", "etcd-cluster-1",
     "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
@@ -103,4 +103,13 @@ func writeRandom(_ cluster: EtcdClusterFixture, mib: Int) async throws {
 func s3Flags(_ endpoint: String, bucket: String = "snaps", folder: String = "prod") -> [String] {
   ["--s3", "--s3-endpoint", endpoint, "--s3-insecure-http", "--bucket-name", bucket, "--folder", folder,
    "--access-key", "lifeboat-test", "--secret-key", "lifeboat-test-secret"]
+}
+
+extension Sequence {
+  /// `map` for async transforms, in order.
+  func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+    var out: [T] = []
+    for element in self { out.append(try await transform(element)) }
+    return out
+  }
 }

@@ -12,9 +12,9 @@ extension Integration {
       try await withEtcdCluster(nodes: 1) { cluster in
         _ = try await writeKeys(cluster, count: 300, size: 512)
         let dir = cluster.directory.file("snapshots")
-        let save = try LifeboatCLI.run(["snapshot", "save", "--name", "s1", "--snapshot-dir", dir] + cluster.connectionFlags)
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "s1", "--snapshot-dir", dir] + cluster.connectionFlags)
         #expect(save.status == 0, "\(save.stderr)")
-        let good = try LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
+        let good = try await LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
         #expect(good.status == 0)
         #expect(good.stdout.contains("etcd's SHA-256 trailer"))
         #expect(good.stdout.contains("archive SHA-256 matches the manifest"))
@@ -25,7 +25,7 @@ extension Integration {
         var bytes = [UInt8](original)
         bytes[bytes.count / 3] ^= 0x10
         try Data(bytes).write(to: URL(fileURLWithPath: archive))
-        let bad = try LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
+        let bad = try await LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
         #expect(bad.status == 4)
         #expect(bad.stderr.split(separator: "\n").count == 1, "one line: \(bad.stderr)")
         #expect(bad.stderr.contains("CRC-32") || bad.stderr.contains("corrupt"), "\(bad.stderr)")
@@ -37,11 +37,11 @@ extension Integration {
         let manifest = try Manifest.decode(Array(manifestText.utf8), path: manifestPath)
         try manifestText.replacingOccurrences(of: manifest.archiveSHA256, with: String(repeating: "0", count: 64))
           .write(toFile: manifestPath, atomically: true, encoding: .utf8)
-        let mismatch = try LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
+        let mismatch = try await LifeboatCLI.run(["snapshot", "verify", "s1", "--snapshot-dir", dir])
         #expect(mismatch.status == 4)
         #expect(mismatch.stderr.contains("archive SHA-256"))
 
-        let missing = try LifeboatCLI.run(["snapshot", "verify", "s", "--snapshot-dir", dir])
+        let missing = try await LifeboatCLI.run(["snapshot", "verify", "s", "--snapshot-dir", dir])
         #expect(missing.status == 3, "s must not match s1")
       }
     }
@@ -53,7 +53,7 @@ extension Integration {
         let dir = cluster.directory.file("snapshots")
         let stateFile = cluster.directory.file("cluster.rkestate")
         try Data("{\"currentState\":{}}".utf8).write(to: URL(fileURLWithPath: stateFile))
-        let save = try LifeboatCLI.run(
+        let save = try await LifeboatCLI.run(
           ["snapshot", "save", "--name", "lifeboat-made", "--state-file", stateFile, "--snapshot-dir", dir]
             + cluster.connectionFlags)
         #expect(save.status == 0, "\(save.stderr)")
@@ -61,9 +61,9 @@ extension Integration {
         // What RKE leaves: `etcdctl snapshot save`, zipped with Go's archive/zip (here Python's
         // zipfile with the same absolute entry path), and an old bare snapshot file.
         let raw = cluster.directory.file("raw.db")
-        let etcdSave = try etcdctl(["--endpoints", cluster.endpoints[0], "snapshot", "save", raw])
+        let etcdSave = try await etcdctl(["--endpoints", cluster.endpoints[0], "snapshot", "save", raw])
         #expect(etcdSave.status == 0, "\(etcdSave.stderr)")
-        let zip = try ProcessRunner.run(
+        let zip = try await ProcessRunner.run(
           "/usr/bin/env",
           [
             "python3", "-c",
@@ -73,7 +73,7 @@ extension Integration {
         #expect(zip.status == 0, "\(zip.stderr)")
         try FileManager.default.copyItem(atPath: raw, toPath: dir + "/legacy-snapshot")
 
-        let list = try LifeboatCLI.run(["snapshot", "list", "--snapshot-dir", dir, "--json"])
+        let list = try await LifeboatCLI.run(["snapshot", "list", "--snapshot-dir", dir, "--json"])
         #expect(list.status == 0, "\(list.stderr)")
         struct Row: Decodable { var name: String; var kind: String; var manifest: Bool; var stateFile: Bool?; var revision: Int64? }
         let rows = try JSONDecoder().decode([Row].self, from: Data(list.stdout.utf8))
@@ -85,21 +85,21 @@ extension Integration {
         #expect(rows[1].revision == revision)
 
         for name in ["legacy-snapshot", "rke-made", "lifeboat-made"] {
-          let verify = try LifeboatCLI.run(["snapshot", "verify", name, "--snapshot-dir", dir])
+          let verify = try await LifeboatCLI.run(["snapshot", "verify", name, "--snapshot-dir", dir])
           #expect(verify.status == 0, "\(name): \(verify.stderr)")
         }
 
-        let inspect = try LifeboatCLI.run(["snapshot", "inspect", "lifeboat-made", "--snapshot-dir", dir, "--json"])
+        let inspect = try await LifeboatCLI.run(["snapshot", "inspect", "lifeboat-made", "--snapshot-dir", dir, "--json"])
         #expect(inspect.status == 0, "\(inspect.stderr)")
         let report = try JSONDecoder().decode(InspectReportShape.self, from: Data(inspect.stdout.utf8))
-        let status = try etcdctl(["snapshot", "status", raw, "--write-out=json"])
+        let status = try await etcdctl(["snapshot", "status", raw, "--write-out=json"])
         let direct = try JSONDecoder().decode(EtcdctlStatus.self, from: Data(status.stdout.utf8))
         #expect(report.status.revision == direct.revision)
         #expect(report.status.totalKeys == direct.totalKey)
         #expect(report.status.hash == direct.hash)
         #expect(report.stateFile)
         #expect(report.trailer == "valid")
-        let text = try LifeboatCLI.run(["snapshot", "inspect", "lifeboat-made", "--snapshot-dir", dir])
+        let text = try await LifeboatCLI.run(["snapshot", "inspect", "lifeboat-made", "--snapshot-dir", dir])
         #expect(text.stdout.contains("total keys:"))
         #expect(text.stdout.contains("every stored revision"))
         #expect(text.stdout.contains("state file:      yes"))
@@ -117,9 +117,9 @@ extension Integration {
           for i in 0..<50 { try await client.put("/registry/test/00001", Array("rev-\(i)".utf8)) }
         }
         let raw = cluster.directory.file("raw.db")
-        let save = try etcdctl(["--endpoints", cluster.endpoints[0], "snapshot", "save", raw])
+        let save = try await etcdctl(["--endpoints", cluster.endpoints[0], "snapshot", "save", raw])
         #expect(save.status == 0, "\(save.stderr)")
-        let status = try etcdctl(["snapshot", "status", raw, "--write-out=json"])
+        let status = try await etcdctl(["snapshot", "status", raw, "--write-out=json"])
         let expected = try JSONDecoder().decode(EtcdctlStatus.self, from: Data(status.stdout.utf8))
         let native = try SnapshotStatus.read(path: raw)
         #expect(

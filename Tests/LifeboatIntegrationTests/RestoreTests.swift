@@ -33,23 +33,23 @@ extension Integration {
       }
     }
 
-    static func save(_ cluster: EtcdClusterFixture, _ name: String) throws -> ProcessResult {
-      let save = try LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", name])
+    static func save(_ cluster: EtcdClusterFixture, _ name: String) async throws -> ProcessResult {
+      let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", name])
       #expect(save.status == 0, "\(save.stderr)")
       return save
     }
 
-    static func restore(_ cluster: EtcdClusterFixture, _ name: String, _ extra: [String] = []) throws -> ProcessResult {
-      try LifeboatCLI.run(["snapshot", "restore", name, "--config", cluster.configFile, "--yes"] + extra)
+    static func restore(_ cluster: EtcdClusterFixture, _ name: String, _ extra: [String] = []) async throws -> ProcessResult {
+      try await LifeboatCLI.run(["snapshot", "restore", name, "--config", cluster.configFile, "--yes"] + extra)
     }
 
     @Test func restoreBringsBackExactlyTheSavedKeysOnEveryMember() async throws {
       try await withAgentCluster { cluster in
         let written = try await writeKeys(cluster, count: 10_000)
-        let save = try Self.save(cluster, "before-upgrade")
+        let save = try await Self.save(cluster, "before-upgrade")
         #expect(save.stdout.contains("copies    127.0.0.11, 127.0.0.12, 127.0.0.13"))
         // Same name, same bytes on every node.
-        let shas = try cluster.members.map { try sha256sum($0.snapshotDir! + "/before-upgrade.zip") }
+        let shas = try await cluster.members.asyncMap { try await sha256sum($0.snapshotDir! + "/before-upgrade.zip") }
         #expect(Set(shas).count == 1)
         let manifest = try Self.manifest(cluster, node: 0, name: "before-upgrade")
         #expect(shas[0] == manifest.archiveSHA256)
@@ -57,12 +57,12 @@ extension Integration {
         try await Self.diverge(cluster)
         #expect(try await Self.keys(cluster, member: 0).count != written.count)
 
-        let dry = try Self.restore(cluster, "before-upgrade", ["--dry-run"])
+        let dry = try await Self.restore(cluster, "before-upgrade", ["--dry-run"])
         #expect(dry.status == 0, "\(dry.stderr)")
         #expect(dry.stdout.contains("member etcd-node2 on 127.0.0.12"))
         #expect(try await Self.keys(cluster, member: 0).count != written.count, "--dry-run changes nothing")
 
-        let restore = try Self.restore(cluster, "before-upgrade")
+        let restore = try await Self.restore(cluster, "before-upgrade")
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(restore.stdout.contains("restored before-upgrade: 3 members healthy"))
         for index in 0..<3 {
@@ -94,9 +94,9 @@ extension Integration {
           spec.s3InsecureHTTP = true
         }) { cluster in
           let written = try await writeKeys(cluster, count: 2_000)
-          let save = try Self.save(cluster, "nightly")
+          let save = try await Self.save(cluster, "nightly")
           #expect(save.stdout.contains("uploaded  s3://snaps/prod/nightly.zip"))
-          let listing = try moto.aws(["s3", "ls", "s3://snaps/prod/"])
+          let listing = try await moto.aws(["s3", "ls", "s3://snaps/prod/"])
           #expect(listing.stdout.contains("nightly.zip"))
           for member in cluster.members {
             try FileManager.default.removeItem(atPath: member.snapshotDir! + "/nightly.zip")
@@ -104,7 +104,7 @@ extension Integration {
           }
           try await Self.diverge(cluster)
 
-          let restore = try Self.restore(cluster, "nightly")
+          let restore = try await Self.restore(cluster, "nightly")
           #expect(restore.status == 0, "\(restore.stderr)")
           #expect(restore.stdout.contains("from:    s3://snaps/prod/nightly.zip"))
           for index in 0..<3 { #expect(try await Self.keys(cluster, member: index) == written) }
@@ -119,12 +119,12 @@ extension Integration {
         spec.agentEnvironment[1] = ["LIFEBOAT_FAILPOINTS": "fetch.corrupt"]
       }) { cluster in
         _ = try await writeKeys(cluster, count: 1_000)
-        _ = try Self.save(cluster, "corrupt-test")
+        _ = try await Self.save(cluster, "corrupt-test")
         try await Self.diverge(cluster)
         let before = try await Self.keys(cluster, member: 0)
         let pids = (0..<3).map { cluster.currentPID(of: $0) }
 
-        let restore = try Self.restore(cluster, "corrupt-test")
+        let restore = try await Self.restore(cluster, "corrupt-test")
         #expect(restore.status == 4, "verification failure: \(restore.stderr)")
         #expect(restore.stderr.contains("127.0.0.12"), "names the node: \(restore.stderr)")
         #expect(restore.stderr.contains("nothing changed"))
@@ -144,11 +144,11 @@ extension Integration {
         spec.agentEnvironment[2] = ["LIFEBOAT_FAILPOINTS": "start.exit"]
       }) { cluster in
         _ = try await writeKeys(cluster, count: 1_000)
-        _ = try Self.save(cluster, "rollback-test")
+        _ = try await Self.save(cluster, "rollback-test")
         try await Self.diverge(cluster)
         let before = try await Self.keys(cluster, member: 0)
 
-        let restore = try Self.restore(cluster, "rollback-test")
+        let restore = try await Self.restore(cluster, "rollback-test")
         #expect(restore.status == 7, "rolled back: \(restore.stderr)")
         #expect(restore.stderr.contains("rolled back"))
         for index in 0..<3 {
@@ -168,13 +168,13 @@ extension Integration {
         let name = "rke_etcd_snapshot_2026-11-25T10-00-00Z"
         let db = cluster.directory.file(name)
         let files = cluster.tlsFiles!
-        let save = try etcdctl(
+        let save = try await etcdctl(
           ["--endpoints", cluster.endpoints[0], "--cacert", files.ca, "--cert", files.cert, "--key", files.key, "snapshot", "save", db])
         #expect(save.status == 0, "\(save.stderr)")
         let state = parentDirectory(of: cluster.configFile) + "/cluster.rkestate"
         let archive = cluster.members[0].snapshotDir! + "/\(name).zip"
         try makeDirectories(cluster.members[0].snapshotDir!)
-        let zip = try ProcessRunner.run(
+        let zip = try await ProcessRunner.run(
           "/usr/bin/env",
           [
             "python3", "-c",
@@ -190,7 +190,7 @@ extension Integration {
         #expect(zip.status == 0, "\(zip.stderr)")
         try await Self.diverge(cluster)
 
-        let restore = try Self.restore(cluster, name)
+        let restore = try await Self.restore(cluster, name)
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(restore.stdout.contains("no manifest"))
         for index in 0..<3 { #expect(try await Self.keys(cluster, member: index) == written) }
@@ -198,12 +198,12 @@ extension Integration {
         // An older bare snapshot file (no zip), on the last node only.
         let legacy = "legacy-snapshot"
         try makeDirectories(cluster.members[2].snapshotDir!)
-        let bare = try etcdctl(
+        let bare = try await etcdctl(
           ["--endpoints", cluster.endpoints[0], "--cacert", files.ca, "--cert", files.cert, "--key", files.key, "snapshot", "save",
            cluster.members[2].snapshotDir! + "/" + legacy])
         #expect(bare.status == 0, "\(bare.stderr)")
         try await Self.diverge(cluster, deleting: "/registry/test/001")
-        let fromLegacy = try Self.restore(cluster, legacy)
+        let fromLegacy = try await Self.restore(cluster, legacy)
         #expect(fromLegacy.status == 0, "\(fromLegacy.stderr)")
         #expect(fromLegacy.stdout.contains("from:    local on 127.0.0.13"))
         for index in 0..<3 { #expect(try await Self.keys(cluster, member: index) == written) }
@@ -218,22 +218,22 @@ extension Integration {
       }) { cluster in
         let written = try await writeKeys(cluster, count: 1_000)
         // A recurring run's lock key, as it would be inside a snapshot.
-        _ = try await cluster.withClient { try await $0.put(ClusterRestore.lockPrefix + "cluster", Array("holder".utf8)) }
-        _ = try Self.save(cluster, "disaster")
+        _ = try await cluster.withClient { try await $0.put(ClusterEngine.lockPrefix + "cluster", Array("holder".utf8)) }
+        _ = try await Self.save(cluster, "disaster")
         try await Self.diverge(cluster)
         // The disaster: every member is down.
         for index in 0..<3 { await DetachedProcess.stop(cluster.currentPID(of: index)!) }
         let stateFile = parentDirectory(of: cluster.configFile) + "/cluster.rkestate"
         let stateBefore = try Data(contentsOf: URL(fileURLWithPath: stateFile))
 
-        let restore = try Self.restore(cluster, "disaster", ["--use-local-state"])
+        let restore = try await Self.restore(cluster, "disaster", ["--use-local-state"])
         #expect(restore.status == 1, "a failing hook is a failure: \(restore.stderr)")
         #expect(restore.stderr.contains("restored, but the post-restore hook `echo boom >&2; exit 3` exited 3: boom"))
         #expect(try String(contentsOfFile: marker.file("restored"), encoding: .utf8) == "disaster\n", "hooks run in order")
         for index in 0..<3 {
           #expect(try await Self.keys(cluster, member: index) == written, "the restored data stays")
         }
-        let locks = try await cluster.withMemberClient(0) { try await $0.range(prefix: ClusterRestore.lockPrefix) }
+        let locks = try await cluster.withMemberClient(0) { try await $0.range(prefix: ClusterEngine.lockPrefix) }
         #expect(locks.isEmpty, "Lifeboat's lock keys that came back with the snapshot are removed")
         #expect(try Data(contentsOf: URL(fileURLWithPath: stateFile)) == stateBefore, "--use-local-state keeps the local state file")
         let backups = try FileManager.default.contentsOfDirectory(atPath: parentDirectory(of: stateFile)).filter { $0.hasSuffix(".bak") }
@@ -243,12 +243,12 @@ extension Integration {
 
     @Test func unknownNamesAndUnconfirmedRestoresChangeNothing() async throws {
       try await withAgentCluster(nodes: 1) { cluster in
-        _ = try Self.save(cluster, "myname1")
-        let missing = try Self.restore(cluster, "myname")
+        _ = try await Self.save(cluster, "myname1")
+        let missing = try await Self.restore(cluster, "myname")
         #expect(missing.status == 3, "myname must never match myname1: \(missing.stderr)")
-        let traversal = try Self.restore(cluster, "../etc/passwd")
+        let traversal = try await Self.restore(cluster, "../etc/passwd")
         #expect(traversal.status == 2)
-        let unconfirmed = try LifeboatCLI.run(["snapshot", "restore", "myname1", "--config", cluster.configFile])
+        let unconfirmed = try await LifeboatCLI.run(["snapshot", "restore", "myname1", "--config", cluster.configFile])
         #expect(unconfirmed.status == 2)
         #expect(unconfirmed.stderr.contains("--yes"))
       }

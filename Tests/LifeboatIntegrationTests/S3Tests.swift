@@ -22,7 +22,7 @@ extension Integration {
         try await withEtcdCluster(nodes: 1) { cluster in
           try await writeRandom(cluster, mib: 20)
           let dir = cluster.directory.file("snapshots")
-          let save = try LifeboatCLI.run(
+          let save = try await LifeboatCLI.run(
             ["snapshot", "save", "--name", "upload-test", "--snapshot-dir", dir] + cluster.connectionFlags + s3Flags(moto.endpoint))
           #expect(save.status == 0, "\(save.stderr)")
           #expect(save.stdout.contains("uploaded  s3://snaps/prod/upload-test.zip"))
@@ -30,28 +30,28 @@ extension Integration {
             [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/upload-test.manifest.json"))), path: "")
           #expect(manifest.archiveSize > 16 << 20, "the archive spans several 8 MiB parts")
 
-          let listing = try moto.aws(["s3", "ls", "s3://snaps/prod/"])
+          let listing = try await moto.aws(["s3", "ls", "s3://snaps/prod/"])
           #expect(listing.status == 0, "\(listing.stderr)")
           #expect(listing.stdout.contains("upload-test.zip"))
           #expect(listing.stdout.contains("upload-test.manifest.json"))
           let downloaded = cluster.directory.file("downloaded.zip")
-          let copy = try moto.aws(["s3", "cp", "s3://snaps/prod/upload-test.zip", downloaded])
+          let copy = try await moto.aws(["s3", "cp", "s3://snaps/prod/upload-test.zip", downloaded])
           #expect(copy.status == 0, "\(copy.stderr)")
-          #expect(try sha256sum(downloaded) == manifest.archiveSHA256)
-          #expect(try sha256sum(dir + "/upload-test.zip") == manifest.archiveSHA256)
+          #expect(try await sha256sum(downloaded) == manifest.archiveSHA256)
+          #expect(try await sha256sum(dir + "/upload-test.zip") == manifest.archiveSHA256)
           #expect(try await Self.unfinishedUploads(moto) == 0)
 
-          let verify = try LifeboatCLI.run(["snapshot", "verify", "upload-test", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
+          let verify = try await LifeboatCLI.run(["snapshot", "verify", "upload-test", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
           #expect(verify.status == 0, "\(verify.stderr)")
           #expect(verify.stdout.contains("s3://snaps/prod/upload-test.zip"))
 
-          let list = try LifeboatCLI.run(["snapshot", "list", "--json", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
+          let list = try await LifeboatCLI.run(["snapshot", "list", "--json", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
           struct Row: Decodable { var name: String; var locations: [String] }
           let rows = try JSONDecoder().decode([Row].self, from: Data(list.stdout.utf8))
           #expect(rows.map(\.name) == ["upload-test"])
           #expect(rows.first?.locations == ["local", "s3"])
 
-          let delete = try LifeboatCLI.run(["snapshot", "delete", "upload-test", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
+          let delete = try await LifeboatCLI.run(["snapshot", "delete", "upload-test", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
           #expect(delete.status == 0, "\(delete.stderr)")
           #expect(try await Self.objects(moto).isEmpty)
           #expect(cluster.directory.contents(of: "snapshots").isEmpty)
@@ -67,24 +67,24 @@ extension Integration {
         try await withEtcdCluster(nodes: 1) { cluster in
           _ = try await writeKeys(cluster, count: 500)
           let raw = cluster.directory.file("myname")
-          #expect(try etcdctl(["--endpoints", cluster.endpoints[0], "snapshot", "save", raw]).status == 0)
+          #expect(try await etcdctl(["--endpoints", cluster.endpoints[0], "snapshot", "save", raw]).status == 0)
           let zip = cluster.directory.file("myname.zip")
-          let zipped = try ProcessRunner.run(
+          let zipped = try await ProcessRunner.run(
             "/usr/bin/env",
             ["python3", "-c", "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED); z.write(sys.argv[2], '/backup/myname'); z.close()", zip, raw])
           #expect(zipped.status == 0)
-          #expect(try moto.aws(["s3", "cp", zip, "s3://snaps/prod/myname.zip"]).status == 0)
-          #expect(try moto.aws(["s3", "cp", zip, "s3://snaps/prod/myname1.zip"]).status == 0)
+          #expect(try await moto.aws(["s3", "cp", zip, "s3://snaps/prod/myname.zip"]).status == 0)
+          #expect(try await moto.aws(["s3", "cp", zip, "s3://snaps/prod/myname1.zip"]).status == 0)
 
           let dir = cluster.directory.file("snapshots")
-          let list = try LifeboatCLI.run(["snapshot", "list", "--json", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
+          let list = try await LifeboatCLI.run(["snapshot", "list", "--json", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
           struct Row: Decodable { var name: String; var manifest: Bool; var locations: [String] }
           let rows = try JSONDecoder().decode([Row].self, from: Data(list.stdout.utf8))
           #expect(rows.map(\.name) == ["myname", "myname1"])
           #expect(rows.allSatisfy { !$0.manifest && $0.locations == ["s3"] })
-          let verify = try LifeboatCLI.run(["snapshot", "verify", "myname", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
+          let verify = try await LifeboatCLI.run(["snapshot", "verify", "myname", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
           #expect(verify.status == 0, "\(verify.stderr)")
-          let missing = try LifeboatCLI.run(["snapshot", "verify", "myna", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
+          let missing = try await LifeboatCLI.run(["snapshot", "verify", "myna", "--snapshot-dir", dir] + s3Flags(moto.endpoint))
           #expect(missing.status == 3, "myna must match neither myname nor myname1")
 
           // Downloaded through the store: the same bytes.
@@ -99,12 +99,12 @@ extension Integration {
 
     @Test func aWrongSecretIsAOneLineAuthErrorWithoutTheSecret() async throws {
       try await withMotoServer { moto in
-        let keys = try moto.makeIAMKeys()
+        let keys = try await moto.makeIAMKeys()
         try await moto.createBucket("snaps")
-        try moto.resetAuth()
+        try await moto.resetAuth()
         let dir = moto.directory.file("snapshots")
         let wrong = "Wr0ngSecretValue/xyz"
-        let run = try LifeboatCLI.run(
+        let run = try await LifeboatCLI.run(
           ["snapshot", "save", "--snapshot-dir", dir, "--endpoints", "http://127.0.0.1:9", "--s3", "--s3-endpoint", moto.endpoint,
            "--s3-insecure-http", "--bucket-name", "snaps", "--access-key", keys.accessKey, "--secret-key", wrong])
         #expect(run.status == 6, "\(run.stderr)")
@@ -121,13 +121,13 @@ extension Integration {
     @Test func aMissingBucketAndAnUnreachableEndpointAreClearErrors() async throws {
       try await withMotoServer { moto in
         let dir = moto.directory.file("snapshots")
-        let missing = try LifeboatCLI.run(
+        let missing = try await LifeboatCLI.run(
           ["snapshot", "save", "--snapshot-dir", dir, "--endpoints", "http://127.0.0.1:9"] + s3Flags(moto.endpoint, bucket: "nope"))
         #expect(missing.status == 6)
         #expect(missing.stderr.contains("bucket nope not found"), "\(missing.stderr)")
 
         let closed = "http://127.0.0.1:\(try freeTCPPort(on: "127.0.0.1"))"
-        let unreachable = try LifeboatCLI.run(
+        let unreachable = try await LifeboatCLI.run(
           ["snapshot", "list", "--snapshot-dir", dir] + s3Flags(closed))
         #expect(unreachable.status == 6)
         #expect(unreachable.stderr.contains("attempt 2 of 5"), "retried: \(unreachable.stderr)")
@@ -149,7 +149,7 @@ extension Integration {
         try await withEtcdCluster(nodes: 1) { cluster in
           try await writeRandom(cluster, mib: 20)
           let dir = cluster.directory.file("snapshots")
-          let save = try LifeboatCLI.run(
+          let save = try await LifeboatCLI.run(
             ["snapshot", "save", "--name", "flaky", "--snapshot-dir", dir] + cluster.connectionFlags + s3Flags(proxy.endpoint))
           #expect(save.status == 0, "\(save.stderr)")
           #expect(proxy.log.contains { $0.contains("partNumber=1") && $0.contains("#2 -> forward") }, "\(proxy.log)")
@@ -157,7 +157,7 @@ extension Integration {
           let bytes = try await S3Store.with(try moto.configuration(bucket: "snaps", folder: "prod")) {
             try await $0.readAll("flaky.zip", limit: 1 << 30)
           }
-          #expect(sha256Hex(bytes) == (try sha256sum(dir + "/flaky.zip")))
+          #expect(sha256Hex(bytes) == (try await sha256sum(dir + "/flaky.zip")))
           #expect(try await Self.unfinishedUploads(moto) == 0)
         }
         await proxy.stop()
@@ -173,13 +173,13 @@ extension Integration {
         try await withEtcdCluster(nodes: 1) { cluster in
           try await writeRandom(cluster, mib: 20)
           let dir = cluster.directory.file("snapshots")
-          let save = try LifeboatCLI.run(
+          let save = try await LifeboatCLI.run(
             ["snapshot", "save", "--name", "cut", "--snapshot-dir", dir] + cluster.connectionFlags + s3Flags(proxy.endpoint))
           #expect(save.status == 6, "\(save.stderr)")
           #expect(save.stderr.contains("is saved, but the upload to s3://snaps/prod failed"), "\(save.stderr)")
           #expect(try await Self.objects(moto).isEmpty)
           #expect(try await Self.unfinishedUploads(moto) == 0)
-          let verify = try LifeboatCLI.run(["snapshot", "verify", "cut", "--snapshot-dir", dir])
+          let verify = try await LifeboatCLI.run(["snapshot", "verify", "cut", "--snapshot-dir", dir])
           #expect(verify.status == 0, "the local archive is intact: \(verify.stderr)")
         }
         await proxy.stop()
@@ -254,7 +254,7 @@ extension Integration {
           try await writeRandom(cluster, mib: 12)
           let tampering = try await TamperingEtcdProxy.start(upstream: cluster.endpoints[0], flipOffset: 9_000_000)
           let dir = cluster.directory.file("snapshots")
-          let save = try LifeboatCLI.run(
+          let save = try await LifeboatCLI.run(
             ["snapshot", "save", "--name", "bad", "--snapshot-dir", dir, "--endpoints", tampering.endpoint] + s3Flags(moto.endpoint))
           #expect(save.status == 4, "\(save.stderr)")
           #expect(try await Self.objects(moto).isEmpty)

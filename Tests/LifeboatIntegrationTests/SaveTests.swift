@@ -23,15 +23,15 @@ extension Integration {
         #expect(try fileMode(result.archivePath) == 0o600)
         #expect(try fileMode(result.manifestPath) == 0o600)
         #expect(dir.contents(of: "snapshots") == ["before-upgrade.manifest.json", "before-upgrade.zip"])
-        #expect(try pythonEntryNames(result.archivePath) == ["/backup/before-upgrade", "/etc/kubernetes/before-upgrade.rkestate"])
+        #expect(try await pythonEntryNames(result.archivePath) == ["/backup/before-upgrade", "/etc/kubernetes/before-upgrade.rkestate"])
         #expect(result.manifest.member.name.hasPrefix("etcd-node"))
         #expect(result.manifest.stateFile)
-        #expect(try sha256sum(result.archivePath) == result.manifest.archiveSHA256)
+        #expect(try await sha256sum(result.archivePath) == result.manifest.archiveSHA256)
 
         let extracted = dir.file("extracted.db")
-        try pythonExtract(result.archivePath, entry: "/backup/before-upgrade", to: extracted)
-        #expect(try sha256sum(extracted) == result.manifest.dbSHA256)
-        let status = try etcdctl(["snapshot", "status", extracted, "--write-out=json"])
+        try await pythonExtract(result.archivePath, entry: "/backup/before-upgrade", to: extracted)
+        #expect(try await sha256sum(extracted) == result.manifest.dbSHA256)
+        let status = try await etcdctl(["snapshot", "status", extracted, "--write-out=json"])
         #expect(status.status == 0, "\(status.stderr)")
         struct Status: Decodable { var revision: Int64; var totalKey: Int64 }
         let parsed = try JSONDecoder().decode(Status.self, from: Data(status.stdout.utf8))
@@ -53,7 +53,7 @@ extension Integration {
         _ = try await writeKeys(cluster, count: 20)
         await cluster.stopMember(0)
         let dir = cluster.directory.file("snapshots")
-        let run = try LifeboatCLI.run(["snapshot", "save", "--name", "one-down", "--snapshot-dir", dir] + cluster.connectionFlags)
+        let run = try await LifeboatCLI.run(["snapshot", "save", "--name", "one-down", "--snapshot-dir", dir] + cluster.connectionFlags)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("from etcd-node2") || run.stderr.contains("from etcd-node3"))
         #expect(run.stderr.contains("skipped: \(cluster.endpoints[0])"))
@@ -67,7 +67,7 @@ extension Integration {
       try await withEtcdCluster(nodes: 1) { cluster in
         await cluster.stopMember(0)
         let dir = cluster.directory.file("snapshots")
-        let run = try LifeboatCLI.run(["snapshot", "save", "--snapshot-dir", dir] + cluster.connectionFlags)
+        let run = try await LifeboatCLI.run(["snapshot", "save", "--snapshot-dir", dir] + cluster.connectionFlags)
         #expect(run.status == 5)
         #expect(run.stderr.contains("no healthy etcd member"))
         #expect(run.stderr.contains(cluster.endpoints[0]))
@@ -83,18 +83,18 @@ extension Integration {
         var sizes: [Compression: UInt64] = [:]
         for compression in Compression.allCases {
           let name = "c-\(compression.rawValue)"
-          let save = try LifeboatCLI.run(
+          let save = try await LifeboatCLI.run(
             ["snapshot", "save", "--name", name, "--compression", compression.rawValue, "--snapshot-dir", dir]
               + cluster.connectionFlags)
           #expect(save.status == 0, "\(save.stderr)")
-          let verify = try LifeboatCLI.run(["snapshot", "verify", name, "--snapshot-dir", dir])
+          let verify = try await LifeboatCLI.run(["snapshot", "verify", name, "--snapshot-dir", dir])
           #expect(verify.status == 0, "\(verify.stderr)")
           let manifestPath = "\(dir)/\(name).manifest.json"
           let manifest = try Manifest.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: manifestPath))), path: "")
           #expect(manifest.compression == compression)
           let extracted = cluster.directory.file("\(name).db")
-          try pythonExtract("\(dir)/\(name).zip", entry: "/backup/\(name)", to: extracted)
-          #expect(try sha256sum(extracted) == manifest.dbSHA256)
+          try await pythonExtract("\(dir)/\(name).zip", entry: "/backup/\(name)", to: extracted)
+          #expect(try await sha256sum(extracted) == manifest.dbSHA256)
           sizes[compression] = manifest.archiveSize
         }
         #expect(sizes[.none]! > sizes[.fast]!)
@@ -183,7 +183,7 @@ extension Integration {
         let dir = cluster.directory.file("snapshots")
         let command = ([LifeboatCLI.binary, "snapshot", "save", "--name", "full", "--compression", "none", "--snapshot-dir", dir]
           + cluster.connectionFlags).map { "'\($0)'" }.joined(separator: " ")
-        let run = try ProcessRunner.run("/bin/sh", ["-c", "ulimit -f 200; exec \(command)"])
+        let run = try await ProcessRunner.run("/bin/sh", ["-c", "ulimit -f 200; exec \(command)"])
         #expect(run.status == 6, "\(run.stderr)")
         #expect(run.stderr.contains("full.zip.part"), "\(run.stderr)")
         #expect(run.stderr.split(separator: "\n").filter { $0.contains("error") }.count == 1)
@@ -199,7 +199,7 @@ extension Integration {
         try Data(stranger.certificatePEM.utf8).write(to: URL(fileURLWithPath: dir.file("other-ca.pem")))
         try Data(client.certificatePEM.utf8).write(to: URL(fileURLWithPath: dir.file("other.pem")))
         try Data(client.keyPEM.utf8).write(to: URL(fileURLWithPath: dir.file("other-key.pem")))
-        let run = try LifeboatCLI.run([
+        let run = try await LifeboatCLI.run([
           "snapshot", "save", "--snapshot-dir", dir.file("snapshots"), "--endpoints", cluster.endpoints[0],
           "--cacert", dir.file("other-ca.pem"), "--cert", dir.file("other.pem"), "--key", dir.file("other-key.pem"),
         ])

@@ -30,7 +30,7 @@ extension Integration {
           spec.lifeboatSettings = ["interval_seconds: 5", "keep_last: 2"]
         }) { cluster in
           _ = try await writeKeys(cluster, count: 200)
-          let manual = try LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "rke_etcd_snapshot_manual"])
+          let manual = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "rke_etcd_snapshot_manual"])
           #expect(manual.status == 0, "\(manual.stderr)")
 
           // Wait for three runs in the cluster (one agent runs each slot), all finished.
@@ -42,7 +42,7 @@ extension Integration {
           }
           let runs = states.map(\.runs).reduce(0, +)
           #expect(runs >= 3, "\(states)")
-          #expect(states.allSatisfy { $0.failures == 0 }, "\(states.map { $0.lastResult ?? "" })")
+          #expect(states.allSatisfy { $0.failures == 0 }, "\(states.map { $0.lastResult?.description ?? "" })")
           // Stop the schedules from running more while we look: stop the agents, all at once (a run
           // cut off between its upload and its copies would leave the places different, rightly).
           let local = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
@@ -60,7 +60,7 @@ extension Integration {
           for node in 0..<3 {
             #expect(FileManager.default.fileExists(atPath: cluster.members[node].snapshotDir! + "/rke_etcd_snapshot_manual.zip"))
           }
-          let listing = try moto.aws(["s3", "ls", "s3://snaps/recurring/"]).stdout
+          let listing = try await moto.aws(["s3", "ls", "s3://snaps/recurring/"]).stdout
           let inS3 = listing.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) }
             .filter { $0.hasSuffix("_etcd.zip") }.sorted()
           #expect(inS3 == first, "S3 keeps the same two")
@@ -101,9 +101,9 @@ extension Integration {
           }) { cluster in
             down.value = true
             let failed = try await Self.runNow(cluster)
-            #expect(failed.lastResult?.hasPrefix("failed: saved") == true, "\(failed.lastResult ?? "")")
+            #expect(failed.lastResult?.description.hasPrefix("failed: saved") == true, "\(String(describing: failed.lastResult))")
             #expect(failed.failures == 1)
-            let status = try LifeboatCLI.run(["status", "--config", cluster.configFile])
+            let status = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
             #expect(status.status == 1, "a failed last run is visible without logs")
             #expect(status.stdout.contains("failed: saved"))
             #expect(try await Self.metrics(cluster).contains("lifeboat_snapshot_failures_total 1"))
@@ -113,8 +113,8 @@ extension Integration {
             down.value = false
             try await Task.sleep(for: .seconds(1))
             let ok = try await Self.runNow(cluster)
-            #expect(ok.lastResult == "ok", "\(ok.lastResult ?? "")")
-            let listing = try moto.aws(["s3", "ls", "s3://snaps/"]).stdout
+            #expect(ok.lastResult == .ok, "\(String(describing: ok.lastResult))")
+            let listing = try await moto.aws(["s3", "ls", "s3://snaps/"]).stdout
             let uploaded = listing.split(separator: "\n").filter { $0.hasSuffix("_etcd.zip") }
             #expect(uploaded.count == 2, "the next run uploads both: \(listing)")
             #expect(try await Self.metrics(cluster).contains("lifeboat_snapshot_runs_total 1"))
@@ -129,7 +129,7 @@ extension Integration {
         let local = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
         await DetachedProcess.stop(local.members[2].agentPid!)
         let first = try await Self.runNow(cluster)
-        #expect(first.lastResult?.contains("copy to 127.0.0.13") == true, "\(first.lastResult ?? "")")
+        #expect(first.lastResult?.description.contains("copy on 127.0.0.13") == true, "\(String(describing: first.lastResult))")
         let missed = try #require(first.lastSnapshot)
 
         // The node's agent comes back.
@@ -147,7 +147,7 @@ extension Integration {
           }, cleanup: { await client.shutdown() })
           try await Task.sleep(for: .seconds(1))
           let second = try await Self.runNow(cluster)
-          #expect(second.lastResult == "ok", "\(second.lastResult ?? "")")
+          #expect(second.lastResult == .ok, "\(String(describing: second.lastResult))")
           let onNode3 = try FileManager.default.contentsOfDirectory(atPath: cluster.members[2].snapshotDir!)
           #expect(onNode3.contains(missed + ".zip"), "the missed snapshot was copied: \(onNode3)")
           #expect(onNode3.contains(second.lastSnapshot! + ".zip"))
@@ -162,11 +162,11 @@ extension Integration {
         await DetachedProcess.stop(cluster.currentPID(of: 2)!)
         var state = try await Self.runNow(cluster)
         // The survivor may still believe in its leader for an election timeout.
-        for _ in 0..<20 where state.lastResult != "no-quorum" {
+        for _ in 0..<20 where state.lastResult != .noQuorum {
           try await Task.sleep(for: .milliseconds(500))
           state = try await Self.runNow(cluster)
         }
-        #expect(state.lastResult == "no-quorum", "\(state.lastResult ?? "")")
+        #expect(state.lastResult == .noQuorum, "\(String(describing: state.lastResult))")
         let name = try #require(state.lastSnapshot)
         #expect(name.hasSuffix("_node1_etcd"))
         let manifest = try Manifest.decode(
@@ -184,7 +184,7 @@ extension Integration {
         async let first = Self.runNow(cluster)
         try await Task.sleep(for: .seconds(1))
         let second = try await Self.runNow(cluster)
-        #expect(second.lastResult == "skipped: the previous run is still in progress")
+        #expect(second.lastResult == .skippedOverlap)
         #expect(second.skips == 1)
         let done = try await first
         #expect(done.runs == 1)

@@ -68,7 +68,7 @@ import Testing
 
   /// The same requests signed by botocore (installed with awscli) at a fixed time give the same
   /// Authorization header, for keys with `+`, `:` and spaces, queries and a session token.
-  @Test func agreesWithBotocore() throws {
+  @Test func agreesWithBotocore() async throws {
     struct Case {
       var method: String
       var key: String
@@ -111,7 +111,7 @@ import Testing
             S3SigV4Auth(creds, "s3", "eu-central-1").add_auth(request)
         print(request.headers["Authorization"].replace(", ", ","))
         """
-      let result = try ProcessRunner.run("/usr/bin/env", ["python3", "-c", script, c.method, url, c.body, c.token ?? ""])
+      let result = try await ProcessRunner.run("/usr/bin/env", ["python3", "-c", script, c.method, url, c.body, c.token ?? ""])
       #expect(result.status == 0, "\(result.stderr)")
       #expect(ours == result.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(c.method) \(c.key)")
     }

@@ -1,5 +1,6 @@
 /// The one error type that reaches the command line: a one-line message and the exit code
-/// a script can rely on (the table is in the README, "Exit codes").
+/// a script can rely on (the table is in the README, "Exit codes"), plus a typed cause (which
+/// node, which step, what underneath) so that code decides on fields, never on message text.
 public struct LifeboatError: Error, CustomStringConvertible, Sendable, Equatable {
   /// What went wrong, coarsely; each kind has one exit code.
   public enum Kind: String, Sendable, Equatable, CaseIterable {
@@ -24,10 +25,56 @@ public struct LifeboatError: Error, CustomStringConvertible, Sendable, Equatable
   public var kind: Kind
   /// One line, naming what failed and where. Never holds secrets.
   public var message: String
+  /// The node (its address in cluster.yml) where it happened, once known.
+  public var node: String?
+  /// The step or operation that failed (`fetch`, `swap`, `copy`, ...), once known.
+  public var step: String?
+  /// What lies underneath, for code that must tell causes apart.
+  public var underlying: Underlying?
 
-  public init(_ kind: Kind, _ message: String) {
+  /// Causes that code branches on.
+  public enum Underlying: String, Codable, Sendable, Equatable {
+    /// The connection was refused or timed out: the peer is down or unreachable.
+    case unreachable
+    /// TLS failed: certificate, CA or host name.
+    case tls
+    /// A remote answered with an error of its own (an agent's error body).
+    case remote
+    /// A child process exited non-zero, was killed, or ran past its time limit.
+    case process
+    /// The operation was cancelled.
+    case cancelled
+  }
+
+  public init(_ kind: Kind, _ message: String, node: String? = nil, step: String? = nil, underlying: Underlying? = nil) {
     self.kind = kind
     self.message = message
+    self.node = node
+    self.step = step
+    self.underlying = underlying
+  }
+
+  /// The same error, attributed to `node` and `step` where not yet known: the message gains
+  /// `<step> on <node>: ` (or the part not yet there) once, so attribution happens where it is
+  /// known and never twice.
+  public func on(_ node: String, step: String? = nil) -> LifeboatError {
+    var error = self
+    switch (error.node == nil, step != nil && error.step == nil) {
+    case (true, true): error.message = "\(step!) on \(node): \(error.message)"
+    case (true, false): error.message = "\(node): \(error.message)"
+    case (false, true): error.message = "\(step!): \(error.message)"
+    case (false, false): break
+    }
+    error.node = error.node ?? node
+    error.step = error.step ?? step
+    return error
+  }
+
+  /// The same error with a message prefix (context such as "restore refused, nothing changed").
+  public func prefixed(_ prefix: String) -> LifeboatError {
+    var error = self
+    error.message = prefix + ": " + message
+    return error
   }
 
   public var exitCode: Int32 { kind.exitCode }

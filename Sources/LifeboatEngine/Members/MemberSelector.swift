@@ -49,14 +49,21 @@ public struct MemberSelector: Sendable {
   }
 
   public func probe(_ endpoint: EtcdEndpoint) async -> MemberProbe {
-    var probe = MemberProbe(endpoint: endpoint)
     do {
-      try await EtcdClient.with(endpoint: endpoint, configuration: connection.client) { client in
-        let status = try await client.status()
-        probe.status = status
-        let members = try await client.memberList()
-        probe.member = members.first { $0.id == status.memberID }
-      }
+      return try await EtcdClient.with(endpoint: endpoint, configuration: connection.client) { client in await Self.probe(client) }
+    } catch {
+      return MemberProbe(endpoint: endpoint, problem: "\(error)")
+    }
+  }
+
+  /// Probes the member of an open client (operations that poll keep their clients open).
+  public static func probe(_ client: EtcdClient) async -> MemberProbe {
+    var probe = MemberProbe(endpoint: client.endpoint)
+    do {
+      let status = try await client.status()
+      probe.status = status
+      let members = try await client.memberList()
+      probe.member = members.first { $0.id == status.memberID }
     } catch let error as EtcdClientError {
       probe.problem = error.message
       return probe
@@ -80,7 +87,17 @@ public struct MemberSelector: Sendable {
 
   /// nil when every member answered healthy and has a leader; else the first problem, for messages.
   public func clusterProblem() async -> String? {
-    let probes = await probeAll()
+    Self.problem(of: await probeAll())
+  }
+
+  /// `clusterProblem` through open clients.
+  public static func clusterProblem(_ clients: [EtcdClient]) async -> String? {
+    var probes: [MemberProbe] = []
+    for client in clients { probes.append(await probe(client)) }
+    return problem(of: probes)
+  }
+
+  static func problem(of probes: [MemberProbe]) -> String? {
     if probes.allSatisfy({ $0.isHealthy && $0.status?.hasLeader == true }) { return nil }
     return probes.compactMap { p in p.problem.map { "\(p.endpoint) \($0)" } }.first ?? "no leader yet"
   }

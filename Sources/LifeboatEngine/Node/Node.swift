@@ -2,41 +2,51 @@ import Foundation
 import LifeboatCore
 import SnapshotStores
 
-/// One etcd node, acted on directly (`LocalNode`) or through its agent (`RemoteNode`). Every
-/// operation the cluster commands need; one conformance suite (TestSupport) runs against both.
-/// Errors are `LifeboatError`s whose messages name the node.
+/// One etcd node, acted on directly (`LocalNode`) or through its agent (`RemoteNode`): what ONE
+/// node does, and nothing that spans nodes (workflows over several nodes are `ClusterEngine`'s).
+/// One conformance suite (TestSupport) runs against both implementations, and `FakeNode`
+/// (TestSupport) stands in for it in the workflows' unit tests.
+/// Errors are `LifeboatError`s attributed to the node (`error.node`).
 public protocol Node: Sendable {
   /// The node's address in `cluster.yml`.
   var address: String { get }
 
+  // Health.
   func health() async throws(LifeboatError) -> NodeHealth
   /// Free disk, restore tool, TLS material: what a restore needs, checked without changing anything.
   func preflight(dbSize: UInt64, archiveSize: UInt64) async throws(LifeboatError) -> NodePreflight
 
-  // Snapshots in the node's snapshot directory.
+  // Snapshot files in the node's snapshot directory.
   func listSnapshots() async throws(LifeboatError) -> [NodeSnapshot]
-  func deleteSnapshot(_ name: SnapshotName) async throws(LifeboatError)
+  /// The archive (or legacy file) of a snapshot and its manifest (nil when it has none), to read.
+  func openSnapshot(_ name: SnapshotName) async throws(LifeboatError) -> (archive: any ByteSource, manifest: [UInt8]?)
   /// Saves a one-time snapshot of the cluster (from a healthy member) into this node's snapshot
   /// directory, and uploads it to S3 when `upload` and the config has S3.
   func saveSnapshot(_ request: NodeSaveRequest) async throws(LifeboatError) -> NodeSaveReport
-  /// Copies the snapshot `name` (archive and manifest) from the agent at `peer` (one of the
+  /// Writes the snapshot `name` (archive and manifest) read from the agent at `peer` (one of the
   /// config's agents) into this node's snapshot directory; the archive's SHA-256 must equal the
-  /// manifest's. With `applyRetention` (a recurring run), the node then prunes its own directory.
-  func copySnapshot(_ name: SnapshotName, from peer: String, applyRetention: Bool) async throws(LifeboatError) -> NodeSnapshot
+  /// manifest's. With `pruneAfter` (recurring runs), the node then applies the retention policy
+  /// to its own directory, and only to it.
+  func receiveSnapshot(_ name: SnapshotName, from peer: String, pruneAfter: Bool) async throws(LifeboatError) -> NodeSnapshot
+  /// Deletes a snapshot: manifest first, then the archive.
+  func deleteSnapshot(_ name: SnapshotName) async throws(LifeboatError)
 
-  // Restore steps, in order; `id` names one restore on every node.
-  func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport
-  /// The state file of the fetched archive, when it has one (never printed).
-  func fetchedStateFile(_ id: String) async throws(LifeboatError) -> [UInt8]?
-  func stage(_ request: StageRequest) async throws(LifeboatError)
+  // Its etcd.
   func stopEtcd() async throws(LifeboatError)
-  /// Moves the data dir aside (kept, named with the restore's time) and the staged dir in.
-  func swap(_ id: String) async throws(LifeboatError) -> SwapReport
   func startEtcd(quotaBackendBytes: Int64?) async throws(LifeboatError)
-  /// Puts the old data dir back (stopping etcd first when there is something to move); does not start etcd (the caller
-  /// starts every node only once every node is back: a member restarted on its old data while
-  /// a peer still runs the restored data would be sent commit indexes its log never had, and
-  /// etcd panics). Safe to call at any step, and twice.
+
+  // Restore steps on this node, in order; `id` names one restore on every node.
+  /// Obtains the archive (from its directory, S3 or a peer), unzips and hashes the database in
+  /// the same pass as it arrives, and checks it; the report carries the archive's state file
+  /// when `request.wantStateFile`.
+  func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport
+  func stage(_ request: StageRequest) async throws(LifeboatError)
+  /// Moves the data dir aside (kept, named with the restore's id) and the staged dir in.
+  func swap(_ id: String) async throws(LifeboatError) -> SwapReport
+  /// Puts the old data dir back (stopping etcd first when there is something to move); does not
+  /// start etcd (the caller starts every node only once every node is back: a member restarted
+  /// on its old data while a peer still runs the restored data would be sent commit indexes its
+  /// log never had, and etcd panics). Safe to call at any step, and twice.
   func rollback(_ id: String) async throws(LifeboatError) -> RollbackReport
   /// Removes the restore's downloads and staging leftovers (never the old data dir).
   func finish(_ id: String) async throws(LifeboatError)
@@ -112,12 +122,18 @@ public struct FetchRequest: Codable, Sendable {
   /// What the fetched copy must match, when known (the manifest's, or the serving node's).
   public var expectedArchiveSHA256: String?
   public var expectedDBSHA256: String?
-  public init(id: String, name: String, origin: SnapshotOrigin, expectedArchiveSHA256: String?, expectedDBSHA256: String?) {
+  /// Return the archive's state file with the report (the serving node, unless --use-local-state).
+  public var wantStateFile: Bool
+  public init(
+    id: String, name: String, origin: SnapshotOrigin, expectedArchiveSHA256: String?, expectedDBSHA256: String?,
+    wantStateFile: Bool = false
+  ) {
     self.id = id
     self.name = name
     self.origin = origin
     self.expectedArchiveSHA256 = expectedArchiveSHA256
     self.expectedDBSHA256 = expectedDBSHA256
+    self.wantStateFile = wantStateFile
   }
 }
 
@@ -134,6 +150,8 @@ public struct FetchReport: Codable, Sendable, Equatable {
   public var hasStateFile: Bool
   /// The manifest, when the snapshot has one.
   public var manifest: Manifest?
+  /// The archive's state file (checked: a JSON object), when asked for and present. Secret.
+  public var stateFile: SecretBytes?
 }
 
 public struct StageRequest: Codable, Sendable {

@@ -19,7 +19,11 @@ struct SnapshotContent {
   }
 
   static func open(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> SnapshotContent {
-    let source = catalog.source(of: snapshot)
+    try await open(snapshot, source: catalog.source(of: snapshot))
+  }
+
+  /// Reads the snapshot through `source` (a `HashingSource`, to hash the archive in the same read).
+  static func open(_ snapshot: StoredSnapshot, source: any ByteSource) async throws(LifeboatError) -> SnapshotContent {
     switch snapshot.kind {
     case .archive:
       let reader = try await ZipReader(source: source)

@@ -44,12 +44,12 @@ public struct CommandRuntime: EtcdRuntime {
   public func isRunning() async -> Bool? {
     switch settings.kind {
     case .docker:
-      guard let result = run(NodeCommand(executable: "docker", arguments: ["inspect", "-f", "{{.State.Running}}", settings.container])),
+      guard let result = await run(NodeCommand(executable: "docker", arguments: ["inspect", "-f", "{{.State.Running}}", settings.container]), timeout: .seconds(30)),
         result.status == 0
       else { return nil }
       return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "true"
     case .systemd:
-      guard let result = run(NodeCommand(executable: "systemctl", arguments: ["is-active", "--quiet", settings.unit])) else {
+      guard let result = await run(NodeCommand(executable: "systemctl", arguments: ["is-active", "--quiet", settings.unit]), timeout: .seconds(30)) else {
         return nil
       }
       return result.status == 0
@@ -57,10 +57,10 @@ public struct CommandRuntime: EtcdRuntime {
     }
   }
 
-  public func stop() async throws(LifeboatError) { try check(stopCommand, "stop etcd") }
+  public func stop() async throws(LifeboatError) { try await check(stopCommand, "stop etcd") }
 
   public func start(quotaBackendBytes: Int64?) async throws(LifeboatError) {
-    try check(startCommand(quotaBackendBytes: quotaBackendBytes), "start etcd")
+    try await check(startCommand(quotaBackendBytes: quotaBackendBytes), "start etcd")
   }
 
   public func restoreCommand(_ r: RestoreInvocation) async throws(LifeboatError) -> NodeCommand {
@@ -89,7 +89,7 @@ public struct CommandRuntime: EtcdRuntime {
   /// The etcd image: configured, or the running container's.
   func image() async throws(LifeboatError) -> String {
     if let image = settings.image { return image }
-    guard let result = run(NodeCommand(executable: "docker", arguments: ["inspect", "-f", "{{.Config.Image}}", settings.container])),
+    guard let result = await run(NodeCommand(executable: "docker", arguments: ["inspect", "-f", "{{.Config.Image}}", settings.container]), timeout: .seconds(30)),
       result.status == 0, !result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
     else {
       throw .failure("cannot find the image of the docker container \(settings.container) on \(node.address); set lifeboat.runtime.image")
@@ -113,16 +113,21 @@ public struct CommandRuntime: EtcdRuntime {
     }
   }
 
-  private func run(_ command: NodeCommand) -> ProcessResult? {
+  /// nil when the command is not found or could not run at all.
+  private func run(_ command: NodeCommand, timeout: Duration = .seconds(300)) async -> ProcessResult? {
     let executable = command.executable.hasPrefix("/") ? command.executable : ProcessRunner.which(command.executable)
     guard let executable else { return nil }
-    return try? ProcessRunner.run(executable, command.arguments, environment: command.environment)
+    return try? await ProcessRunner.run(executable, command.arguments, environment: command.environment, timeout: timeout)
   }
 
-  private func check(_ command: NodeCommand, _ what: String) throws(LifeboatError) {
-    guard let result = run(command) else { throw .failure("cannot \(what) on \(node.address): \(command.executable) not found") }
+  private func check(_ command: NodeCommand, _ what: String) async throws(LifeboatError) {
+    guard let result = await run(command) else {
+      throw LifeboatError(.failure, "cannot \(what) on \(node.address): \(command.executable) not found or did not finish", underlying: .process)
+    }
     guard result.status == 0 else {
-      throw .failure("cannot \(what) on \(node.address): `\(command.rendered)` exited \(result.status): \(result.lastLine)")
+      throw LifeboatError(
+        .failure, "cannot \(what) on \(node.address): `\(command.rendered)` exited \(result.status): \(result.lastLine)",
+        underlying: .process)
     }
   }
 }

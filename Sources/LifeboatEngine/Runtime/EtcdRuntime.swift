@@ -61,9 +61,11 @@ extension EtcdRuntime {
     guard let executable = ProcessRunner.which(command.executable) else {
       throw .failure("cannot restore: \(command.executable) not found on PATH")
     }
-    let result = try ProcessRunner.run(executable, command.arguments, environment: command.environment)
+    // Large databases take minutes: the limit only catches a tool that hangs.
+    let result = try await ProcessRunner.run(executable, command.arguments, environment: command.environment, timeout: .seconds(6 * 3600))
     guard result.status == 0 else {
-      throw .failure("snapshot restore into \(invocation.stagingDir) failed (exit \(result.status)): \(result.lastLine)")
+      throw LifeboatError(
+        .failure, "snapshot restore into \(invocation.stagingDir) failed (exit \(result.status)): \(result.lastLine)", underlying: .process)
     }
   }
 }

@@ -65,6 +65,21 @@ public struct SnapshotCatalog: Sendable {
     throw .notFound("snapshot \(name) not found in \(store.location)")
   }
 
+  /// Deletes a snapshot, the one way every command and node does it: an archive's manifest
+  /// first (a listed archive without a manifest is never taken for a complete, verified one),
+  /// then the archive; a legacy file alone. Returns what was deleted, archive first.
+  @discardableResult
+  public func delete(_ snapshot: StoredSnapshot) async throws(LifeboatError) -> [String] {
+    var deleted: [String] = []
+    if snapshot.kind == .archive, try await store.exists(snapshot.name.manifestFileName) {
+      try await store.delete(snapshot.name.manifestFileName)
+      deleted.append(store.location + "/" + snapshot.name.manifestFileName)
+    }
+    try await store.delete(snapshot.object.key)
+    deleted.insert(snapshot.path, at: 0)
+    return deleted
+  }
+
   /// The snapshot's bytes, for the ZIP reader and the checks.
   public func source(of snapshot: StoredSnapshot) -> any ByteSource {
     if let local = store as? LocalStore, let file = try? ReadOnlyFile(path: local.path(snapshot.object.key)) {

@@ -34,14 +34,10 @@ struct AgentCommand: AsyncParsableCommand {
       let server = try AgentServer(node: local, schedule: schedule)
       let state = await schedule.current
       logger.info("agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary); schedule: \(state.enabled ? state.schedule : "off")")
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await server.run() }
-        group.addTask { await schedule.loop() }
-        // The server returns on SIGTERM (after requests in flight); the schedule stops with it
-        // (a run in progress is cancelled and cleans up: no .part, no unfinished upload).
-        try await group.next()
-        group.cancelAll()
-      }
+      // The schedule is a service of the agent's application: on SIGTERM the server stops
+      // (after requests in flight) and the schedule with it (a run in progress is cancelled and
+      // cleans up: no .part, no unfinished upload).
+      try await server.run()
     } catch is CancellationError {
     } catch {
       await peers.shutdown()

@@ -26,12 +26,7 @@ struct SnapshotDelete: AsyncParsableCommand {
           "snapshot \(name) not found in \(snapshot.storage.snapshotDir)\(s3.map { " or \($0.location)" } ?? "")")
       }
       for (store, found) in targets {
-        try await store.delete(found.object.key)
-        deleted.append(found.path)
-        if found.kind == .archive, try await store.exists(name.manifestFileName) {
-          try await store.delete(name.manifestFileName)
-          deleted.append("\(store.location)/\(name.manifestFileName)")
-        }
+        deleted += try await SnapshotCatalog(store: store).delete(found)
       }
     }
     for path in deleted { print("deleted \(path)") }

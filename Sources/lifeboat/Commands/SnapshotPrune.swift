@@ -24,7 +24,7 @@ struct SnapshotPrune: AsyncParsableCommand {
   func run() async throws {
     let context = try ClusterContext.load(cluster.config)
     let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) in
-      try await ClusterPrune(context: context, nodes: nodes, progress: progressLine).run(dryRun: dryRun, includeManual: includeManual)
+      try await ClusterEngine(context: context, nodes: nodes, progress: progressLine).prune(dryRun: dryRun, includeManual: includeManual)
     }
     print("policy: \(report.policy.summary)")
     for d in report.decisions {

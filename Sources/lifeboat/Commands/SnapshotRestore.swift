@@ -37,12 +37,12 @@ struct SnapshotRestore: AsyncParsableCommand {
     options.useLocalState = useLocalState
     options.dryRun = dryRun
     let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) -> RestoreReport? in
-      let restore = ClusterRestore(context: context, nodes: nodes, progress: progressLine)
-      let plan = try await restore.plan(options)
+      let engine = ClusterEngine(context: context, nodes: nodes, progress: progressLine)
+      let plan = try await engine.plan(options)
       print(plan.lines.joined(separator: "\n"))
       if dryRun { return nil }
       try confirm(plan)
-      return try await restore.run(plan, options: options)
+      return try await engine.restore(plan, options: options)
     }
     guard let report else { return }
     print("restored \(report.plan.name): \(report.plan.members.count) members healthy, revision \(report.revision), HashKV \(report.hash)")

@@ -69,7 +69,7 @@ extension SnapshotSave {
   func saveThroughAgents(config: String, name: SnapshotName?) async throws {
     let context = try ClusterContext.load(config)
     let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) in
-      try await ClusterSave(context: context, nodes: nodes, progress: progressLine).run(name: name)
+      try await ClusterEngine(context: context, nodes: nodes, progress: progressLine).save(name: name)
     }
     let s = report.saved.snapshot
     print("""
@@ -79,7 +79,7 @@ extension SnapshotSave {
       """)
     if let remote = report.saved.remote { print("  uploaded  \(remote)") }
     if !report.failures.isEmpty {
-      let list = report.failures.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+      let list = report.failures.map(\.message).joined(separator: "; ")
       throw LifeboatError.storage("saved \(s.name), but not every node has a copy: \(list)")
     }
     if let uploadError = report.saved.uploadError { throw LifeboatError.storage(uploadError) }

@@ -27,7 +27,7 @@ struct StatusCommand: AsyncParsableCommand {
         for node in context.config.etcdNodes where !ran {
           do throws(LifeboatError) {
             let after = try await client.runSchedule(at: node.agentURL)
-            print("run on \(node.address): \(after.lastResult ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")")
+            print("run on \(node.address): \(after.lastResult?.description ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")")
             ran = true
           } catch { problems.append("\(node.address): \(error.message)") }
         }
@@ -41,11 +41,11 @@ struct StatusCommand: AsyncParsableCommand {
           print("""
             \(node.address)  \(health.member)  etcd \(etcd)
               schedule  \(s.enabled ? s.schedule : "off")\(s.running ? "  (a run is in progress)" : "")
-              last run  \(s.lastRun.map(formatter.string) ?? "never")  \(s.lastResult ?? "")\(s.lastSnapshot.map { "  last snapshot \($0)" } ?? "")
+              last run  \(s.lastRun.map(formatter.string) ?? "never")  \(s.lastResult?.description ?? "")\(s.lastSnapshot.map { "  last snapshot \($0)" } ?? "")
               next run  \(s.nextRun.map(formatter.string) ?? "-")
               counts    runs \(s.runs), failures \(s.failures), skipped \(s.skips)
             """)
-          if s.lastResult?.hasPrefix("failed") == true { failed.append(node.address) }
+          if s.lastResult?.isFailure == true { failed.append(node.address) }
         } catch {
           print("\(node.address)  UNREACHABLE: \(error.message)")
           unreachable.append(node.address)

@@ -1,0 +1,230 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import SnapshotStores
+
+/// `snapshot restore`: plan, then the steps below, each a function from one typed state to the
+/// next. Nothing changes before `stop`; a failed stop starts again what was stopped; from
+/// `swap` on (the point of no return) a failure rolls every node back in three phases.
+extension ClusterEngine {
+  public func restore(_ plan: RestorePlan, options: RestoreOptions) async throws(LifeboatError) -> RestoreReport {
+    let staged: RestoreState.Staged
+    do throws(LifeboatError) {
+      try await preflight(plan)
+      staged = try await stage(try await fetch(plan, useLocalState: options.useLocalState))
+    } catch {
+      await cleanUp(plan.id)
+      throw error.prefixed("restore refused, nothing changed")
+    }
+    let stopped: RestoreState.Stopped
+    do throws(LifeboatError) { stopped = try await stop(staged) } catch {
+      await restartStopped()
+      await cleanUp(plan.id)
+      throw error.prefixed("restore stopped before any data dir moved; etcd started again where it was stopped")
+    }
+    // The point of no return: data dirs move from here on.
+    let checked: RestoreState.Checked
+    do throws(LifeboatError) {
+      checked = try await verify(try await start(try await swap(stopped)))
+    } catch {
+      progress("failed: \(error.message); rolling back every node")
+      try await rollBack(plan.id, cause: error)
+    }
+    return try await complete(checked)
+  }
+
+  // MARK: - Plan
+
+  public func plan(_ options: RestoreOptions, id: String = RestoreID.new()) async throws(LifeboatError) -> RestorePlan {
+    let runtime = context.config.lifeboat.runtime.kind.rawValue
+    if !options.fromS3 {
+      // The first node (in config order) that has exactly this name serves it.
+      var unreachable: [String] = []
+      for node in nodes {
+        let snapshots: [NodeSnapshot]
+        do { snapshots = try await node.listSnapshots() } catch {
+          unreachable.append(error.message)
+          continue
+        }
+        if let found = snapshots.first(where: { $0.name == options.name.value }) {
+          return RestorePlan(
+            id: id, name: options.name, source: .node(node.address), server: node.address, members: members, runtime: runtime,
+            archiveSize: found.size, archiveSHA256: found.archiveSHA256, dbSHA256: found.dbSHA256, dbSize: found.dbSize,
+            revision: found.revision)
+        }
+      }
+      if context.config.backup.s3 == nil {
+        let extra = unreachable.isEmpty ? "" : "; unreachable: \(unreachable.joined(separator: ", "))"
+        throw .notFound("snapshot \(options.name) is on no etcd node and no S3 is configured\(extra)")
+      }
+    }
+    guard let s3 = try context.s3Configuration() else {
+      throw .usage("\(context.config.path) has no s3backupconfig: cannot restore from S3")
+    }
+    let found = try await withS3(s3) { (store) async throws(LifeboatError) in
+      try await SnapshotCatalog(store: store).find(options.name)
+    }
+    if let problem = found.manifestProblem { throw .verification(problem) }
+    return RestorePlan(
+      id: id, name: options.name, source: .s3(found.path), server: members[0].address, members: members, runtime: runtime,
+      archiveSize: found.size, archiveSHA256: found.manifest?.archiveSHA256, dbSHA256: found.manifest?.dbSHA256,
+      dbSize: found.manifest?.dbSize, revision: found.manifest?.revision)
+  }
+
+  // MARK: - Steps before the point of no return
+
+  /// Every node reachable and ready: disk, restore tool, TLS material.
+  func preflight(_ plan: RestorePlan) async throws(LifeboatError) {
+    let dbEstimate = plan.dbSize ?? plan.archiveSize.multipliedReportingOverflow(by: 4).partialValue
+    let preflights = try await onEach(nodes, "preflight") { (node) async throws(LifeboatError) in
+      _ = try await node.health()
+      return try await node.preflight(dbSize: dbEstimate, archiveSize: plan.archiveSize)
+    }
+    let problems = preflights.flatMap { p in p.problems.map { "\(p.address): \($0)" } }
+    guard problems.isEmpty else { throw .unavailable("preflight failed: \(problems.joined(separator: "; "))") }
+    progress("preflight: \(nodes.count) nodes reachable, disk, restore tool and TLS material present")
+  }
+
+  /// The serving node obtains the archive; every other node downloads it from that node's agent;
+  /// each unzips and hashes it in the same pass. All databases must be equal (and match the
+  /// manifest); the archive's state file comes back with the serving node's report.
+  func fetch(_ plan: RestorePlan, useLocalState: Bool) async throws(LifeboatError) -> RestoreState.Fetched {
+    guard let server = nodes.first(where: { $0.address == plan.server }) else {
+      throw .usage("the serving node \(plan.server) is not an etcd node")
+    }
+    let first = try await onEach([server], "fetch") { (node) async throws(LifeboatError) in
+      try await node.fetch(
+        FetchRequest(
+          id: plan.id, name: plan.name.value, origin: plan.source.origin, expectedArchiveSHA256: plan.archiveSHA256,
+          expectedDBSHA256: plan.dbSHA256, wantStateFile: !useLocalState))
+    }[0]
+    progress("fetch: \(server.address) has \(plan.name) (db sha256 \(first.dbSHA256), revision \(first.revision))")
+    let peer = agentURL(of: server)
+    let others = try await onEach(nodes.filter { $0.address != server.address }, "fetch") { (node) async throws(LifeboatError) in
+      let report = try await node.fetch(
+        FetchRequest(
+          id: plan.id, name: plan.name.value, origin: .peer(peer), expectedArchiveSHA256: first.archiveSHA256,
+          expectedDBSHA256: first.dbSHA256))
+      progress("fetch: \(node.address) downloaded from \(plan.server), db sha256 \(report.dbSHA256)")
+      return report
+    }
+    let reports = [first] + others
+    guard Set(reports.map(\.dbSHA256)).count == 1 else {
+      throw .verification("the nodes' copies differ: \(reports.map { "\($0.address) \($0.dbSHA256)" }.joined(separator: ", "))")
+    }
+    if let expected = plan.dbSHA256 ?? first.manifest?.dbSHA256, expected != first.dbSHA256 {
+      throw .verification("the database's SHA-256 is \(first.dbSHA256), the manifest says \(expected)")
+    }
+    progress("verify: every node holds the same database (sha256 \(first.dbSHA256), etcd trailer \(first.trailer))")
+    // The archive's state file is checked now, before anything stops: a missing or broken one
+    // must not surface after the data was replaced.
+    if let bytes = first.stateFile?.bytes {
+      do throws(LifeboatError) {
+        _ = try RKEState.parse(Data(bytes), path: "the state file in \(plan.name)").certificate("kube-ca")
+      } catch {
+        throw .verification("\(error.message) (use --use-local-state to keep the local one)")
+      }
+    }
+    return RestoreState.Fetched(plan: plan, reports: reports, stateFile: first.stateFile?.bytes)
+  }
+
+  /// Every node restores the database into a staging dir next to its data dir.
+  func stage(_ fetched: RestoreState.Fetched) async throws(LifeboatError) -> RestoreState.Staged {
+    let request = StageRequest(id: fetched.plan.id, initialCluster: context.config.initialCluster, token: ClusterConfig.clusterToken)
+    _ = try await onEach(nodes, "stage") { (node) async throws(LifeboatError) in
+      try await node.stage(request)
+      progress("stage: \(node.address) restored the snapshot into its staging dir")
+    }
+    return RestoreState.Staged(fetched: fetched)
+  }
+
+  /// Every etcd stops (all before any data dir moves: see `Node.rollback`).
+  func stop(_ staged: RestoreState.Staged) async throws(LifeboatError) -> RestoreState.Stopped {
+    _ = try await onEach(nodes, "stop") { (node) async throws(LifeboatError) in
+      try await node.stopEtcd()
+      progress("swap: etcd stopped on \(node.address)")
+    }
+    return RestoreState.Stopped(staged: staged)
+  }
+
+  // MARK: - Steps after the point of no return (rolled back on failure)
+
+  func swap(_ stopped: RestoreState.Stopped) async throws(LifeboatError) -> RestoreState.Swapped {
+    let id = stopped.staged.fetched.plan.id
+    let swaps = try await onEach(nodes, "swap") { (node) async throws(LifeboatError) in try await node.swap(id) }
+    var old: [String: String] = [:]
+    for s in swaps { old[s.address] = s.oldDataDir }
+    let kept = Set(swaps.compactMap { $0.oldDataDir.map { ($0 as NSString).lastPathComponent } }).sorted()
+    progress("swap: old data dirs kept as \(kept.joined(separator: ", "))")
+    return RestoreState.Swapped(stopped: stopped, oldDataDirs: old)
+  }
+
+  /// Every etcd starts on the restored data, with a backend quota of at least 1.5x the db.
+  func start(_ swapped: RestoreState.Swapped) async throws(LifeboatError) -> RestoreState.Swapped {
+    let dbSize = Int64(clamping: swapped.stopped.staged.fetched.dbSize)
+    let quota = max(Int64(2) << 30, dbSize.addingReportingOverflow(dbSize / 2).partialValue)
+    _ = try await onEach(nodes, "start") { (node) async throws(LifeboatError) in
+      try await node.startEtcd(quotaBackendBytes: quota)
+      progress("swap: etcd started on \(node.address)")
+    }
+    return swapped
+  }
+
+  func verify(_ swapped: RestoreState.Swapped) async throws(LifeboatError) -> RestoreState.Checked {
+    let revision = swapped.stopped.staged.fetched.snapshotRevision
+    let result = try await self.check.checkRestored(snapshotRevision: revision, nodes: nodes)
+    progress("check: \(members.count) members healthy, HashKV \(result.hash) equal at revision \(result.revision) (snapshot revision \(revision))")
+    return RestoreState.Checked(swapped: swapped, hash: result.hash, revision: result.revision)
+  }
+
+  /// After a good check: Lifeboat's lock keys that came back with the snapshot go, the archive's
+  /// state file is installed, downloads are removed, the hooks run.
+  func complete(_ checked: RestoreState.Checked) async throws(LifeboatError) -> RestoreReport {
+    let fetched = checked.swapped.stopped.staged.fetched
+    let plan = fetched.plan
+    var removed: Int64 = 0
+    do { removed = try await self.check.removeLockKeys() } catch {
+      logger.warning("could not remove Lifeboat's lock keys: \(error.message)")
+    }
+    var stateFile: (installed: String, backup: String?)?
+    if let bytes = fetched.stateFile {
+      let installed = try installStateFile(bytes, id: plan.id)
+      stateFile = installed
+      progress("state file: installed the archive's state file as \(installed.installed)" + (installed.backup.map { ", old one kept as \($0)" } ?? ""))
+    }
+    await cleanUp(plan.id)
+    let report = RestoreReport(
+      plan: plan, revision: checked.revision, hash: checked.hash, oldDataDirs: checked.swapped.oldDataDirs, stateFile: stateFile,
+      lockKeysRemoved: removed)
+    try await runHooks(plan)
+    return report
+  }
+
+  func installStateFile(_ bytes: [UInt8], id: String) throws(LifeboatError) -> (installed: String, backup: String?) {
+    let path = context.config.stateFilePath
+    var backup: String?
+    if FileManager.default.fileExists(atPath: path) {
+      let target = "\(path).\(id).bak"
+      guard let old = FileManager.default.contents(atPath: path) else { throw .storage("cannot read \(path)") }
+      try AtomicFile.write([UInt8](old), to: target, mode: 0o600, overwrite: false)
+      backup = target
+    }
+    try AtomicFile.write(bytes, to: path, mode: 0o600, overwrite: true)
+    return (path, backup)
+  }
+
+  func runHooks(_ plan: RestorePlan) async throws(LifeboatError) {
+    for hook in context.config.lifeboat.postRestoreHooks {
+      let result = try await ProcessRunner.run(
+        "/bin/sh", ["-c", hook],
+        environment: ["LIFEBOAT_SNAPSHOT": plan.name.value, "LIFEBOAT_CONFIG": context.config.path, "LIFEBOAT_RESTORE_ID": plan.id],
+        timeout: .seconds(3600))
+      guard result.status == 0 else {
+        throw LifeboatError(
+          .failure, "restored, but the post-restore hook `\(hook)` exited \(result.status): \(result.lastLine)", step: "hook",
+          underlying: .process)
+      }
+      progress("hook: `\(hook)` done")
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import LifeboatCore
+
+/// Rollback and cleanup of a restore.
+extension ClusterEngine {
+  /// Stop every etcd, put every old data dir back, then start every etcd (in that order: see
+  /// `Node.rollback`), and wait for the old cluster to be healthy. Exits 7 when all of it
+  /// worked, 8 (naming what did not) otherwise.
+  func rollBack(_ id: String, cause: LifeboatError) async throws(LifeboatError) -> Never {
+    var failures: [LifeboatError] = []
+    func phase<R: Sendable>(_ step: String, _ body: @escaping @Sendable (any Node) async throws(LifeboatError) -> R) async -> [R] {
+      var done: [R] = []
+      for result in await settle(nodes, step, body) {
+        switch result {
+        case .success(let value): done.append(value)
+        case .failure(let error): failures.append(error)
+        }
+      }
+      return done
+    }
+    _ = await phase("stop") { (node) async throws(LifeboatError) in try await node.stopEtcd() }
+    if failures.isEmpty {
+      for report in await phase("rollback", { (node) async throws(LifeboatError) in try await node.rollback(id) }) {
+        progress("rollback: \(report.address): " + (report.actions.isEmpty ? "nothing to undo" : report.actions.joined(separator: ", ")))
+      }
+    }
+    if failures.isEmpty {
+      _ = await phase("start") { (node) async throws(LifeboatError) in
+        try await node.startEtcd(quotaBackendBytes: nil)
+        progress("rollback: \(node.address): etcd started on its old data")
+      }
+    }
+    guard failures.isEmpty else {
+      throw LifeboatError(
+        .restoreIncomplete,
+        "restore failed (\(cause.message)) and rollback did not finish: \(failures.map(\.message).joined(separator: "; ")); old data dirs are kept as <data dir>.lifeboat-old-\(id)",
+        node: failures[0].node, step: "rollback")
+    }
+    do throws(LifeboatError) {
+      try await check.waitHealthy()
+    } catch {
+      throw LifeboatError(
+        .restoreIncomplete, "restore failed (\(cause.message)); every old data dir is back, but the cluster is not healthy: \(error.message)",
+        step: "rollback")
+    }
+    await cleanUp(id)
+    throw LifeboatError(.restoreRolledBack, "restore failed and every node was rolled back: \(cause.message)", node: cause.node, step: cause.step)
+  }
+
+  /// Starts etcd on every node where it is not running (after a failed stop phase).
+  func restartStopped() async {
+    _ = await settle(nodes, "start") { (node) async throws(LifeboatError) in
+      guard let health = try? await node.health(), health.etcdRunning == false else { return }
+      do throws(LifeboatError) { try await node.startEtcd(quotaBackendBytes: nil) } catch {
+        progress("could not start etcd again on \(node.address): \(error.message)")
+      }
+    }
+  }
+
+  /// Removes every node's downloads and staging leftovers of restore `id`.
+  func cleanUp(_ id: String) async {
+    for result in await settle(nodes, "cleanup", { (node) async throws(LifeboatError) in try await node.finish(id) }) {
+      if case .failure(let error) = result { logger.debug("\(error.message)") }
+    }
+  }
+}

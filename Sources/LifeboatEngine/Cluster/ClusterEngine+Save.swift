@@ -1,0 +1,70 @@
+import Foundation
+import LifeboatCore
+
+/// `snapshot save --config`: one snapshot, from one healthy member, written by the first
+/// reachable node into its snapshot dir (uploaded once when S3 is configured), then copied by
+/// every other node from it, verified against the manifest: every etcd node holds the same bytes
+/// under the same name. The copy and catch-up steps serve the recurring run too.
+extension ClusterEngine {
+  public struct SaveReport: Sendable {
+    public var saved: NodeSaveReport
+    public var savedOn: String
+    /// Nodes that hold a verified copy (the saving node included).
+    public var copies: [String]
+    /// Nodes that could not get a copy (or did not answer), and why.
+    public var failures: [LifeboatError]
+  }
+
+  public func save(name: SnapshotName?, upload: Bool = true) async throws(LifeboatError) -> SaveReport {
+    let (up, down) = await reachable()
+    guard let first = up.first else {
+      throw .unavailable("no agent answers: \(down.map(\.message).joined(separator: "; "))")
+    }
+    let saved = try await first.saveSnapshot(NodeSaveRequest(name: name?.value, upload: upload && context.config.backup.s3 != nil))
+    progress("saved \(saved.snapshot.name) on \(first.address) from \(saved.member) (\(saved.endpoint))")
+    if let remote = saved.remote { progress("uploaded \(remote)") }
+    let copied = await copy(try SnapshotName(saved.snapshot.name), from: first, to: Array(up.dropFirst()), pruneAfter: false)
+    return SaveReport(saved: saved, savedOn: first.address, copies: [first.address] + copied.copies, failures: down + copied.failures)
+  }
+
+  /// Has every node of `targets` receive `name` from `source`'s agent, all at once.
+  func copy(_ name: SnapshotName, from source: any Node, to targets: [any Node], pruneAfter: Bool) async
+    -> (copies: [String], failures: [LifeboatError])
+  {
+    let peer = agentURL(of: source)
+    var copies: [String] = []
+    var failures: [LifeboatError] = []
+    let results = await settle(targets, "copy") { (node) async throws(LifeboatError) in
+      try await node.receiveSnapshot(name, from: peer, pruneAfter: pruneAfter)
+    }
+    for (node, result) in zip(targets, results) {
+      switch result {
+      case .success:
+        copies.append(node.address)
+        progress("copied to \(node.address)")
+      case .failure(let error): failures.append(error)
+      }
+    }
+    return (copies, failures)
+  }
+
+  /// Copies to every reachable target the verified recurring snapshots `source` keeps and the
+  /// target lacks (a node that was down during an earlier run). Returns what failed.
+  func catchUpPeers(from source: any Node, to targets: [any Node]) async -> [LifeboatError] {
+    guard let kept = try? await source.listSnapshots().filter({ s in
+      s.dbSHA256 != nil && (try? SnapshotName(s.name)).flatMap(RetentionCandidate.recurringTime) != nil
+    }), !kept.isEmpty else { return [] }
+    var failures: [LifeboatError] = []
+    for target in targets {
+      guard let theirs = try? await target.listSnapshots() else { continue }
+      let have = Set(theirs.map(\.name))
+      for missing in kept where !have.contains(missing.name) {
+        do throws(LifeboatError) {
+          _ = try await target.receiveSnapshot(try SnapshotName(missing.name), from: agentURL(of: source), pruneAfter: true)
+          logger.info("copied \(missing.name) to \(target.address), which missed it")
+        } catch { failures.append(error.on(target.address, step: "catching up \(missing.name)")) }
+      }
+    }
+    return failures
+  }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import LifeboatCore
+import Logging
+
+/// Every workflow that spans nodes, over the `Node` primitives: save and copy (`+Save`), prune
+/// (`+Prune`), S3 catch-up (`+S3`), the recurring run (`+Recurring`), restore and rollback
+/// (`+Restore`, `+Check`, `+Rollback`). The CLI and the agents' scheduler call it; no node
+/// operation calls it back.
+public struct ClusterEngine: Sendable {
+  public let context: ClusterContext
+  /// One per etcd node, in the config's order.
+  public let nodes: [any Node]
+  public var logger: Logger
+  /// Progress lines, as they happen.
+  public var progress: @Sendable (String) -> Void
+  /// How etcd itself is checked (`EtcdClusterCheck` unless a test gives another).
+  public var check: any ClusterCheck
+
+  public init(
+    context: ClusterContext, nodes: [any Node], logger: Logger = Logger(label: "lifeboat.cluster"),
+    check: (any ClusterCheck)? = nil, progress: @escaping @Sendable (String) -> Void = { _ in }
+  ) {
+    self.context = context
+    self.nodes = nodes
+    self.logger = logger
+    self.check = check ?? EtcdClusterCheck(context: context)
+    self.progress = progress
+  }
+
+  var members: [EtcdNode] { context.config.etcdNodes }
+
+  /// Lifeboat's own lock keys (recurring snapshots), which a restored snapshot brings back.
+  public static let lockPrefix = "/lifeboat/lock/"
+
+  /// The agent URL of a node of this engine.
+  func agentURL(of node: any Node) -> String {
+    members.first { $0.address == node.address }?.agentURL ?? node.address
+  }
+
+  // MARK: - Fan-out
+
+  /// Runs `body` on every node of `subset` at once; results in order. Every failure is
+  /// attributed to its node and step.
+  func settle<R: Sendable>(
+    _ subset: [any Node], _ step: String, _ body: @escaping @Sendable (any Node) async throws(LifeboatError) -> R
+  ) async -> [Result<R, LifeboatError>] {
+    await withTaskGroup(of: (Int, Result<R, LifeboatError>).self) { group in
+      for (index, node) in subset.enumerated() {
+        group.addTask {
+          do throws(LifeboatError) { return (index, .success(try await body(node))) } catch {
+            return (index, .failure(error.on(node.address, step: step)))
+          }
+        }
+      }
+      var all: [(Int, Result<R, LifeboatError>)] = []
+      for await r in group { all.append(r) }
+      return all.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+  }
+
+  /// `settle`, throwing the first failure (in node order) once all have finished.
+  func onEach<R: Sendable>(
+    _ subset: [any Node], _ step: String, _ body: @escaping @Sendable (any Node) async throws(LifeboatError) -> R
+  ) async throws(LifeboatError) -> [R] {
+    var values: [R] = []
+    for result in await settle(subset, step, body) {
+      switch result {
+      case .success(let value): values.append(value)
+      case .failure(let error): throw error
+      }
+    }
+    return values
+  }
+
+  /// Every node that answers its health check, in order, and the others' errors.
+  func reachable() async -> (nodes: [any Node], failures: [LifeboatError]) {
+    var up: [any Node] = []
+    var failures: [LifeboatError] = []
+    for (node, result) in zip(nodes, await settle(nodes, "health") { (node) async throws(LifeboatError) in try await node.health() }) {
+      switch result {
+      case .success: up.append(node)
+      case .failure(let error): failures.append(error)
+      }
+    }
+    return (up, failures)
+  }
+}

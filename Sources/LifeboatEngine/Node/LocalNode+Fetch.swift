@@ -1,0 +1,95 @@
+import Foundation
+import LifeboatCore
+import SnapshotStores
+
+/// The fetch step of a restore on this node.
+extension LocalNode {
+  public func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
+    try RestoreSession.validate(id: request.id)
+    return try await steps.run { () async throws(LifeboatError) in
+      do throws(LifeboatError) { return try await fetchUnlocked(request) } catch { throw error.on(address) }
+    }
+  }
+
+  func fetchUnlocked(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
+    let name = try SnapshotName(request.name)
+    let paths = RestoreSession.Paths(node: node, id: request.id)
+    try makeDirectories(paths.work)
+    // 1. The archive on this node's disk: its own copy, or a download hashed as it arrives.
+    var (snapshot, archiveCatalog, downloadedSHA256) = try await obtain(name, origin: request.origin, paths: paths)
+    if request.origin != .local, Failpoints.fire("fetch.corrupt") {
+      try NodeFiles.flipByte(in: archiveCatalog.store.location + "/" + snapshot.object.key)
+      downloadedSHA256 = nil
+    }
+    // 2. Unzip the db next to it while hashing both (the archive's hash in the same read when
+    // it was not downloaded), then check everything the snapshot promises.
+    let source = HashingSource(archiveCatalog.source(of: snapshot))
+    let file = try AtomicFile(finalPath: paths.database, mode: 0o600, overwrite: true)
+    let content: SnapshotContent
+    let digest: SnapshotDigest.Result
+    var stateFile: [UInt8]?
+    do {
+      content = try await SnapshotContent.open(snapshot, source: source)
+      digest = try await content.readDatabase { (chunk) throws(LifeboatError) in try file.write(chunk) }
+      if request.wantStateFile { stateFile = try await content.stateFile() }
+      try file.commit()
+    } catch {
+      file.discard()
+      throw error
+    }
+    if digest.trailer == .mismatch {
+      throw .verification("\(snapshot.path) fails etcd's SHA-256 trailer check (corrupt or truncated)")
+    }
+    let whole: (String, UInt64)
+    if let downloadedSHA256 { whole = (downloadedSHA256, snapshot.size) } else { whole = try await source.finish() }
+    if let expected = request.expectedArchiveSHA256 ?? snapshot.manifest?.archiveSHA256, snapshot.kind == .archive,
+      expected != whole.0
+    {
+      throw .verification("the archive's SHA-256 is \(whole.0), expected \(expected)")
+    }
+    if let expected = request.expectedDBSHA256 ?? snapshot.manifest?.dbSHA256, expected != digest.sha256 {
+      throw .verification("the database's SHA-256 is \(digest.sha256), expected \(expected)")
+    }
+    let status = try SnapshotStatus.read(path: paths.database)
+    let session = RestoreSession(
+      name: name.value, archivePath: archiveCatalog.store.location + "/" + snapshot.object.key, databasePath: paths.database,
+      skipHashCheck: digest.trailer == .absent, stagingDir: paths.stagingDir, oldDataDir: paths.oldDataDir)
+    try session.save(paths)
+    return FetchReport(
+      address: address, archiveSize: whole.1, archiveSHA256: whole.0, dbSize: digest.size, dbSHA256: digest.sha256,
+      trailer: digest.trailer.rawValue, revision: status.revision, hasStateFile: content.hasStateFile,
+      manifest: snapshot.manifest, stateFile: stateFile.map(SecretBytes.init))
+  }
+
+  /// The archive to restore, on this node's disk; with the SHA-256 computed while downloading.
+  private func obtain(_ name: SnapshotName, origin: SnapshotOrigin, paths: RestoreSession.Paths) async throws(LifeboatError)
+    -> (StoredSnapshot, SnapshotCatalog, String?)
+  {
+    let local = LocalStore(directory: paths.work)
+    var hash = SHA256Stream()
+    switch origin {
+    case .local:
+      return (try await catalog.find(name), catalog, nil)
+    case .s3:
+      guard let configuration = try context.s3Configuration() else {
+        throw .usage("\(context.config.path) has no s3backupconfig: cannot restore from S3")
+      }
+      try await withS3(configuration) { (s3) async throws(LifeboatError) in
+        let remote = SnapshotCatalog(store: s3)
+        let found = try await remote.find(name)
+        try await local.put(
+          found.object.key, from: remote.source(of: found), contentType: ContentType.zip, replace: true, inspect: { hash.update($0) })
+        if found.manifest != nil {
+          let bytes = try await s3.readAll(name.manifestFileName)
+          _ = try await local.put(name.manifestFileName, bytes, contentType: ContentType.json)
+        }
+      }
+    case .peer(let peer):
+      let source = try await peers.restoreArchive(at: peer, id: paths.id)
+      let key = source.name.hasSuffix(".zip") ? name.archiveFileName : name.value
+      try await local.put(key, from: source, contentType: ContentType.zip, replace: true, inspect: { hash.update($0) })
+    }
+    let downloaded = SnapshotCatalog(store: local)
+    return (try await downloaded.find(name), downloaded, hash.finalize())
+  }
+}

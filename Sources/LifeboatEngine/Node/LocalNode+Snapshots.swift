@@ -1,0 +1,127 @@
+import Foundation
+import LifeboatCore
+import SnapshotStores
+
+/// Snapshot files in the node's snapshot directory.
+extension LocalNode {
+  public func listSnapshots() async throws(LifeboatError) -> [NodeSnapshot] {
+    guard isDirectory(node.snapshotDir) else { return [] }
+    return try await catalog.list().map(Self.summary)
+  }
+
+  static func summary(_ s: StoredSnapshot) -> NodeSnapshot {
+    NodeSnapshot(
+      name: s.name.value, kind: s.kind, size: s.size, archiveSHA256: s.manifest?.archiveSHA256, dbSHA256: s.manifest?.dbSHA256,
+      dbSize: s.manifest?.dbSize, revision: s.manifest?.revision, created: s.created)
+  }
+
+  public func openSnapshot(_ name: SnapshotName) async throws(LifeboatError) -> (archive: any ByteSource, manifest: [UInt8]?) {
+    let snapshot = try await catalog.find(name)
+    let manifest = snapshot.kind == .archive && snapshot.manifest != nil ? try await store.readAll(name.manifestFileName) : nil
+    return (catalog.source(of: snapshot), manifest)
+  }
+
+  /// The files of a snapshot in the snapshot directory, for serving to peers.
+  public func snapshotFiles(_ name: SnapshotName) async throws(LifeboatError) -> (archive: String, manifest: String?) {
+    let snapshot = try await catalog.find(name)
+    let manifest = snapshot.kind == .archive && snapshot.manifest != nil ? store.path(name.manifestFileName) : nil
+    return (store.path(snapshot.object.key), manifest)
+  }
+
+  public func deleteSnapshot(_ name: SnapshotName) async throws(LifeboatError) {
+    try await catalog.delete(try await catalog.find(name))
+  }
+
+  public func saveSnapshot(_ request: NodeSaveRequest) async throws(LifeboatError) -> NodeSaveReport {
+    let name = try request.name.map { (n) throws(LifeboatError) in try SnapshotName(n) }
+    var connection = try context.etcdConnection(certificate: node.certificateName)
+    if request.ownMemberOnly == true, let index = context.config.etcdNodes.firstIndex(where: { $0.address == node.address }) {
+      connection.endpoints = [connection.endpoints[index]]
+    }
+    let s3 = request.upload ? try context.s3Configuration() : nil
+    let stateFile = FileManager.default.fileExists(atPath: context.config.stateFilePath) ? context.config.stateFilePath : nil
+    let result: SaveResult
+    if let s3 {
+      result = try await withS3(s3) { (remote) async throws(LifeboatError) in
+        try await SnapshotSaver(logger: logger).save(
+          SaveRequest(connection: connection, store: store, remote: remote, name: name, stateFilePath: stateFile))
+      }
+    } else {
+      result = try await SnapshotSaver(logger: logger).save(
+        SaveRequest(connection: connection, store: store, name: name, stateFilePath: stateFile))
+    }
+    let snapshot = try await catalog.find(result.manifest.name)
+    return NodeSaveReport(
+      snapshot: Self.summary(snapshot), member: result.member.name, endpoint: result.member.endpoint.description,
+      noQuorum: result.manifest.noQuorum, remote: result.remoteArchive, uploadError: result.uploadError?.message)
+  }
+
+  public func receiveSnapshot(_ name: SnapshotName, from peer: String, pruneAfter: Bool) async throws(LifeboatError) -> NodeSnapshot {
+    // Only from the config's own agents: a caller cannot point this node at another server.
+    guard context.config.etcdNodes.contains(where: { $0.agentURL == peer }) else {
+      throw LifeboatError.usage("\(peer) is not the agent of an etcd node in \(context.config.path)").on(address)
+    }
+    // A restore reads from this directory: no copies (and no pruning) until it is finished.
+    if pruneAfter, restoreInProgress() { throw LifeboatError.unavailable("a restore is in progress").on(address) }
+    // A recurring name dated in the future would outrank every real snapshot in retention.
+    if let taken = RetentionCandidate.recurringTime(name), taken > Date().addingTimeInterval(3600) {
+      throw LifeboatError.usage("\(name) is dated in the future").on(address)
+    }
+    let (source, manifestBytes) = try await peers.snapshot(at: peer, name: name)
+    guard let manifestBytes else {
+      throw LifeboatError.verification("\(peer) has no manifest for \(name): a copy could not be verified").on(address)
+    }
+    let manifest = try Manifest.decode(manifestBytes, path: "\(peer) \(name.manifestFileName)")
+    guard manifest.name == name else {
+      throw LifeboatError.verification("\(peer)'s manifest for \(name) names \(manifest.name)").on(address)
+    }
+    var hash = SHA256Stream()
+    try await store.put(
+      name.archiveFileName, from: source, contentType: ContentType.zip, replace: false, inspect: { hash.update($0) },
+      check: { () throws(LifeboatError) in
+        let sha = hash.finalize()
+        if manifest.archiveSHA256 != sha || manifest.archiveSize != source.size {
+          throw .verification("the copy of \(name) from \(peer) has SHA-256 \(sha), the manifest says \(manifest.archiveSHA256)")
+        }
+      })
+    _ = try await store.put(name.manifestFileName, manifestBytes, contentType: ContentType.json)
+    let copied = Self.summary(try await catalog.find(name))
+    // A recurring snapshot arrived: this node applies the retention policy to its own directory
+    // (each node prunes only itself; the node that saved prunes S3).
+    if pruneAfter, RetentionCandidate.recurringTime(name) != nil {
+      await pruneOwnDirectory()
+    }
+    return copied
+  }
+
+  /// The retention policy applied to this node's directory alone (recurring names only; the
+  /// newest verified snapshot always stays). Failures are logged: the copy itself succeeded.
+  func pruneOwnDirectory(now: Date = Date()) async {
+    do throws(LifeboatError) {
+      let snapshots = try await catalog.list()
+      let candidates = snapshots.map {
+        RetentionCandidate(name: $0.name, taken: RetentionCandidate.recurringTime($0.name) ?? $0.created, verified: $0.manifest != nil)
+      }
+      let doomed = Set(context.config.retentionPolicy.decide(candidates, now: now, includeManual: false).filter { !$0.keep }.map(\.name))
+      for snapshot in snapshots where doomed.contains(snapshot.name) {
+        try await catalog.delete(snapshot)
+        logger.info("pruned \(snapshot.name) (retention)")
+      }
+    } catch {
+      logger.warning("pruning \(node.snapshotDir) failed: \(error.message)")
+    }
+  }
+
+  /// A restore has files on this node (between its fetch and its finish).
+  public func restoreInProgress() -> Bool {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: node.runDir)) ?? []
+    return entries.contains { $0.hasPrefix("restore-") }
+  }
+
+  /// Free bytes where snapshots are written, and the size of the newest archive there.
+  public func snapshotDiskState() async -> (free: UInt64, newestArchive: UInt64) {
+    let free = NodeFiles.freeBytes(NodeFiles.existingAncestor(node.snapshotDir))
+    let newest = ((try? await listSnapshots()) ?? []).max { $0.created < $1.created }?.size ?? 0
+    return (free, newest)
+  }
+}

@@ -1,0 +1,114 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import Logging
+
+/// The lock that gives one agent each recurring slot: a key `/lifeboat/lock/<cluster>` put with
+/// a 3-minute lease in a transaction that also requires the stamp of the last successful slot
+/// (`/lifeboat/lock/<cluster>.last`) to be unchanged since it was read. The holder renews it
+/// under a fresh lease every minute, stamps the slot while still holding it, and revokes the
+/// lease at the end (a crashed holder blocks runs for 3 minutes at most). All calls go through
+/// one client of the agent's own member, open for the run.
+struct EtcdLock: Sendable {
+  static let ttl: Int64 = 180
+  let client: EtcdClient
+  let lockKey: String
+  let holder: String
+  let stampKey: String
+  let stamp: String
+  let lease: Int64
+
+  enum Attempt: Sendable { case taken(EtcdLock), held(lastSuccess: Date?) }
+
+  /// A new formatter each time (formatters are not Sendable).
+  static var formatter: ISO8601DateFormatter {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f
+  }
+
+  /// The lock, unless another agent holds it or already ran this slot: for cron schedules (whose
+  /// slots are the same times on every agent) the stamp is at or after the slot; for intervals
+  /// (each agent counts from its own start) the stamp is less than half an interval old. Manual
+  /// runs ignore the stamp.
+  static func take(
+    client: EtcdClient, cluster: String, node: String, slot: Date, now: Date, manual: Bool, schedule: Schedule
+  ) async throws(LifeboatError) -> Attempt {
+    let lockKey = "/lifeboat/lock/\(cluster)"
+    let stampKey = lockKey + ".last"
+    let holder = node + "@" + formatter.string(from: now)
+    do {
+      let existing = try await client.range(prefix: stampKey).first { String(decoding: $0.key, as: UTF8.self) == stampKey }
+      let last = existing.flatMap { formatter.date(from: String(decoding: $0.value, as: UTF8.self)) }
+      if !manual, let last {
+        switch schedule {
+        case .cron: if last >= slot { return .held(lastSuccess: last) }
+        case .interval(let seconds): if slot.timeIntervalSince(last) < seconds / 2 { return .held(lastSuccess: last) }
+        }
+      }
+      let lease = try await client.grantLease(ttl: ttl)
+      let taken = try await client.takeLock(
+        lockKey: lockKey, holder: holder, lease: lease, stampKey: stampKey, stampModRevision: existing?.modRevision ?? 0)
+      guard taken else {
+        try? await client.revokeLease(lease)
+        return .held(lastSuccess: last)
+      }
+      return .taken(
+        EtcdLock(client: client, lockKey: lockKey, holder: holder, stampKey: stampKey, stamp: formatter.string(from: slot), lease: lease))
+    } catch {
+      throw LifeboatError(.unavailable, "cannot take the snapshot lock in etcd: \(error)", step: "lock")
+    }
+  }
+
+  /// Keeps the lock while `body` runs (a fresh lease every minute), then returns the lease that
+  /// holds it now.
+  func holding<R: Sendable>(logger: Logger, _ body: () async throws(LifeboatError) -> R) async -> (Result<R, LifeboatError>, Int64) {
+    let renewal = Task { [self] in
+      var current = lease
+      while !Task.isCancelled {
+        try? await Task.sleep(for: .seconds(60))
+        if Task.isCancelled { break }
+        if let next = await renew(current: current, logger: logger) { current = next }
+      }
+      return current
+    }
+    let result: Result<R, LifeboatError>
+    do throws(LifeboatError) { result = .success(try await body()) } catch { result = .failure(error) }
+    renewal.cancel()
+    return (result, await renewal.value)
+  }
+
+  private func renew(current: Int64, logger: Logger) async -> Int64? {
+    do {
+      let next = try await client.grantLease(ttl: Self.ttl)
+      guard try await client.putIfValue(lockKey, equals: holder, puts: [(lockKey, holder, next)]) else {
+        try? await client.revokeLease(next)
+        return nil
+      }
+      try? await client.revokeLease(current)
+      return next
+    } catch {
+      logger.warning("could not renew the snapshot lock: \(error)")
+      return nil
+    }
+  }
+
+  /// Writes the slot's stamp, only while this agent still holds the lock.
+  func stampSlot() async -> String? {
+    do {
+      return try await client.putIfValue(lockKey, equals: holder, puts: [(stampKey, stamp, 0)])
+        ? nil : "the lock was lost before the slot could be stamped"
+    } catch { return "could not stamp the slot: \(error)" }
+  }
+
+  /// Revokes the lease (the lock key goes with it), in a task of its own so that a cancelled
+  /// run still releases its lock.
+  func release(_ lease: Int64, logger: Logger) async {
+    let client = self.client
+    await Task.detached {
+      do { try await client.revokeLease(lease) } catch {
+        logger.warning("could not release the snapshot lock (it expires with its lease): \(error)")
+      }
+    }.value
+  }
+}
