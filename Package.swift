@@ -135,6 +135,7 @@ let package = Package(
       name: "TestSupport",
       dependencies: [
         "LifeboatEngine", "LifeboatCore", "EtcdClient", "EtcdAPI", "SnapshotStores", "LifeboatAgent",
+        .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -152,6 +153,12 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ZIPFoundation", package: "ZIPFoundation"),
       ],
+      swiftSettings: strict
+    ),
+    // The cluster workflows over FakeNodes: no etcd, no agents.
+    .testTarget(
+      name: "LifeboatEngineTests",
+      dependencies: ["LifeboatEngine", "LifeboatCore", "TestSupport"],
       swiftSettings: strict
     ),
     .testTarget(

@@ -83,13 +83,16 @@ extension Integration {
           }
         }
 
-        // A peer's certificate reads, but cannot stop etcd or read a restore's state file.
+        // A peer's certificate reads, but cannot stop etcd or obtain a restore's state file.
         try await withAgentHTTPClient(state: state, certificate: node.certificateName) { peer in
           var stop = HTTPClientRequest(url: node.agentURL + "/v1/etcd/stop")
           stop.method = .POST
           let refused = try await peer.execute(stop, timeout: .seconds(10))
           #expect(refused.status.code == 403)
-          let stateFile = try await peer.execute(HTTPClientRequest(url: node.agentURL + "/v1/restore/x/state-file"), timeout: .seconds(10))
+          // The archive's state file comes back only with a fetch, which only the operator may ask for.
+          var fetch = HTTPClientRequest(url: node.agentURL + "/v1/restore/x/fetch")
+          fetch.method = .POST
+          let stateFile = try await peer.execute(fetch, timeout: .seconds(10))
           #expect(stateFile.status.code == 403)
           let list = try await peer.execute(HTTPClientRequest(url: node.agentURL + "/v1/snapshots"), timeout: .seconds(10))
           #expect(list.status.code == 200)

@@ -71,6 +71,22 @@ extension Integration {
       }
     }
 
+    /// Waits until the agent of `node` reports a run in progress.
+    static func waitUntilRunning(_ cluster: EtcdClusterFixture, node: Int = 0) async throws {
+      for _ in 0..<300 {
+        if try await states(cluster)[node].running { return }
+        try await Task.sleep(for: .milliseconds(50))
+      }
+      Issue.record("no run started on node \(node)")
+    }
+
+    /// Waits until the wall clock is in a later second than `date` (the agent's last run), so
+    /// the next run's recurring name (to the second) differs from the last one's.
+    static func waitForNextSecond(after date: Date?) async throws {
+      let next = ((date ?? Date()).timeIntervalSince1970).rounded(.down) + 1
+      while Date().timeIntervalSince1970 < next { try await Task.sleep(for: .milliseconds(20)) }
+    }
+
     static func metrics(_ cluster: EtcdClusterFixture, node: Int = 0) async throws -> String {
       let context = try cluster.context()
       return try await withAgentHTTPClient(state: context.state!, certificate: "kube-admin") { http in
@@ -111,7 +127,7 @@ extension Integration {
             #expect(local.count == 1, "the local archive is kept")
 
             down.value = false
-            try await Task.sleep(for: .seconds(1))
+            try await Self.waitForNextSecond(after: failed.lastRun)
             let ok = try await Self.runNow(cluster)
             #expect(ok.lastResult == .ok, "\(String(describing: ok.lastResult))")
             let listing = try await moto.aws(["s3", "ls", "s3://snaps/"]).stdout
@@ -145,7 +161,7 @@ extension Integration {
               try await Task.sleep(for: .milliseconds(100))
             }
           }, cleanup: { await client.shutdown() })
-          try await Task.sleep(for: .seconds(1))
+          try await Self.waitForNextSecond(after: first.lastRun)
           let second = try await Self.runNow(cluster)
           #expect(second.lastResult == .ok, "\(String(describing: second.lastResult))")
           let onNode3 = try FileManager.default.contentsOfDirectory(atPath: cluster.members[2].snapshotDir!)
@@ -182,7 +198,7 @@ extension Integration {
         spec.agentEnvironment[0] = ["LIFEBOAT_FAILPOINTS": "schedule.slow"]
       }) { cluster in
         async let first = Self.runNow(cluster)
-        try await Task.sleep(for: .seconds(1))
+        try await Self.waitUntilRunning(cluster)
         let second = try await Self.runNow(cluster)
         #expect(second.lastResult == .skippedOverlap)
         #expect(second.skips == 1)
@@ -205,7 +221,7 @@ extension Integration {
           let state = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
           let agent = try #require(state.members[0].agentPid)
           let run = Task { try? await Self.runNow(cluster) }
-          try await Task.sleep(for: .seconds(2))
+          try await Self.waitUntilRunning(cluster)
           kill(agent, SIGTERM)
           var gone = false
           for _ in 0..<300 {

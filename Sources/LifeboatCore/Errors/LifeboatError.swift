@@ -62,7 +62,12 @@ public struct LifeboatError: Error, CustomStringConvertible, Sendable, Equatable
     switch (error.node == nil, step != nil && error.step == nil) {
     case (true, true): error.message = "\(step!) on \(node): \(error.message)"
     case (true, false): error.message = "\(node): \(error.message)"
-    case (false, true): error.message = "\(step!): \(error.message)"
+    case (false, true):
+      // `<node>: ` put there by an earlier attribution becomes `<step> on <node>: `.
+      let head = "\(error.node!): "
+      error.message =
+        error.message.hasPrefix(head)
+        ? "\(step!) on \(error.node!): " + error.message.dropFirst(head.count) : "\(step!): \(error.message)"
     case (false, false): break
     }
     error.node = error.node ?? node

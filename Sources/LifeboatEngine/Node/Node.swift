@@ -61,6 +61,18 @@ public struct NodeHealth: Codable, Sendable, Equatable {
   public var version: String
   /// The agent's recurring snapshots (filled in by the agent's `/healthz`).
   public var schedule: ScheduleState?
+
+  public init(
+    address: String, member: String, runtime: String, etcdRunning: Bool? = nil, version: String,
+    schedule: ScheduleState? = nil
+  ) {
+    self.address = address
+    self.member = member
+    self.runtime = runtime
+    self.etcdRunning = etcdRunning
+    self.version = version
+    self.schedule = schedule
+  }
 }
 
 public struct NodePreflight: Codable, Sendable {
@@ -69,6 +81,15 @@ public struct NodePreflight: Codable, Sendable {
   public var freeDataBytes: UInt64
   /// Everything that stops a restore on this node; empty when it is ready.
   public var problems: [String]
+
+  public init(
+    address: String, freeSnapshotBytes: UInt64, freeDataBytes: UInt64, problems: [String]
+  ) {
+    self.address = address
+    self.freeSnapshotBytes = freeSnapshotBytes
+    self.freeDataBytes = freeDataBytes
+    self.problems = problems
+  }
 }
 
 public struct NodeSnapshot: Codable, Sendable, Equatable {
@@ -80,6 +101,20 @@ public struct NodeSnapshot: Codable, Sendable, Equatable {
   public var dbSize: UInt64?
   public var revision: Int64?
   public var created: Date
+
+  public init(
+    name: String, kind: StoredSnapshot.Kind, size: UInt64, archiveSHA256: String? = nil, dbSHA256: String? = nil,
+    dbSize: UInt64? = nil, revision: Int64? = nil, created: Date
+  ) {
+    self.name = name
+    self.kind = kind
+    self.size = size
+    self.archiveSHA256 = archiveSHA256
+    self.dbSHA256 = dbSHA256
+    self.dbSize = dbSize
+    self.revision = revision
+    self.created = created
+  }
 }
 
 public struct NodeSaveRequest: Codable, Sendable {
@@ -103,6 +138,18 @@ public struct NodeSaveReport: Codable, Sendable {
   public var remote: String?
   /// Why the upload failed, when it did (the local archive is complete).
   public var uploadError: String?
+
+  public init(
+    snapshot: NodeSnapshot, member: String, endpoint: String, noQuorum: Bool, remote: String? = nil,
+    uploadError: String? = nil
+  ) {
+    self.snapshot = snapshot
+    self.member = member
+    self.endpoint = endpoint
+    self.noQuorum = noQuorum
+    self.remote = remote
+    self.uploadError = uploadError
+  }
 }
 
 /// Where a node gets the archive to restore.
@@ -152,6 +199,22 @@ public struct FetchReport: Codable, Sendable, Equatable {
   public var manifest: Manifest?
   /// The archive's state file (checked: a JSON object), when asked for and present. Secret.
   public var stateFile: SecretBytes?
+
+  public init(
+    address: String, archiveSize: UInt64, archiveSHA256: String, dbSize: UInt64, dbSHA256: String, trailer: String,
+    revision: Int64, hasStateFile: Bool, manifest: Manifest? = nil, stateFile: SecretBytes? = nil
+  ) {
+    self.address = address
+    self.archiveSize = archiveSize
+    self.archiveSHA256 = archiveSHA256
+    self.dbSize = dbSize
+    self.dbSHA256 = dbSHA256
+    self.trailer = trailer
+    self.revision = revision
+    self.hasStateFile = hasStateFile
+    self.manifest = manifest
+    self.stateFile = stateFile
+  }
 }
 
 public struct StageRequest: Codable, Sendable {
@@ -169,10 +232,24 @@ public struct SwapReport: Codable, Sendable, Equatable {
   public var address: String
   /// Where the old data dir now is (nil when the node had none).
   public var oldDataDir: String?
+
+  public init(
+    address: String, oldDataDir: String? = nil
+  ) {
+    self.address = address
+    self.oldDataDir = oldDataDir
+  }
 }
 
 public struct RollbackReport: Codable, Sendable, Equatable {
   public var address: String
   /// What was done, in order.
   public var actions: [String]
+
+  public init(
+    address: String, actions: [String]
+  ) {
+    self.address = address
+    self.actions = actions
+  }
 }

@@ -111,12 +111,12 @@ public actor RecurringSnapshots {
       case .saved(let saved, let result, let problem):
         state.lastSnapshot = saved.name
         state.runs += 1
-        metrics.runs.increment()
         if let problem {
           // Saved and stamped; what failed after it is reported, and the next run catches up.
           record(.failed(message: problem, saved: true))
         } else {
           state.lastResult = result
+          metrics.runs.increment()
           state.lastSizeBytes = saved.size
           state.lastSuccess = clock()
           metrics.lastSuccess.record(clock().timeIntervalSince1970)
