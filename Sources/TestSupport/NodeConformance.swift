@@ -25,6 +25,11 @@ public enum NodeConformance {
     let listed = try await node.listSnapshots()
     #expect(listed.map(\.name) == ["conformance1"])
     #expect(listed[0].dbSHA256 == saved.snapshot.dbSHA256)
+    // Opened for reading: the archive's bytes as listed, and its manifest.
+    let opened = try await node.openSnapshot(try SnapshotName("conformance1"))
+    #expect(opened.archive.size == listed[0].size)
+    let manifest = try Manifest.decode(try #require(opened.manifest), path: "conformance1.manifest.json")
+    #expect(manifest.archiveSHA256 == listed[0].archiveSHA256)
     await expectKind(.notFound) { () async throws(LifeboatError) in try await node.deleteSnapshot(try SnapshotName("conformance")) }
     #expect(try await node.listSnapshots().count == 1, "deleting `conformance` leaves `conformance1`")
 
