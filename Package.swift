@@ -178,5 +178,6 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    .testTarget(name: "LifeboatCLITests", dependencies: ["lifeboat", "LifeboatCore", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
   ]
 )

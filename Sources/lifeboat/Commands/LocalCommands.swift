@@ -28,6 +28,11 @@ struct LocalUp: AsyncParsableCommand {
 
   @OptionGroup var location: LocalDirectoryOptions
 
+  /// The member count is checked before anything else (S3 flags, files, etcd on PATH).
+  func validate() throws {
+    guard (1...9).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 9") }
+  }
+
   static func ownExecutable() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
   }

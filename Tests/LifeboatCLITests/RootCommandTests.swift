@@ -1,0 +1,107 @@
+import ArgumentParser
+import LifeboatCore
+import Testing
+
+@testable import lifeboat
+
+/// `lifeboat` itself: subcommand routing, --version, --help, unknown commands and flags.
+@Suite struct RootCommandTests {
+  /// Every documented command line reaches its command type.
+  @Test(arguments: [
+    (["snapshot", "save", "--endpoints", "http://127.0.0.1:2379"], "SnapshotSave"),
+    (["snapshot", "list"], "SnapshotList"),
+    (["snapshot", "inspect", "n"], "SnapshotInspect"),
+    (["snapshot", "verify", "n"], "SnapshotVerify"),
+    (["snapshot", "delete", "n"], "SnapshotDelete"),
+    (["snapshot", "restore", "n", "--config", "cluster.yml"], "SnapshotRestore"),
+    (["snapshot", "prune", "--config", "cluster.yml"], "SnapshotPrune"),
+    (["local", "up"], "LocalUp"),
+    (["local", "env"], "LocalEnv"),
+    (["local", "down"], "LocalDown"),
+    (["agent", "--config", "cluster.yml", "--node", "10.0.0.1"], "AgentCommand"),
+    (["status", "--config", "cluster.yml"], "StatusCommand"),
+  ])
+  func commandLinesReachTheirCommand(arguments: [String], expected: String) throws {
+    let command = try Lifeboat.parseAsRoot(arguments)
+    #expect(String(describing: type(of: command)) == expected, "\(arguments)")
+  }
+
+  @Test func versionPrintsTheVersionAndExitsZero() {
+    do {
+      _ = try Lifeboat.parseAsRoot(["--version"])
+      Issue.record("--version parsed as a command")
+    } catch {
+      #expect(Lifeboat.exitCode(for: error) == .success)
+      #expect(Lifeboat.message(for: error) == LifeboatVersion.current)
+      #expect(CommandRunner.report(error) == 0)
+    }
+  }
+
+  /// `--help` is not an error: exit 0, and the help of the command asked about.
+  @Test(arguments: [
+    (["--help"], ["snapshot", "local", "agent", "status", "Exit codes"]),
+    (["snapshot", "save", "--help"], ["--endpoints", "--compression", "--snapshot-dir", "--s3-endpoint"]),
+    (["snapshot", "restore", "--help"], ["--config", "--dry-run", "--yes"]),
+    (["local", "up", "-h"], ["--nodes", "--tls", "--dir"]),
+  ])
+  func helpExitsZero(arguments: [String], mentions: [String]) throws {
+    // ArgumentParser answers --help with its own help command, whose run() (what CommandRunner
+    // calls next) throws the help text as a clean exit.
+    var command = try Lifeboat.parseAsRoot(arguments)
+    #expect(String(describing: type(of: command)) == "HelpCommand", "\(arguments) parsed as \(type(of: command))")
+    #expect(!(command is any AsyncParsableCommand))
+    do {
+      try command.run()
+      Issue.record("\(arguments): the help command returned normally")
+    } catch {
+      #expect(Lifeboat.exitCode(for: error) == .success)
+      let text = Lifeboat.fullMessage(for: error)
+      for flag in mentions { #expect(text.contains(flag), "\(arguments) help lacks \(flag)") }
+      #expect(CommandRunner.report(error) == 0)
+    }
+  }
+
+  @Test(arguments: [
+    (["frobnicate"], "frobnicate"), (["snapshot", "frobnicate"], "frobnicate"), (["local", "frobnicate"], "frobnicate"),
+    (["snapshot", "backup", "n"], "backup"), (["local", "start"], "start"),
+  ])
+  func unknownSubcommandsAreUsageErrors(arguments: [String], unknown: String) {
+    expectUsageError(arguments, messageContains: [unknown])
+  }
+
+  /// Every command refuses a flag it does not know with exit code 2 and names it.
+  @Test(arguments: [
+    ["snapshot", "save", "--endpoints", "http://127.0.0.1:2379"],
+    ["snapshot", "list"],
+    ["snapshot", "inspect", "n"],
+    ["snapshot", "verify", "n"],
+    ["snapshot", "delete", "n"],
+    ["snapshot", "restore", "n", "--config", "cluster.yml"],
+    ["snapshot", "prune", "--config", "cluster.yml"],
+    ["local", "up"],
+    ["local", "env"],
+    ["local", "down"],
+    ["agent", "--config", "cluster.yml", "--node", "10.0.0.1"],
+    ["status", "--config", "cluster.yml"],
+  ])
+  func unknownFlagsAreUsageErrors(arguments: [String]) {
+    expectUsageError(arguments + ["--bogus-flag"], messageContains: ["Unknown option", "--bogus-flag"])
+    expectUsageError(arguments + ["--bogus-option", "value"], messageContains: ["--bogus-option"])
+  }
+
+  /// A flag that exists on another command is still unknown here (no silent acceptance).
+  @Test(arguments: [
+    (["snapshot", "list"], "--name"),
+    (["snapshot", "list"], "--endpoints"),
+    (["snapshot", "delete", "n"], "--json"),
+    (["snapshot", "restore", "n", "--config", "c.yml"], "--endpoints"),
+    (["snapshot", "restore", "n", "--config", "c.yml"], "--snapshot-dir"),
+    (["snapshot", "prune", "--config", "c.yml"], "--yes"),
+    (["status", "--config", "c.yml"], "--node"),
+    (["local", "env"], "--nodes"),
+    (["local", "down"], "--tls"),
+  ])
+  func flagsOfOtherCommandsAreUnknown(arguments: [String], flag: String) {
+    expectUsageError(arguments + [flag], messageContains: [flag])
+  }
+}
