@@ -192,3 +192,15 @@ import Testing
     #expect(try s3.configuration()?.customCA == Array(pem.utf8))
   }
 }
+
+/// Every S3 flag needs --s3: a forgotten --s3 is an error naming the flags, never a silent
+/// local-only run.
+@Suite struct S3FlagsNeedS3Tests {
+  @Test(arguments: [
+    ["--s3-endpoint", "minio:9000"], ["--region", "eu-west-1"], ["--s3-insecure-http"], ["--s3-path-style"],
+    ["--s3-part-size", "16"], ["--s3-parts-in-flight", "2"],
+  ])
+  func aForgottenS3IsAUsageErrorNamingTheFlag(flag: [String]) {
+    expectUsageError(["snapshot", "list"] + flag, messageContains: ["without --s3", flag[0]])
+  }
+}

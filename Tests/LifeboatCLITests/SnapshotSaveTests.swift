@@ -147,3 +147,21 @@ import Testing
     expectUsageError(["snapshot", "save"] + Self.endpoint + ["my-snapshot"], messageContains: ["my-snapshot"])
   }
 }
+
+/// `save --config`: cluster.yml says where etcd, the snapshot dirs and S3 are; flags that would
+/// say otherwise are refused instead of ignored, and --compression is honoured.
+@Suite struct ClusterSaveFlagTests {
+  @Test(arguments: [
+    ["--endpoints", "https://127.0.0.1:2379"], ["--cacert", "ca.pem"], ["--snapshot-dir", "/tmp/snaps"],
+    ["--state-file", "x.rkestate"], ["--safe-timestamp"], ["--s3", "--bucket-name", "b"],
+  ])
+  func flagsThatClusterYAMLDecidesAreRefused(extra: [String]) {
+    expectUsageError(["snapshot", "save", "--config", "cluster.yml"] + extra, messageContains: ["with --config", extra[0]])
+  }
+
+  @Test func compressionAndNameAreTaken() throws {
+    let save = try parse(["snapshot", "save", "--config", "c.yml", "--name", "n1", "--compression", "best"], as: SnapshotSave.self)
+    #expect(save.compression == .best)
+    #expect(save.name == "n1")
+  }
+}

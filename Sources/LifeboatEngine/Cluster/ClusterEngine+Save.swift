@@ -15,12 +15,13 @@ extension ClusterEngine {
     public var failures: [LifeboatError]
   }
 
-  public func save(name: SnapshotName?, upload: Bool = true) async throws(LifeboatError) -> SaveReport {
+  public func save(name: SnapshotName?, upload: Bool = true, compression: Compression? = nil) async throws(LifeboatError) -> SaveReport {
     let (up, down) = await reachable()
     guard let first = up.first else {
       throw .unavailable("no agent answers: \(down.map(\.message).joined(separator: "; "))")
     }
-    let saved = try await first.saveSnapshot(NodeSaveRequest(name: name?.value, upload: upload && context.config.backup.s3 != nil))
+    let saved = try await first.saveSnapshot(
+      NodeSaveRequest(name: name?.value, upload: upload && context.config.backup.s3 != nil, compression: compression))
     progress("saved \(saved.snapshot.name) on \(first.address) from \(saved.member) (\(saved.endpoint))")
     if let remote = saved.remote { progress("uploaded \(remote)") }
     let copied = await copy(try SnapshotName(saved.snapshot.name), from: first, to: Array(up.dropFirst()), pruneAfter: false)

@@ -40,15 +40,20 @@ extension LocalNode {
     }
     let s3 = request.upload ? try context.s3Configuration() : nil
     let stateFile = FileManager.default.fileExists(atPath: context.config.stateFilePath) ? context.config.stateFilePath : nil
+    let naming = SnapshotNaming(safeTimestamp: context.config.backup.safeTimestamp)
     let result: SaveResult
     if let s3 {
       result = try await withS3(s3) { (remote) async throws(LifeboatError) in
         try await SnapshotSaver(logger: logger).save(
-          SaveRequest(connection: connection, store: store, remote: remote, name: name, stateFilePath: stateFile))
+          SaveRequest(
+            connection: connection, store: store, remote: remote, name: name, naming: naming, stateFilePath: stateFile,
+            compression: request.compression ?? .fast))
       }
     } else {
       result = try await SnapshotSaver(logger: logger).save(
-        SaveRequest(connection: connection, store: store, name: name, stateFilePath: stateFile))
+        SaveRequest(
+          connection: connection, store: store, name: name, naming: naming, stateFilePath: stateFile,
+          compression: request.compression ?? .fast))
     }
     let snapshot = try await catalog.find(result.manifest.name)
     return NodeSaveReport(

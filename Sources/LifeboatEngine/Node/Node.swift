@@ -122,10 +122,13 @@ public struct NodeSaveRequest: Codable, Sendable {
   public var upload: Bool
   /// Snapshot this node's own member (no quorum: the others may not be reachable).
   public var ownMemberOnly: Bool?
-  public init(name: String?, upload: Bool, ownMemberOnly: Bool = false) {
+  /// The archive's compression (default: fast).
+  public var compression: Compression?
+  public init(name: String?, upload: Bool, ownMemberOnly: Bool = false, compression: Compression? = nil) {
     self.name = name
     self.upload = upload
     self.ownMemberOnly = ownMemberOnly
+    self.compression = compression
   }
 }
 

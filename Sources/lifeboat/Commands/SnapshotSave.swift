@@ -29,6 +29,22 @@ struct SnapshotSave: AsyncParsableCommand {
   @Option(help: "RKE's cluster.yml: save once through the node agents and keep a copy on every etcd node (S3 from the file).")
   var config: String?
 
+  /// With `--config`, cluster.yml says where etcd, the snapshot directories and S3 are: flags
+  /// that say it otherwise would be ignored, so they are refused.
+  func validate() throws {
+    guard config != nil else { return }
+    var ignored: [String] = []
+    if connection.endpoints != nil { ignored.append("--endpoints") }
+    if connection.cacert != nil || connection.cert != nil || connection.key != nil { ignored.append("--cacert/--cert/--key") }
+    if storage.snapshotDir != LocalStore.rkeDefault { ignored.append("--snapshot-dir") }
+    if stateFile != nil { ignored.append("--state-file") }
+    if safeTimestamp { ignored.append("--safe-timestamp (set backup_config.safe_timestamp)") }
+    if remote.s3 || !remote.given.isEmpty { ignored.append("--s3 and its flags (set s3backupconfig)") }
+    if !ignored.isEmpty {
+      throw ValidationError("with --config, cluster.yml decides: \(ignored.joined(separator: ", ")) cannot be used")
+    }
+  }
+
   func run() async throws {
     let name = try self.name.map { (raw) throws(LifeboatError) in try SnapshotName(raw) }
     if let config {
@@ -69,7 +85,7 @@ extension SnapshotSave {
   func saveThroughAgents(config: String, name: SnapshotName?) async throws {
     let context = try ClusterContext.load(config)
     let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) in
-      try await ClusterEngine(context: context, nodes: nodes, progress: progressLine).save(name: name)
+      try await ClusterEngine(context: context, nodes: nodes, progress: progressLine).save(name: name, compression: compression)
     }
     let s = report.saved.snapshot
     print("""

@@ -9,8 +9,9 @@ struct S3Options: ParsableArguments {
   @Flag(help: "Use S3-compatible storage as well (RKE's --s3).")
   var s3 = false
 
-  @Option(name: .customLong("s3-endpoint"), help: "host[:port] (HTTPS) or an https:// URL.")
-  var s3Endpoint: String = "s3.amazonaws.com"
+  @Option(name: .customLong("s3-endpoint"), help: "host[:port] (HTTPS) or an https:// URL (default: s3.amazonaws.com).")
+  var s3EndpointFlag: String?
+  var s3Endpoint: String { s3EndpointFlag ?? "s3.amazonaws.com" }
 
   @Option(name: .customLong("s3-endpoint-ca"), help: "CA certificate (PEM file, or PEM text) to trust for the endpoint.")
   var s3EndpointCA: String?
@@ -18,8 +19,9 @@ struct S3Options: ParsableArguments {
   @Option(name: .customLong("bucket-name"), help: "The bucket.")
   var bucketName: String?
 
-  @Option(help: "The bucket's region (empty signs as us-east-1).")
-  var region: String = ""
+  @Option(name: .customLong("region"), help: "The bucket's region (empty signs as us-east-1).")
+  var regionFlag: String?
+  var region: String { regionFlag ?? "" }
 
   @Option(help: "Key prefix: objects are <folder>/<name>.zip.")
   var folder: String = ""
@@ -36,18 +38,29 @@ struct S3Options: ParsableArguments {
   @Flag(name: .customLong("s3-path-style"), help: "Path-style requests (https://host/bucket/key) even for AWS.")
   var pathStyle = false
 
-  @Option(name: .customLong("s3-part-size"), help: "Multipart part size in MiB (5 to 512).")
-  var partSizeMiB: Int = 8
+  @Option(name: .customLong("s3-part-size"), help: "Multipart part size in MiB (5 to 512; default 8).")
+  var partSizeFlag: Int?
+  var partSizeMiB: Int { partSizeFlag ?? 8 }
 
-  @Option(name: .customLong("s3-parts-in-flight"), help: "Parts uploaded at once (1 to 16); memory grows by one part each.")
-  var partsInFlight: Int = 4
+  @Option(name: .customLong("s3-parts-in-flight"), help: "Parts uploaded at once (1 to 16; default 4); memory grows by one part each.")
+  var partsInFlightFlag: Int?
+  var partsInFlight: Int { partsInFlightFlag ?? 4 }
+
+  /// The S3 flags given on the command line (every one of them needs `--s3`).
+  var given: [String] {
+    [
+      ("--s3-endpoint", s3EndpointFlag != nil), ("--s3-endpoint-ca", s3EndpointCA != nil), ("--bucket-name", bucketName != nil),
+      ("--region", regionFlag != nil), ("--folder", !folder.isEmpty), ("--access-key", accessKey != nil),
+      ("--secret-key", secretKey != nil), ("--s3-insecure-http", insecureHTTP), ("--s3-path-style", pathStyle),
+      ("--s3-part-size", partSizeFlag != nil), ("--s3-parts-in-flight", partsInFlightFlag != nil),
+    ].filter(\.1).map(\.0)
+  }
 
   func validate() throws {
-    if !s3 && (bucketName != nil || accessKey != nil || secretKey != nil || s3EndpointCA != nil || !folder.isEmpty) {
-      throw ValidationError("S3 flags were given without --s3")
-    }
     guard (5...512).contains(partSizeMiB) else { throw ValidationError("--s3-part-size must be 5 to 512 (MiB)") }
     guard (1...16).contains(partsInFlight) else { throw ValidationError("--s3-parts-in-flight must be 1 to 16") }
+    // A forgotten --s3 would otherwise work on local storage only, silently.
+    if !s3, !given.isEmpty { throw ValidationError("S3 flags were given without --s3: \(given.joined(separator: ", "))") }
   }
 
   /// The `s3backupconfig` of a written cluster.yml (`local up --s3 ...`), or nil without `--s3`.
