@@ -36,14 +36,15 @@ public enum AgentRole: String, Sendable, Comparable {
 /// table; the request and response bodies below are the only declarations of them.
 public enum AgentRoute: String, CaseIterable, Sendable {
   case health, metrics, schedule, runSchedule
-  case preflight, listSnapshots, saveSnapshot, deleteSnapshot, copySnapshot, snapshotArchive, snapshotManifest
-  case fetch, restoreArchive, stage, swap, rollback, finish
+  case preflight, listSnapshots, saveSnapshot, deleteSnapshot, copySnapshot, snapshotArchive, snapshotManifest, verifySnapshot
+  case fetch, restoreArchive, stage, swap, rollback, finish, confirm
+  case takeLease, releaseLease, restoreStatus
   case stopEtcd, startEtcd
 
   public var method: HTTPRequest.Method {
     switch self {
-    case .health, .metrics, .schedule, .listSnapshots, .snapshotArchive, .snapshotManifest, .restoreArchive: .get
-    case .deleteSnapshot: .delete
+    case .health, .metrics, .schedule, .listSnapshots, .snapshotArchive, .snapshotManifest, .restoreArchive, .restoreStatus: .get
+    case .deleteSnapshot, .releaseLease: .delete
     default: .post
     }
   }
@@ -61,12 +62,16 @@ public enum AgentRoute: String, CaseIterable, Sendable {
     case .copySnapshot: "/v1/snapshots/:name/copy"
     case .snapshotArchive: "/v1/snapshots/:name/archive"
     case .snapshotManifest: "/v1/snapshots/:name/manifest"
+    case .verifySnapshot: "/v1/snapshots/:name/verify"
     case .fetch: "/v1/restore/:id/fetch"
     case .restoreArchive: "/v1/restore/:id/archive"
     case .stage: "/v1/restore/:id/stage"
     case .swap: "/v1/restore/:id/swap"
     case .rollback: "/v1/restore/:id/rollback"
     case .finish: "/v1/restore/:id/finish"
+    case .confirm: "/v1/restore/:id/confirm"
+    case .takeLease, .releaseLease: "/v1/lease/:id"
+    case .restoreStatus: "/v1/restore-status"
     case .stopEtcd: "/v1/etcd/stop"
     case .startEtcd: "/v1/etcd/start"
     }
@@ -75,7 +80,7 @@ public enum AgentRoute: String, CaseIterable, Sendable {
   public var role: AgentRole {
     switch self {
     case .health, .metrics: .metrics
-    case .schedule, .listSnapshots, .snapshotArchive, .snapshotManifest, .restoreArchive, .copySnapshot: .peer
+    case .schedule, .listSnapshots, .snapshotArchive, .snapshotManifest, .restoreArchive, .copySnapshot, .restoreStatus, .verifySnapshot: .peer
     default: .operator
     }
   }
@@ -130,6 +135,7 @@ struct AgentErrorBody: Codable {
     case .verification: .unprocessableContent
     case .unavailable: .serviceUnavailable
     case .storage: .init(code: 507, reasonPhrase: "Insufficient Storage")
+    case .restoreInProgress: .conflict
     default: .internalServerError
     }
   }

@@ -78,6 +78,8 @@ struct AgentRoutes: Sendable {
     case .copySnapshot:
       let body = try await decode(AgentBody.Copy.self, request, context)
       return try json(try await node.receiveSnapshot(try name(context), from: body.peer, pruneAfter: body.pruneAfter))
+    case .verifySnapshot:
+      return try json(try await node.verifySnapshot(try name(context)))
     case .snapshotArchive:
       return try await serveFile(try await node.snapshotFiles(try name(context)).archive, request, context)
     case .snapshotManifest:
@@ -103,6 +105,19 @@ struct AgentRoutes: Sendable {
     case .finish:
       try await node.finish(try id(context))
       return try json(AgentBody.Empty())
+    case .confirm:
+      try await node.confirmRestored(try id(context))
+      return try json(AgentBody.Empty())
+    case .takeLease:
+      let lease = try await decode(RestoreLease.self, request, context)
+      guard lease.id == (try id(context)) else { throw LifeboatError.usage("the restore id in the body differs from the URL's") }
+      try await node.takeLease(lease)
+      return try json(AgentBody.Empty())
+    case .releaseLease:
+      try await node.releaseLease(try id(context))
+      return try json(AgentBody.Empty())
+    case .restoreStatus:
+      return try json(try await node.restoreStatus())
     case .stopEtcd:
       try await node.stopEtcd()
       return try json(AgentBody.Empty())
@@ -130,7 +145,12 @@ struct AgentRoutes: Sendable {
   }
 
   private func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: AgentRequestContext) async throws(LifeboatError) -> T {
-    do { return try await request.decode(as: type, context: context) } catch {
+    do {
+      let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+      let decoder = JSONDecoder()
+      decoder.dateDecodingStrategy = .iso8601
+      return try decoder.decode(type, from: Data(buffer.readableBytesView))
+    } catch {
       throw .usage("bad request body: \(error)")
     }
   }

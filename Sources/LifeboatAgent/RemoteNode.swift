@@ -51,6 +51,10 @@ public struct RemoteNode: Node {
     let _: AgentBody.Empty = try await call(.deleteSnapshot, name: name)
   }
 
+  public func verifySnapshot(_ name: SnapshotName) async throws(LifeboatError) -> VerifyReport {
+    try await call(.verifySnapshot, name: name, timeout: Self.long)
+  }
+
   public func saveSnapshot(_ request: NodeSaveRequest) async throws(LifeboatError) -> NodeSaveReport {
     try await call(.saveSnapshot, body: request, timeout: Self.long)
   }
@@ -85,5 +89,21 @@ public struct RemoteNode: Node {
 
   public func finish(_ id: String) async throws(LifeboatError) {
     let _: AgentBody.Empty = try await call(.finish, id: id, timeout: .seconds(300))
+  }
+
+  public func confirmRestored(_ id: String) async throws(LifeboatError) {
+    let _: AgentBody.Empty = try await call(.confirm, id: id, timeout: .seconds(60))
+  }
+
+  public func takeLease(_ lease: RestoreLease) async throws(LifeboatError) {
+    let _: AgentBody.Empty = try await call(.takeLease, id: lease.id, body: lease)
+  }
+
+  public func releaseLease(_ id: String) async throws(LifeboatError) {
+    let _: AgentBody.Empty = try await call(.releaseLease, id: id)
+  }
+
+  public func restoreStatus() async throws(LifeboatError) -> NodeRestoreStatus {
+    try await call(.restoreStatus)
   }
 }

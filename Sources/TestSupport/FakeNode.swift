@@ -10,7 +10,8 @@ import Synchronization
 /// can check the order of phases across nodes.
 public final class FakeNode: Node {
   public enum Step: String, CaseIterable, Sendable {
-    case health, preflight, list, open, save, receive, delete, stop, start, fetch, stage, swap, rollback, finish
+    case health, preflight, list, open, save, receive, delete, verify, stop, start, fetch, stage, swap, rollback, finish, confirm
+    case takeLease, releaseLease, status
   }
 
   public struct State: Sendable {
@@ -31,6 +32,10 @@ public final class FakeNode: Node {
     public var preflightProblems: [String] = []
     /// Snapshots received with `pruneAfter`.
     public var prunedAfter: [String] = []
+    /// The restore lease and the id of the restore whose journal the node keeps.
+    public var lease: RestoreLease?
+    public var journal: String?
+    public var journalSteps: [String] = []
   }
 
   public let address: String
@@ -73,8 +78,10 @@ public final class FakeNode: Node {
 
   public func health() async throws(LifeboatError) -> NodeHealth {
     try enter(.health)
+    let s = current
     return NodeHealth(
-      address: address, member: "etcd-\(address)", runtime: "fake", etcdRunning: current.etcdRunning, version: "test", schedule: nil)
+      address: address, member: "etcd-\(address)", runtime: "fake", etcdRunning: s.etcdRunning, version: "test", schedule: nil,
+      restore: s.lease.map { "\($0.line) holds this node" } ?? s.journal.map { "restore \($0) was interrupted" })
   }
 
   public func preflight(dbSize: UInt64, archiveSize: UInt64) async throws(LifeboatError) -> NodePreflight {
@@ -121,6 +128,57 @@ public final class FakeNode: Node {
     if removed == nil { throw LifeboatError.notFound("snapshot \(name) not found").on(address) }
   }
 
+  public func verifySnapshot(_ name: SnapshotName) async throws(LifeboatError) -> VerifyReport {
+    try enter(.verify, name.value)
+    guard let s = current.snapshots[name.value] else { throw LifeboatError.notFound("snapshot \(name) not found").on(address) }
+    return VerifyReport(
+      name: s.name, path: "/snapshots/\(s.name).zip", kind: s.kind, dbSize: s.dbSize ?? 0, dbSHA256: s.dbSHA256 ?? "",
+      archiveSHA256: s.archiveSHA256, stateFile: false, hasManifest: s.dbSHA256 != nil, checks: ["fake"])
+  }
+
+  public func confirmRestored(_ id: String) async throws(LifeboatError) {
+    try enter(.confirm)
+    guard current.etcdRunning else { throw LifeboatError.unavailable("etcd is not running").on(address) }
+    update { $0.journalSteps.append("check.done") }
+  }
+
+  public func takeLease(_ lease: RestoreLease) async throws(LifeboatError) {
+    try enter(.takeLease, lease.id)
+    try state.withLock { (s) throws(LifeboatError) in
+      if let held = s.lease, held.id != lease.id { throw held.refusal("restore \(lease.id)", on: address) }
+      if let journal = s.journal, journal != lease.id {
+        throw LifeboatError(.restoreInProgress, "restore \(journal) was interrupted on \(address)", node: address)
+      }
+      s.lease = lease
+    }
+  }
+
+  public func releaseLease(_ id: String) async throws(LifeboatError) {
+    try enter(.releaseLease, id)
+    update { s in
+      if s.lease?.id == id { s.lease = nil }
+      if s.journal == id {
+        s.journal = nil
+        s.journalSteps = []
+      }
+    }
+  }
+
+  public func restoreStatus() async throws(LifeboatError) -> NodeRestoreStatus {
+    try enter(.status)
+    let s = current
+    let journals = s.journal.map { id in
+      [
+        NodeRestoreStatus.Journal(
+          id: id, name: s.fetched ?? "snap", steps: s.journalSteps, swapped: s.aside != nil, staged: s.staged != nil,
+          oldDataDir: "/data.lifeboat-old-\(id)", revision: 42, dbSize: 1000)
+      ]
+    } ?? []
+    return NodeRestoreStatus(
+      address: address, lease: s.lease, journals: journals, etcd: s.etcdRunning ? EtcdProcess(pid: 1, dataDir: "/data", dataDirArgument: "/data") : nil,
+      dataDirProblem: nil)
+  }
+
   public func stopEtcd() async throws(LifeboatError) {
     try enter(.stop)
     update { $0.etcdRunning = false }
@@ -151,7 +209,11 @@ public final class FakeNode: Node {
     if let expected = request.expectedDBSHA256, expected != db {
       throw LifeboatError.verification("the database's SHA-256 is \(db), expected \(expected)").on(address)
     }
-    update { $0.fetched = request.name }
+    update {
+      $0.fetched = request.name
+      $0.journal = request.id
+      $0.journalSteps.append("fetch.done")
+    }
     return FetchReport(
       address: address, archiveSize: 100, archiveSHA256: Self.sha("archive " + request.name), dbSize: 1000, dbSHA256: db,
       trailer: "valid", revision: 42, hasStateFile: false, manifest: nil, stateFile: nil)

@@ -44,6 +44,19 @@ public enum NodeConformance {
     // Restore steps on the one member, round trip: fetch, stage, stop, swap, start; then
     // roll back to the old data and start again.
     let id = RestoreID.new() + "-c"
+    // One restore at a time: the lease, taken again by the same restore, refused to another;
+    // nothing is saved while it is held.
+    let lease = RestoreLease(id: id, snapshot: "conformance1")
+    try await node.takeLease(lease)
+    try await node.takeLease(lease)
+    await expectKind(.restoreInProgress, "a second restore") { () async throws(LifeboatError) in
+      try await node.takeLease(RestoreLease(id: id + "x", snapshot: "other"))
+    }
+    await expectKind(.restoreInProgress, "a save during a restore") { () async throws(LifeboatError) in
+      _ = try await node.saveSnapshot(NodeSaveRequest(name: "during", upload: false))
+    }
+    #expect(try await node.health().restore?.contains(id) == true)
+    #expect(try await node.restoreStatus().lease == lease)
     await expectKind(.notFound) { () async throws(LifeboatError) in
       _ = try await node.fetch(FetchRequest(id: id, name: "missing", origin: .local, expectedArchiveSHA256: nil, expectedDBSHA256: nil))
     }
@@ -66,12 +79,29 @@ public enum NodeConformance {
     #expect(swap.oldDataDir?.hasSuffix(".lifeboat-old-\(id)") == true)
     try await node.startEtcd(quotaBackendBytes: nil)
     #expect(try await node.health().etcdRunning == true)
+    // The etcd serving is the one on the data dir (read from /proc), and the journal says where
+    // the restore is.
+    var confirmed = false
+    for _ in 0..<100 where !confirmed {
+      do throws(LifeboatError) {
+        try await node.confirmRestored(id)
+        confirmed = true
+      } catch { try await Task.sleep(for: .milliseconds(100)) }
+    }
+    #expect(confirmed, "the restored etcd serves from the data dir")
+    let journal = try await node.restoreStatus().journals.first { $0.id == id }
+    #expect(journal?.swapped == true)
+    #expect(journal?.steps.contains("swap.done") == true && journal?.steps.last == "check.done", "\(journal?.steps ?? [])")
     let rollback = try await node.rollback(id)
     #expect(rollback.actions.contains { $0.hasPrefix("moved") })
     #expect(try await node.rollback(id).actions.isEmpty, "a second rollback has nothing to undo")
     try await node.startEtcd(quotaBackendBytes: nil)
     try await node.finish(id)
     #expect(!FileManager.default.fileExists(atPath: member.runDir + "/restore-\(id)"))
+    #expect(try await node.restoreStatus().journals.count == 1, "the journal outlives the downloads")
+    try await node.releaseLease(id)
+    #expect(try await node.restoreStatus().isClear)
+    #expect(try await node.health().restore == nil)
     // The member answers on its old data.
     let status = try await cluster.withMemberClient(0) { client in
       var last: (any Error)?

@@ -59,13 +59,13 @@ import Testing
   /// run() resolves the name with SnapshotName.lookup (a trailing .zip is accepted).
   @Test func theNameIsLookedUpWithoutZip() throws {
     let restore = try parse(["snapshot", "restore", "daily.zip", "--config", "c.yml"], as: SnapshotRestore.self)
-    #expect(try SnapshotName.lookup(restore.name).value == "daily")
+    #expect(try SnapshotName.lookup(restore.name ?? "").value == "daily")
   }
 
   @Test(arguments: ["../x", "a/b", "..", "x.part", "/var/lib/etcd"])
   func badNamesAreUsageErrors(name: String) throws {
     let restore = try parse(["snapshot", "restore", name, "--config", "c.yml"], as: SnapshotRestore.self)
-    expectLifeboatUsageError(messageContains: ["invalid snapshot name"]) { try SnapshotName.lookup(restore.name) }
+    expectLifeboatUsageError(messageContains: ["invalid snapshot name"]) { try SnapshotName.lookup(restore.name ?? "") }
   }
 }
 

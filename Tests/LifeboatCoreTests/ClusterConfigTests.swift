@@ -93,6 +93,33 @@ import Testing
     }
   }
 
+  /// Settings that can only fail are refused where they are written, naming line and key.
+  @Test(arguments: [
+    ("\nlifeboat:\n  health_timeout: -5\n", "lifeboat.health_timeout: must be at least 1"),
+    ("\nlifeboat:\n  health_timeout: 0\n", "lifeboat.health_timeout: must be at least 1"),
+    ("\nlifeboat:\n  interval_seconds: 0\n", "lifeboat.interval_seconds: must be at least 1"),
+    ("\nlifeboat:\n  client_port: 70000\n", "not a port number"),
+  ])
+  func settingsThatCanOnlyFailAreRefused(extra: String, expected: String) {
+    #expect {
+      try ClusterConfig.parse(Self.rke + extra, path: "cluster.yml")
+    } throws: { error in
+      let message = (error as! LifeboatError).message
+      return message.contains(expected) && message.hasPrefix("cluster.yml:")
+    }
+  }
+
+  @Test func twoNodesWithOneMemberNameAreRefused() {
+    let text = Self.rke.replacingOccurrences(of: "    role:\n      - etcd", with: "    hostname_override: cp-1\n    role:\n      - etcd")
+    #expect(text != Self.rke)
+    #expect {
+      try ClusterConfig.parse(text, path: "cluster.yml")
+    } throws: { error in
+      let message = (error as! LifeboatError).message
+      return message.contains("etcd-cp-1") && message.contains("203.0.113.10") && message.contains("203.0.113.11")
+    }
+  }
+
   @Test func lifeboatSettingsAndPerNodeOverrides() throws {
     let text = Self.rke + """
 

@@ -117,4 +117,30 @@ import Testing
     #expect(String(decoding: bytes, as: UTF8.self).contains("\"createdAt\" : \"2023-11-14T22:13:20Z\""))
     #expect(throws: LifeboatError.self) { try Manifest.decode(Array("{\"name\":\"../x\"}".utf8), path: "m.json") }
   }
+
+  /// Numbers a manifest claims are range-checked before any arithmetic: an overflowing size is a
+  /// verification error naming file and field, never a crash later.
+  @Test(arguments: [
+    ("\"dbSize\" : 20512", "\"dbSize\" : 18446744073709551615", "dbSize"),
+    ("\"archiveSize\" : 1000", "\"archiveSize\" : 1125899906842625", "archiveSize"),
+    ("\"revision\" : 42", "\"revision\" : -1", "revision"),
+    ("\"dbSHA256\" : \"aaaa", "\"dbSHA256\" : \"zzzz", "dbSHA256"),
+  ])
+  func numbersOutOfRangeAreVerificationErrors(original: String, replacement: String, field: String) throws {
+    let manifest = Manifest(
+      name: try SnapshotName("snap"), createdAt: Date(timeIntervalSince1970: 1_700_000_000),
+      member: .init(name: "etcd-node1", id: "8e9e05c52164694d", clusterID: "cdf818194e3a8c32", endpoint: "https://127.0.0.11:2379", etcdVersion: "3.4.23"),
+      revision: 42, dbSize: 20512, dbSHA256: String(repeating: "a", count: 64), archiveSHA256: String(repeating: "b", count: 64),
+      archiveSize: 1000, compression: .fast, stateFile: true, noQuorum: false)
+    let text = String(decoding: try manifest.encoded(), as: UTF8.self)
+    #expect(text.contains(original), "\(text)")
+    let bad = Array(text.replacingOccurrences(of: original, with: replacement).utf8)
+    do {
+      _ = try Manifest.decode(bad, path: "/snaps/snap.manifest.json")
+      Issue.record("\(field) out of range was accepted")
+    } catch {
+      #expect(error.kind == .verification)
+      #expect(error.message.contains("/snaps/snap.manifest.json") && error.message.contains(field), "\(error.message)")
+    }
+  }
 }

@@ -23,6 +23,23 @@ import Testing
     #expect(name.stateEntryPath == "/etc/kubernetes/" + raw + ".rkestate")
   }
 
+  /// `café` composed (NFC) is a name; the same letters decomposed (NFD) would be equal in Swift
+  /// and a different file on disk: refused, naming the composed form.
+  @Test func namesMustBeComposed() throws {
+    let composed = "caf\u{E9}-backup"
+    let decomposed = "cafe\u{301}-backup"
+    #expect(composed == decomposed, "Swift calls them equal")
+    #expect(!composed.utf8.elementsEqual(decomposed.utf8), "their bytes differ")
+    #expect(try SnapshotName(composed).value == composed)
+    do {
+      _ = try SnapshotName(decomposed)
+      Issue.record("a decomposed name was accepted")
+    } catch {
+      #expect(error.kind == .usage)
+      #expect(error.message.contains("NFC"))
+    }
+  }
+
   @Test func rejectsOverlongNames() {
     #expect(throws: LifeboatError.self) { try SnapshotName(String(repeating: "a", count: 201)) }
     #expect(throws: Never.self) { try SnapshotName(String(repeating: "a", count: 200)) }

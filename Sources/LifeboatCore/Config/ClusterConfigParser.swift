@@ -30,6 +30,16 @@ extension ClusterConfig {
     for node in nodes where node.isEtcd && !seen.insert(node.address).inserted {
       throw root.error("nodes: \(node.address) is listed twice")
     }
+    // Member names (`etcd-<hostname_override or address>`, lowercased) must differ: a plan with
+    // two members of one name can only fail.
+    var names: [String: String] = [:]
+    for node in nodes where node.isEtcd {
+      let member = "etcd-" + (node.hostnameOverride?.lowercased() ?? node.address)
+      if let other = names[member] {
+        throw root.error("nodes: \(other) and \(node.address) would both be etcd member \(member) (hostname_override must differ)")
+      }
+      names[member] = node.address
+    }
 
     var backup = BackupConfig()
     if let etcd = try root["services"]?["etcd"] {
@@ -45,7 +55,8 @@ extension ClusterConfig {
         backup.intervalHours = try config["interval_hours"]?.int() ?? backup.intervalHours
         backup.retention = try config["retention"]?.int() ?? backup.retention
         backup.safeTimestamp = try config["safe_timestamp"]?.bool() ?? false
-        backup.timeoutSeconds = try config["timeout"]?.int() ?? 300
+        backup.timeoutSeconds = try positive(config["timeout"]) ?? 300
+        if let retention = try config["retention"], backup.retention < 1 { throw retention.error("must be at least 1") }
         if let interval = try config["interval_hours"], backup.intervalHours < 1 { throw interval.error("must be at least 1") }
         if let s3 = try config["s3backupconfig"] {
           guard let bucket = try s3["bucket_name"]?.string().nonEmpty else { throw s3.error("bucket_name is required") }
@@ -75,7 +86,7 @@ extension ClusterConfig {
       settings.stateFile = try section["state_file"]?.string()
       settings.allowedClients = try section["allowed_clients"]?.strings() ?? []
       settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
-      settings.healthTimeoutSeconds = try section["health_timeout"]?.int() ?? settings.healthTimeoutSeconds
+      settings.healthTimeoutSeconds = try positive(section["health_timeout"]) ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
       if let schedule = try section["schedule"] {
         do { settings.schedule = try CronExpression(try schedule.string()) } catch { throw schedule.error(error.message) }

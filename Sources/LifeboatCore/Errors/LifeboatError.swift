@@ -20,6 +20,8 @@ public struct LifeboatError: Error, CustomStringConvertible, Sendable, Equatable
     case restoreRolledBack
     /// A restore failed and rollback did not finish. Exit code 8.
     case restoreIncomplete
+    /// Another restore is in progress, or one was interrupted and needs `restore --recover`. Exit code 9.
+    case restoreInProgress
   }
 
   public var kind: Kind
@@ -75,6 +77,16 @@ public struct LifeboatError: Error, CustomStringConvertible, Sendable, Equatable
     return error
   }
 
+  /// The same error, saying which nodes still hold what the restore left (their lease and
+  /// journal stay for `restore --recover`); unchanged when `left` is empty.
+  public func leaving(_ left: [LifeboatError]) -> LifeboatError {
+    guard !left.isEmpty else { return self }
+    var error = self
+    let nodes = left.map { $0.node ?? "?" }.joined(separator: ", ")
+    error.message += "; not cleaned up on \(nodes): bring the agent back and run `lifeboat snapshot restore --recover`"
+    return error
+  }
+
   /// The same error with a message prefix (context such as "restore refused, nothing changed").
   public func prefixed(_ prefix: String) -> LifeboatError {
     var error = self
@@ -97,6 +109,7 @@ extension LifeboatError.Kind {
     case .storage: 6
     case .restoreRolledBack: 7
     case .restoreIncomplete: 8
+    case .restoreInProgress: 9
     }
   }
 }

@@ -72,11 +72,34 @@ public struct Manifest: Codable, Sendable, Equatable {
   }
 
   public static func decode(_ bytes: [UInt8], path: String) throws(LifeboatError) -> Manifest {
+    let manifest: Manifest
     do {
-      return try decoder.decode(Manifest.self, from: Data(bytes))
+      manifest = try decoder.decode(Manifest.self, from: Data(bytes))
     } catch {
       throw .verification("\(path) is not a valid Lifeboat manifest: \(Self.describe(error))")
     }
+    if let problem = manifest.rangeProblem {
+      throw .verification("\(path) is not a valid Lifeboat manifest: \(problem)")
+    }
+    return manifest
+  }
+
+  /// The largest size a manifest may claim (1 PiB): far above etcd's 8 GiB recommended maximum,
+  /// far below where adding sizes could overflow.
+  public static let maxSize: UInt64 = 1 << 50
+
+  /// Every number is checked before any arithmetic uses it (a manifest comes from a node's disk
+  /// or from S3, never trusted): the first field out of range, or nil.
+  var rangeProblem: String? {
+    if dbSize > Self.maxSize { return "dbSize \(dbSize) is out of range (at most \(Self.maxSize))" }
+    if archiveSize > Self.maxSize { return "archiveSize \(archiveSize) is out of range (at most \(Self.maxSize))" }
+    if revision < 0 { return "revision \(revision) is negative" }
+    if format < 1 { return "format \(format) is not a Lifeboat manifest format" }
+    for (field, value) in [("dbSHA256", dbSHA256), ("archiveSHA256", archiveSHA256)]
+    where value.count != 64 || !value.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
+      return "\(field) is not a SHA-256 (64 lowercase hex digits)"
+    }
+    return nil
   }
 
   private static func describe(_ error: any Error) -> String {

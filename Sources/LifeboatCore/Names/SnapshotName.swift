@@ -31,6 +31,12 @@ public struct SnapshotName: Hashable, Sendable, Comparable, CustomStringConverti
       return "it contains control characters"
     }
     if value.hasPrefix("-") { return "it must not start with -" }
+    // Swift compares strings by canonical equivalence, file systems and S3 by bytes: `é` and
+    // `e` + U+0301 would be one name here and two files there. Only the composed form (NFC).
+    let composed = value.precomposedStringWithCanonicalMapping
+    if !composed.utf8.elementsEqual(value.utf8) {
+      return "it is not in Unicode's composed form (NFC); write it as \(quoted(composed))"
+    }
     for suffix in [".zip", ".part", ".manifest.json"] where value.hasSuffix(suffix) {
       return "leave out the \(suffix) extension"
     }

@@ -13,28 +13,51 @@ import Synchronization
 ///   downloaded archive is flipped on disk before it is verified.
 /// - `start.exit`: the next etcd start (supervised runtime) passes a flag etcd rejects, so etcd exits.
 /// - `stage.slow`: the stage step sleeps 2 seconds first.
+/// - `agent.crash=<point>` and `cli.crash=<point>`: the agent (or the operator's command) ends
+///   with `_exit(137)`, as a SIGKILL would, at that point of a restore: `fetch.done`,
+///   `stage.done`, `swap.stopped` (after etcd stopped), `swap.moved` (after the data dirs
+///   moved), `swap.started` (after etcd started), `check.done`.
 public enum Failpoints {
-  private static let state = Mutex<[String: Bool]?>(nil)
+  /// Each switched-on name and its value (`always`, a crash point, or empty).
+  private static let state = Mutex<[String: String]?>(nil)
+
+  private static func withTable<R>(_ body: (inout [String: String]) -> R) -> R {
+    state.withLock { table in
+      if table == nil {
+        var parsed: [String: String] = [:]
+        let spec = ProcessInfo.processInfo.environment["LIFEBOAT_FAILPOINTS"] ?? ""
+        for item in spec.split(separator: ",") {
+          let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+          parsed[parts[0]] = parts.count > 1 ? parts[1] : ""
+        }
+        table = parsed
+      }
+      return body(&table!)
+    }
+  }
 
   /// True when the failpoint `name` is switched on (and, unless `always`, uses it up).
   public static func fire(_ name: String) -> Bool {
     #if LIFEBOAT_FAILPOINTS
-      return state.withLock { table in
-        if table == nil {
-          var parsed: [String: Bool] = [:]
-          let spec = ProcessInfo.processInfo.environment["LIFEBOAT_FAILPOINTS"] ?? ""
-          for item in spec.split(separator: ",") {
-            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            parsed[parts[0]] = parts.count > 1 && parts[1] == "always"
-          }
-          table = parsed
-        }
-        guard let always = table?[name] else { return false }
-        if !always { table?[name] = nil }
+      return withTable { table in
+        guard let value = table[name] else { return false }
+        if value != "always" { table[name] = nil }
         return true
       }
     #else
       return false
+    #endif
+  }
+
+  /// Ends the process at once (`_exit(137)`, no cleanup, as SIGKILL) when `<role>.crash` names
+  /// `point`: the crash tests of restore and recovery.
+  public static func crash(_ role: String, at point: String) {
+    #if LIFEBOAT_FAILPOINTS
+      let hit = withTable { table in table["\(role).crash"] == point }
+      if hit {
+        FileHandle.standardError.write(Data("lifeboat: failpoint \(role).crash=\(point): exiting\n".utf8))
+        _exit(137)
+      }
     #endif
   }
 

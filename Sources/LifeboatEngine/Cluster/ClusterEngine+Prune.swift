@@ -21,6 +21,7 @@ extension ClusterEngine {
   public func prune(dryRun: Bool, includeManual: Bool, includeS3: Bool = true, now: Date = Date()) async throws(LifeboatError)
     -> PruneReport
   {
+    if !dryRun { _ = try await reachable(refusingDuringRestore: "prune") }
     var candidates: [SnapshotName: RetentionCandidate] = [:]
     var locations: [String: [String]] = [:]
     var failures: [String] = []
@@ -55,13 +56,20 @@ extension ClusterEngine {
       return PruneReport(policy: policy, decisions: decisions, locations: locations, deleted: deleted, failures: failures)
     }
     let doomed = Set(decisions.filter { !$0.keep }.map(\.name))
-    for node in listed {
+    // Nodes that share one snapshot directory: deleted once, by the first of them.
+    let (writers, sharers) = await byDirectory(listed)
+    for node in writers {
       for name in doomed.sorted() where locations[name.value, default: []].contains(node.address) {
         do {
           try await node.deleteSnapshot(name)
           deleted[name.value, default: []].append(node.address)
           progress("deleted \(name) on \(node.address)")
         } catch { failures.append(error.on(node.address, step: "delete \(name)").message) }
+      }
+    }
+    for (address, owner) in sharers {
+      for name in doomed where deleted[name.value, default: []].contains(owner) {
+        deleted[name.value, default: []].append(address)
       }
     }
     let inS3 = s3Snapshots.filter { doomed.contains($0.name) }

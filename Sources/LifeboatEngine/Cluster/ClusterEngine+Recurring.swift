@@ -14,6 +14,8 @@ extension ClusterEngine {
 
   /// Throws only when no snapshot was saved; problems after the save are in the report.
   public func recurringRun(name: SnapshotName, holder: any Node) async throws(LifeboatError) -> RecurringReport {
+    // Never beside a restore, on any node: the run is skipped (and counted) instead.
+    _ = try await reachable(refusingDuringRestore: "recurring run")
     let hasS3 = context.config.backup.s3 != nil
     let peers = nodes.filter { $0.address != holder.address }
     var problems: [String] = []

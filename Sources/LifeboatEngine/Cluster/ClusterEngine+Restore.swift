@@ -4,33 +4,64 @@ import LifeboatCore
 import SnapshotStores
 
 /// `snapshot restore`: plan, then the steps below, each a function from one typed state to the
-/// next. Nothing changes before `stop`; a failed stop starts again what was stopped; from
-/// `swap` on (the point of no return) a failure rolls every node back in three phases.
+/// next. The restore lease is taken on every node first (one restore at a time). Nothing changes
+/// before `stop`; a failed stop starts again what was stopped; from `swap` on (the point of no
+/// return) a failure rolls every node back in three phases. Every node journals its steps, so a
+/// crash anywhere leaves what `recover` needs.
 extension ClusterEngine {
   public func restore(_ plan: RestorePlan, options: RestoreOptions) async throws(LifeboatError) -> RestoreReport {
+    try await takeLeases(RestoreLease(id: plan.id, snapshot: plan.name.value))
     let staged: RestoreState.Staged
     do throws(LifeboatError) {
       try await preflight(plan)
-      staged = try await stage(try await fetch(plan, useLocalState: options.useLocalState))
+      let fetched = try await fetch(plan, useLocalState: options.useLocalState)
+      Failpoints.crash("cli", at: "fetch.done")
+      staged = try await stage(fetched)
+      Failpoints.crash("cli", at: "stage.done")
     } catch {
-      await cleanUp(plan.id)
-      throw error.prefixed("restore refused, nothing changed")
+      throw error.prefixed("restore refused, nothing changed").leaving(await release(plan.id))
     }
     let stopped: RestoreState.Stopped
-    do throws(LifeboatError) { stopped = try await stop(staged) } catch {
-      await restartStopped()
-      await cleanUp(plan.id)
-      throw error.prefixed("restore stopped before any data dir moved; etcd started again where it was stopped")
+    do throws(LifeboatError) {
+      // The state file to install goes next to the current one first (journal first, then act).
+      if let bytes = staged.fetched.stateFile { try writePendingStateFile(bytes, id: plan.id) }
+      stopped = try await stop(staged)
+      Failpoints.crash("cli", at: "swap.stopped")
+    } catch {
+      let restarted = await restartStopped()
+      removePendingStateFile(id: plan.id)
+      let left = restarted.isEmpty ? await release(plan.id) : restarted
+      throw error.prefixed("restore stopped before any data dir moved; etcd started again where it was stopped").leaving(left)
     }
     // The point of no return: data dirs move from here on.
     let checked: RestoreState.Checked
     do throws(LifeboatError) {
-      checked = try await verify(try await start(try await swap(stopped)))
+      let swapped = try await swap(stopped)
+      Failpoints.crash("cli", at: "swap.moved")
+      let started = try await start(swapped)
+      Failpoints.crash("cli", at: "swap.started")
+      checked = try await verify(started)
+      Failpoints.crash("cli", at: "check.done")
     } catch {
       progress("failed: \(error.message); rolling back every node")
       try await rollBack(plan.id, cause: error)
     }
     return try await complete(checked)
+  }
+
+  /// The lease on every node, in config order, or on none (those taken are given back).
+  func takeLeases(_ lease: RestoreLease) async throws(LifeboatError) {
+    var taken: [any Node] = []
+    for node in nodes {
+      do throws(LifeboatError) {
+        try await node.takeLease(lease)
+        taken.append(node)
+      } catch {
+        for held in taken { try? await held.releaseLease(lease.id) }
+        throw error.on(node.address, step: "lease")
+      }
+    }
+    progress("lease: restore \(lease.id) holds every node")
   }
 
   // MARK: - Plan
@@ -47,6 +78,7 @@ extension ClusterEngine {
           continue
         }
         if let found = snapshots.first(where: { $0.name == options.name.value }) {
+          if let problem = found.manifestProblem { throw LifeboatError.verification(problem).on(node.address) }
           return RestorePlan(
             id: id, name: options.name, source: .node(node.address), server: node.address, members: members, runtime: runtime,
             archiveSize: found.size, archiveSHA256: found.archiveSHA256, dbSHA256: found.dbSHA256, dbSize: found.dbSize,
@@ -69,6 +101,24 @@ extension ClusterEngine {
       id: id, name: options.name, source: .s3(found.path), server: members[0].address, members: members, runtime: runtime,
       archiveSize: found.size, archiveSHA256: found.manifest?.archiveSHA256, dbSHA256: found.manifest?.dbSHA256,
       dbSize: found.manifest?.dbSize, revision: found.manifest?.revision)
+  }
+
+  /// `--dry-run`: the archive the plan would restore, read in full and checked as the restore
+  /// would (structure, CRC-32, etcd's trailer, manifest), where it is. Returns the checks made.
+  public func checkArchive(_ plan: RestorePlan) async throws(LifeboatError) -> String {
+    let report: VerifyReport
+    switch plan.source {
+    case .node(let address):
+      guard let node = nodes.first(where: { $0.address == address }) else { throw .usage("\(address) is not an etcd node") }
+      report = try await node.verifySnapshot(plan.name)
+    case .s3:
+      guard let s3 = try context.s3Configuration() else { throw .usage("\(context.config.path) has no s3backupconfig") }
+      report = try await withS3(s3) { (store) async throws(LifeboatError) in
+        let catalog = SnapshotCatalog(store: store)
+        return try await SnapshotVerifier().verify(try await catalog.find(plan.name), in: catalog)
+      }
+    }
+    return "checked (" + report.checks.joined(separator: "; ") + ")"
   }
 
   // MARK: - Steps before the point of no return
@@ -161,8 +211,7 @@ extension ClusterEngine {
 
   /// Every etcd starts on the restored data, with a backend quota of at least 1.5x the db.
   func start(_ swapped: RestoreState.Swapped) async throws(LifeboatError) -> RestoreState.Swapped {
-    let dbSize = Int64(clamping: swapped.stopped.staged.fetched.dbSize)
-    let quota = max(Int64(2) << 30, dbSize.addingReportingOverflow(dbSize / 2).partialValue)
+    let quota = Self.quota(forDB: swapped.stopped.staged.fetched.dbSize)
     _ = try await onEach(nodes, "start") { (node) async throws(LifeboatError) in
       try await node.startEtcd(quotaBackendBytes: quota)
       progress("swap: etcd started on \(node.address)")
@@ -173,6 +222,10 @@ extension ClusterEngine {
   func verify(_ swapped: RestoreState.Swapped) async throws(LifeboatError) -> RestoreState.Checked {
     let revision = swapped.stopped.staged.fetched.snapshotRevision
     let result = try await self.check.checkRestored(snapshotRevision: revision, nodes: nodes)
+    // And on every node, the etcd serving is the one on the restored data dir.
+    _ = try await onEach(nodes, "check") { (node) async throws(LifeboatError) in
+      try await node.confirmRestored(swapped.stopped.staged.fetched.plan.id)
+    }
     progress("check: \(members.count) members healthy, HashKV \(result.hash) equal at revision \(result.revision) (snapshot revision \(revision))")
     return RestoreState.Checked(swapped: swapped, hash: result.hash, revision: result.revision)
   }
@@ -187,12 +240,12 @@ extension ClusterEngine {
       logger.warning("could not remove Lifeboat's lock keys: \(error.message)")
     }
     var stateFile: (installed: String, backup: String?)?
-    if let bytes = fetched.stateFile {
-      let installed = try installStateFile(bytes, id: plan.id)
+    if let installed = try installPendingStateFile(id: plan.id) {
       stateFile = installed
       progress("state file: installed the archive's state file as \(installed.installed)" + (installed.backup.map { ", old one kept as \($0)" } ?? ""))
     }
-    await cleanUp(plan.id)
+    let left = await release(plan.id)
+    if !left.isEmpty { progress("cleanup: \(left.map(\.message).joined(separator: "; "))") }
     let report = RestoreReport(
       plan: plan, revision: checked.revision, hash: checked.hash, oldDataDirs: checked.swapped.oldDataDirs, stateFile: stateFile,
       lockKeysRemoved: removed)
@@ -200,16 +253,36 @@ extension ClusterEngine {
     return report
   }
 
-  func installStateFile(_ bytes: [UInt8], id: String) throws(LifeboatError) -> (installed: String, backup: String?) {
+  /// `<state file>.<id>.pending`: the archive's state file, written (0600) before the point of
+  /// no return, installed after a good check (or by recovery that finishes), removed by rollback.
+  func pendingStateFile(id: String) -> String { "\(context.config.stateFilePath).\(id).pending" }
+
+  func writePendingStateFile(_ bytes: [UInt8], id: String) throws(LifeboatError) {
+    try AtomicFile.write(bytes, to: pendingStateFile(id: id), mode: 0o600, overwrite: true)
+  }
+
+  func removePendingStateFile(id: String) {
+    try? FileManager.default.removeItem(atPath: pendingStateFile(id: id))
+  }
+
+  /// Moves the pending state file into place, the current one kept as `<state file>.<id>.bak`.
+  func installPendingStateFile(id: String) throws(LifeboatError) -> (installed: String, backup: String?)? {
+    let pending = pendingStateFile(id: id)
+    guard FileManager.default.fileExists(atPath: pending) else { return nil }
     let path = context.config.stateFilePath
     var backup: String?
     if FileManager.default.fileExists(atPath: path) {
       let target = "\(path).\(id).bak"
       guard let old = FileManager.default.contents(atPath: path) else { throw .storage("cannot read \(path)") }
-      try AtomicFile.write([UInt8](old), to: target, mode: 0o600, overwrite: false)
+      if !FileManager.default.fileExists(atPath: target) {
+        try AtomicFile.write([UInt8](old), to: target, mode: 0o600, overwrite: false)
+      }
       backup = target
     }
-    try AtomicFile.write(bytes, to: path, mode: 0o600, overwrite: true)
+    guard Foundation.rename(pending, path) == 0 else {
+      throw .storage("cannot move \(pending) to \(path): \(String(cString: strerror(errno)))")
+    }
+    try syncDirectory(of: path)
     return (path, backup)
   }
 

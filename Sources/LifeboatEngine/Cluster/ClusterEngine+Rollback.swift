@@ -33,7 +33,7 @@ extension ClusterEngine {
     guard failures.isEmpty else {
       throw LifeboatError(
         .restoreIncomplete,
-        "restore failed (\(cause.message)) and rollback did not finish: \(failures.map(\.message).joined(separator: "; ")); old data dirs are kept as <data dir>.lifeboat-old-\(id)",
+        "restore failed (\(cause.message)) and rollback did not finish: \(failures.map(\.message).joined(separator: "; ")); old data dirs are kept as <data dir>.lifeboat-old-\(id); bring the node back and run `lifeboat snapshot restore --recover`",
         node: failures[0].node, step: "rollback")
     }
     do throws(LifeboatError) {
@@ -43,24 +43,38 @@ extension ClusterEngine {
         .restoreIncomplete, "restore failed (\(cause.message)); every old data dir is back, but the cluster is not healthy: \(error.message)",
         step: "rollback")
     }
-    await cleanUp(id)
+    removePendingStateFile(id: id)
+    let left = await release(id)
     throw LifeboatError(.restoreRolledBack, "restore failed and every node was rolled back: \(cause.message)", node: cause.node, step: cause.step)
+      .leaving(left)
   }
 
-  /// Starts etcd on every node where it is not running (after a failed stop phase).
-  func restartStopped() async {
-    _ = await settle(nodes, "start") { (node) async throws(LifeboatError) in
-      guard let health = try? await node.health(), health.etcdRunning == false else { return }
-      do throws(LifeboatError) { try await node.startEtcd(quotaBackendBytes: nil) } catch {
-        progress("could not start etcd again on \(node.address): \(error.message)")
+  /// Starts etcd on every node where it is not running (after a failed stop phase); returns the
+  /// nodes where that failed (or that did not answer).
+  func restartStopped() async -> [LifeboatError] {
+    var failures: [LifeboatError] = []
+    for result in await settle(nodes, "start", { (node) async throws(LifeboatError) in
+      guard try await node.health().etcdRunning == false else { return }
+      try await node.startEtcd(quotaBackendBytes: nil)
+    }) {
+      if case .failure(let error) = result {
+        progress("could not start etcd again: \(error.message)")
+        failures.append(error)
       }
     }
+    return failures
   }
 
-  /// Removes every node's downloads and staging leftovers of restore `id`.
-  func cleanUp(_ id: String) async {
-    for result in await settle(nodes, "cleanup", { (node) async throws(LifeboatError) in try await node.finish(id) }) {
-      if case .failure(let error) = result { logger.debug("\(error.message)") }
+  /// Ends restore `id` on every node: downloads and staging leftovers removed, then the journal
+  /// and the lease. Returns where that failed (the lease stays there, for `recover`).
+  func release(_ id: String) async -> [LifeboatError] {
+    var failures: [LifeboatError] = []
+    for result in await settle(nodes, "cleanup", { (node) async throws(LifeboatError) in
+      try await node.finish(id)
+      try await node.releaseLease(id)
+    }) {
+      if case .failure(let error) = result { failures.append(error) }
     }
+    return failures
   }
 }

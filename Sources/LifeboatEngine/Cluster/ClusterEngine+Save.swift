@@ -13,10 +13,12 @@ extension ClusterEngine {
     public var copies: [String]
     /// Nodes that could not get a copy (or did not answer), and why.
     public var failures: [LifeboatError]
+    /// Nodes that share one snapshot directory (a shared mount): one line each.
+    public var shared: [String] = []
   }
 
   public func save(name: SnapshotName?, upload: Bool = true, compression: Compression? = nil) async throws(LifeboatError) -> SaveReport {
-    let (up, down) = await reachable()
+    let (up, down) = try await reachable(refusingDuringRestore: "save")
     guard let first = up.first else {
       throw .unavailable("no agent answers: \(down.map(\.message).joined(separator: "; "))")
     }
@@ -25,20 +27,26 @@ extension ClusterEngine {
     progress("saved \(saved.snapshot.name) on \(first.address) from \(saved.member) (\(saved.endpoint))")
     if let remote = saved.remote { progress("uploaded \(remote)") }
     let copied = await copy(try SnapshotName(saved.snapshot.name), from: first, to: Array(up.dropFirst()), pruneAfter: false)
-    return SaveReport(saved: saved, savedOn: first.address, copies: [first.address] + copied.copies, failures: down + copied.failures)
+    return SaveReport(
+      saved: saved, savedOn: first.address, copies: [first.address] + copied.copies, failures: down + copied.failures,
+      shared: copied.shared)
   }
 
-  /// Has every node of `targets` receive `name` from `source`'s agent, all at once.
+  /// Has every node of `targets` receive `name` from `source`'s agent, all at once. Nodes whose
+  /// snapshot directory is one already written (a shared mount: the same `.lifeboat-dir-id`)
+  /// hold the same bytes already: counted as copies, never written twice.
   func copy(_ name: SnapshotName, from source: any Node, to targets: [any Node], pruneAfter: Bool) async
-    -> (copies: [String], failures: [LifeboatError])
+    -> (copies: [String], failures: [LifeboatError], shared: [String])
   {
     let peer = agentURL(of: source)
+    let (writers, sharers) = await byDirectory([source] + targets)
     var copies: [String] = []
     var failures: [LifeboatError] = []
-    let results = await settle(targets, "copy") { (node) async throws(LifeboatError) in
+    let writing = targets.filter { t in writers.contains { $0.address == t.address } }
+    let results = await settle(writing, "copy") { (node) async throws(LifeboatError) in
       try await node.receiveSnapshot(name, from: peer, pruneAfter: pruneAfter)
     }
-    for (node, result) in zip(targets, results) {
+    for (node, result) in zip(writing, results) {
       switch result {
       case .success:
         copies.append(node.address)
@@ -46,7 +54,33 @@ extension ClusterEngine {
       case .failure(let error): failures.append(error)
       }
     }
-    return (copies, failures)
+    var shared: [String] = []
+    for (node, owner) in sharers where owner == source.address || copies.contains(owner) {
+      copies.append(node)
+      shared.append("\(node) shares its snapshot directory with \(owner): the copy is there already")
+      progress(shared.last!)
+    }
+    return (copies, failures, shared)
+  }
+
+  /// Splits `nodes` (in order) into the first node of each snapshot directory and the others,
+  /// each with the address of the node it shares with. Nodes that do not answer stay writers.
+  func byDirectory(_ nodes: [any Node]) async -> (writers: [any Node], sharers: [(String, String)]) {
+    let healths = await settle(nodes, "health") { (node) async throws(LifeboatError) in try await node.health() }
+    var owner: [String: String] = [:]
+    var writers: [any Node] = []
+    var sharers: [(String, String)] = []
+    for (node, result) in zip(nodes, healths) {
+      if case .success(let health) = result, let id = health.snapshotDirID {
+        if let first = owner[id] {
+          sharers.append((node.address, first))
+          continue
+        }
+        owner[id] = node.address
+      }
+      writers.append(node)
+    }
+    return (writers, sharers)
   }
 
   /// Copies to every reachable target the verified recurring snapshots `source` keeps and the

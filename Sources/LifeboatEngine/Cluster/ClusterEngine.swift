@@ -72,13 +72,20 @@ public struct ClusterEngine: Sendable {
     return values
   }
 
-  /// Every node that answers its health check, in order, and the others' errors.
-  func reachable() async -> (nodes: [any Node], failures: [LifeboatError]) {
+  /// Every node that answers its health check, in order, and the others' errors. `what` is
+  /// refused (exit 9) while a restore holds a node or was interrupted on one.
+  func reachable(refusingDuringRestore what: String) async throws(LifeboatError) -> (nodes: [any Node], failures: [LifeboatError]) {
     var up: [any Node] = []
     var failures: [LifeboatError] = []
     for (node, result) in zip(nodes, await settle(nodes, "health") { (node) async throws(LifeboatError) in try await node.health() }) {
       switch result {
-      case .success: up.append(node)
+      case .success(let health):
+        if let restore = health.restore {
+          throw LifeboatError(
+            .restoreInProgress, "\(what) refused: \(restore) (on \(node.address); if interrupted, run `lifeboat snapshot restore --recover`)",
+            node: node.address)
+        }
+        up.append(node)
       case .failure(let error): failures.append(error)
       }
     }

@@ -33,6 +33,11 @@ public struct EtcdConnection: Sendable {
       do { configuration.tls = try EtcdTLS.load(caFile: caFile, certFile: certFile, keyFile: keyFile) } catch {
         throw .usage(error.message)
       }
+      if let certFile, let keyFile, let cert = configuration.tls?.certificatePEM, let key = configuration.tls?.keyPEM,
+        KeyPairCheck.mismatch(certificatePEM: cert, keyPEM: key) == true
+      {
+        throw .usage("the key \(keyFile) does not belong to the certificate \(certFile)")
+      }
       if let plain = endpoints.first(where: { $0.scheme == .http }) {
         throw .usage("\(plain) is plain http, but TLS files were given: use https:// endpoints")
       }

@@ -5,7 +5,7 @@ import SnapshotStores
 /// The fetch step of a restore on this node.
 extension LocalNode {
   public func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
-    try RestoreSession.validate(id: request.id)
+    try RestoreJournal.validate(id: request.id)
     return try await steps.run { () async throws(LifeboatError) in
       do throws(LifeboatError) { return try await fetchUnlocked(request) } catch { throw error.on(address) }
     }
@@ -13,8 +13,12 @@ extension LocalNode {
 
   func fetchUnlocked(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
     let name = try SnapshotName(request.name)
-    let paths = RestoreSession.Paths(node: node, id: request.id)
+    let paths = RestoreJournal.Paths(node: node, id: request.id)
+    if let lease = currentLease(), lease.id != request.id { throw lease.refusal("fetch for restore \(request.id)", on: address) }
     try makeDirectories(paths.work)
+    // The journal first: whatever happens from here, recovery finds what this restore left.
+    var journal = try RestoreJournal.loadIfPresent(paths, address: address) ?? RestoreJournal(id: request.id, name: name.value, paths: paths)
+    try journal.record("fetch.begun", "\(request.origin)", paths: paths)
     // 1. The archive on this node's disk: its own copy, or a download hashed as it arrives.
     var (snapshot, archiveCatalog, downloadedSHA256) = try await obtain(name, origin: request.origin, paths: paths)
     if request.origin != .local, Failpoints.fire("fetch.corrupt") {
@@ -51,10 +55,13 @@ extension LocalNode {
       throw .verification("the database's SHA-256 is \(digest.sha256), expected \(expected)")
     }
     let status = try SnapshotStatus.read(path: paths.database)
-    let session = RestoreSession(
-      name: name.value, archivePath: archiveCatalog.store.location + "/" + snapshot.object.key, databasePath: paths.database,
-      skipHashCheck: digest.trailer == .absent, stagingDir: paths.stagingDir, oldDataDir: paths.oldDataDir)
-    try session.save(paths)
+    journal.archivePath = archiveCatalog.store.location + "/" + snapshot.object.key
+    journal.databasePath = paths.database
+    journal.skipHashCheck = digest.trailer == .absent
+    journal.revision = status.revision
+    journal.dbSize = digest.size
+    try journal.record("fetch.done", "db sha256 \(digest.sha256), revision \(status.revision)", paths: paths)
+    Failpoints.crash("agent", at: "fetch.done")
     return FetchReport(
       address: address, archiveSize: whole.1, archiveSHA256: whole.0, dbSize: digest.size, dbSHA256: digest.sha256,
       trailer: digest.trailer.rawValue, revision: status.revision, hasStateFile: content.hasStateFile,
@@ -62,7 +69,7 @@ extension LocalNode {
   }
 
   /// The archive to restore, on this node's disk; with the SHA-256 computed while downloading.
-  private func obtain(_ name: SnapshotName, origin: SnapshotOrigin, paths: RestoreSession.Paths) async throws(LifeboatError)
+  private func obtain(_ name: SnapshotName, origin: SnapshotOrigin, paths: RestoreJournal.Paths) async throws(LifeboatError)
     -> (StoredSnapshot, SnapshotCatalog, String?)
   {
     let local = LocalStore(directory: paths.work)

@@ -12,7 +12,13 @@ extension LocalNode {
   static func summary(_ s: StoredSnapshot) -> NodeSnapshot {
     NodeSnapshot(
       name: s.name.value, kind: s.kind, size: s.size, archiveSHA256: s.manifest?.archiveSHA256, dbSHA256: s.manifest?.dbSHA256,
-      dbSize: s.manifest?.dbSize, revision: s.manifest?.revision, created: s.created)
+      dbSize: s.manifest?.dbSize, revision: s.manifest?.revision, created: s.created, manifestProblem: s.manifestProblem)
+  }
+
+  public func verifySnapshot(_ name: SnapshotName) async throws(LifeboatError) -> VerifyReport {
+    do throws(LifeboatError) {
+      return try await SnapshotVerifier().verify(try await catalog.find(name), in: catalog)
+    } catch { throw error.on(address) }
   }
 
   public func openSnapshot(_ name: SnapshotName) async throws(LifeboatError) -> (archive: any ByteSource, manifest: [UInt8]?) {
@@ -29,10 +35,12 @@ extension LocalNode {
   }
 
   public func deleteSnapshot(_ name: SnapshotName) async throws(LifeboatError) {
+    try refuseDuringRestore("deleting \(name)")
     try await catalog.delete(try await catalog.find(name))
   }
 
   public func saveSnapshot(_ request: NodeSaveRequest) async throws(LifeboatError) -> NodeSaveReport {
+    try refuseDuringRestore("a snapshot")
     let name = try request.name.map { (n) throws(LifeboatError) in try SnapshotName(n) }
     var connection = try context.etcdConnection(certificate: node.certificateName)
     if request.ownMemberOnly == true, let index = context.config.etcdNodes.firstIndex(where: { $0.address == node.address }) {
@@ -67,7 +75,7 @@ extension LocalNode {
       throw LifeboatError.usage("\(peer) is not the agent of an etcd node in \(context.config.path)").on(address)
     }
     // A restore reads from this directory: no copies (and no pruning) until it is finished.
-    if pruneAfter, restoreInProgress() { throw LifeboatError.unavailable("a restore is in progress").on(address) }
+    try refuseDuringRestore("a copy of \(name)")
     // A recurring name dated in the future would outrank every real snapshot in retention.
     if let taken = RetentionCandidate.recurringTime(name), taken > Date().addingTimeInterval(3600) {
       throw LifeboatError.usage("\(name) is dated in the future").on(address)
@@ -117,10 +125,9 @@ extension LocalNode {
     }
   }
 
-  /// A restore has files on this node (between its fetch and its finish).
+  /// A restore holds this node's lease or left its journal here (stray files never count).
   public func restoreInProgress() -> Bool {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: node.runDir)) ?? []
-    return entries.contains { $0.hasPrefix("restore-") }
+    currentLease() != nil || !RestoreJournal.ids(in: node.runDir).isEmpty
   }
 
   /// Free bytes where snapshots are written, and the size of the newest archive there.

@@ -41,9 +41,30 @@ public struct LocalNode: Node {
   var files: NodeFiles { NodeFiles(address: address) }
 
   public func health() async throws(LifeboatError) -> NodeHealth {
-    NodeHealth(
-      address: address, member: node.memberName, runtime: runtime.summary, etcdRunning: await runtime.isRunning(),
-      version: LifeboatVersion.current, schedule: nil)
+    let process = node.listeningProcess()
+    var running = await runtime.isRunning()
+    if running != true, process != nil, context.config.lifeboat.runtime.kind == .supervised {
+      running = true  // something serves the member's port: never report it stopped
+    }
+    var restore = currentLease().map { "\($0.line) holds this node" }
+    if restore == nil, let id = RestoreJournal.ids(in: node.runDir).first { restore = "restore \(id) was interrupted" }
+    return NodeHealth(
+      address: address, member: node.memberName, runtime: runtime.summary, etcdRunning: running,
+      version: LifeboatVersion.current, schedule: nil, etcdProcess: process, dataDirProblem: dataDirProblem(process),
+      restore: restore, snapshotDirID: snapshotDirID())
+  }
+
+  /// The id in `<snapshot dir>/.lifeboat-dir-id`, written once (never replaced) by the first
+  /// agent that looks; nil while the directory does not exist.
+  func snapshotDirID() -> String? {
+    let path = node.snapshotDir + "/.lifeboat-dir-id"
+    func read() -> String? {
+      FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+    if let id = read(), !id.isEmpty { return id }
+    guard isDirectory(node.snapshotDir) else { return nil }
+    try? AtomicFile.write(Array((UUID().uuidString + "\n").utf8), to: path, mode: 0o644, overwrite: false)
+    return read()
   }
 
   public func preflight(dbSize: UInt64, archiveSize: UInt64) async throws(LifeboatError) -> NodePreflight {
@@ -80,18 +101,40 @@ public struct LocalNode: Node {
     return NodePreflight(address: address, freeSnapshotBytes: freeSnapshot, freeDataBytes: freeData, problems: problems)
   }
 
+  /// During a restore (this node holds its lease) the stop is journaled.
   public func stopEtcd() async throws(LifeboatError) {
-    try await steps.run { () async throws(LifeboatError) in try await stopEtcdUnlocked() }
+    try await steps.run { () async throws(LifeboatError) in
+      guard let (found, paths) = leaseJournal() else { return try await stopEtcdUnlocked() }
+      var journal = found
+      try journal.record("stop.begun", paths: paths)
+      try await stopEtcdUnlocked()
+      try journal.record("stop.done", paths: paths)
+      Failpoints.crash("agent", at: "swap.stopped")
+    }
   }
 
   func stopEtcdUnlocked() async throws(LifeboatError) {
     do { try await runtime.stop() } catch { throw error.on(address, step: "stop etcd") }
   }
 
+  /// During a restore the start is journaled, with the PID and data dir of the etcd started.
   public func startEtcd(quotaBackendBytes: Int64?) async throws(LifeboatError) {
     try await steps.run { () async throws(LifeboatError) in
+      var journaled = leaseJournal()
+      if let (found, paths) = journaled {
+        var journal = found
+        try journal.record("start.begun", node.dataDir, paths: paths)
+        journaled = (journal, paths)
+      }
       do throws(LifeboatError) { try await runtime.start(quotaBackendBytes: quotaBackendBytes) } catch {
         throw error.on(address, step: "start etcd")
+      }
+      if let (found, paths) = journaled {
+        var journal = found
+        let pid = (runtime as? SupervisedRuntime)?.runningPID()
+        journal.started.append(.init(pid: pid, dataDir: node.dataDir, at: Date()))
+        try journal.record("start.done", pid.map { "PID \($0)" }, paths: paths)
+        Failpoints.crash("agent", at: "swap.started")
       }
     }
   }

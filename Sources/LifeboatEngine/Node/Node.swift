@@ -30,6 +30,8 @@ public protocol Node: Sendable {
   func receiveSnapshot(_ name: SnapshotName, from peer: String, pruneAfter: Bool) async throws(LifeboatError) -> NodeSnapshot
   /// Deletes a snapshot: manifest first, then the archive.
   func deleteSnapshot(_ name: SnapshotName) async throws(LifeboatError)
+  /// Re-reads a snapshot in full and checks everything it promises (`snapshot verify`).
+  func verifySnapshot(_ name: SnapshotName) async throws(LifeboatError) -> VerifyReport
 
   // Its etcd.
   func stopEtcd() async throws(LifeboatError)
@@ -48,8 +50,20 @@ public protocol Node: Sendable {
   /// on its old data while a peer still runs the restored data would be sent commit indexes its
   /// log never had, and etcd panics). Safe to call at any step, and twice.
   func rollback(_ id: String) async throws(LifeboatError) -> RollbackReport
-  /// Removes the restore's downloads and staging leftovers (never the old data dir).
+  /// Removes the restore's downloads and staging leftovers (never the old data dir, never the
+  /// journal).
   func finish(_ id: String) async throws(LifeboatError)
+  /// After the cluster check: this node's etcd serves from its data dir (checked in /proc).
+  func confirmRestored(_ id: String) async throws(LifeboatError)
+
+  // One restore at a time, and what a restore left.
+  /// Takes the restore lease (again, for the same id, is fine); `.restoreInProgress` naming the
+  /// restore that holds it otherwise, or that was interrupted here.
+  func takeLease(_ lease: RestoreLease) async throws(LifeboatError)
+  /// Releases the lease of `id` and removes its journal: the restore or its recovery is over.
+  func releaseLease(_ id: String) async throws(LifeboatError)
+  /// The lease, the journals and the etcd really serving: what recovery decides from.
+  func restoreStatus() async throws(LifeboatError) -> NodeRestoreStatus
 }
 
 public struct NodeHealth: Codable, Sendable, Equatable {
@@ -61,16 +75,30 @@ public struct NodeHealth: Codable, Sendable, Equatable {
   public var version: String
   /// The agent's recurring snapshots (filled in by the agent's `/healthz`).
   public var schedule: ScheduleState?
+  /// The etcd process serving the member (found by its client port), when one is.
+  public var etcdProcess: EtcdProcess?
+  /// Set when that process serves from a directory other than the data dir.
+  public var dataDirProblem: String?
+  /// A restore holding this node, or interrupted on it: one line.
+  public var restore: String?
+  /// The identity of the snapshot directory (a random id in its `.lifeboat-dir-id`): nodes that
+  /// report the same one share the directory (a shared mount, as RKE's docs warn).
+  public var snapshotDirID: String?
 
   public init(
     address: String, member: String, runtime: String, etcdRunning: Bool? = nil, version: String,
-    schedule: ScheduleState? = nil
+    schedule: ScheduleState? = nil, etcdProcess: EtcdProcess? = nil, dataDirProblem: String? = nil, restore: String? = nil,
+    snapshotDirID: String? = nil
   ) {
+    self.snapshotDirID = snapshotDirID
     self.address = address
     self.member = member
     self.runtime = runtime
     self.etcdRunning = etcdRunning
     self.version = version
+    self.etcdProcess = etcdProcess
+    self.dataDirProblem = dataDirProblem
+    self.restore = restore
     self.schedule = schedule
   }
 }
@@ -101,11 +129,14 @@ public struct NodeSnapshot: Codable, Sendable, Equatable {
   public var dbSize: UInt64?
   public var revision: Int64?
   public var created: Date
+  /// Why the manifest beside the archive cannot be used, when it cannot (never read as "none").
+  public var manifestProblem: String?
 
   public init(
     name: String, kind: StoredSnapshot.Kind, size: UInt64, archiveSHA256: String? = nil, dbSHA256: String? = nil,
-    dbSize: UInt64? = nil, revision: Int64? = nil, created: Date
+    dbSize: UInt64? = nil, revision: Int64? = nil, created: Date, manifestProblem: String? = nil
   ) {
+    self.manifestProblem = manifestProblem
     self.name = name
     self.kind = kind
     self.size = size

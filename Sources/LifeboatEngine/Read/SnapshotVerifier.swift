@@ -14,6 +14,21 @@ public struct VerifyReport: Sendable, Codable {
   public var hasManifest: Bool
   /// Human-readable list of the checks made, in order.
   public var checks: [String]
+
+  public init(
+    name: String, path: String, kind: StoredSnapshot.Kind, dbSize: UInt64, dbSHA256: String, archiveSHA256: String?,
+    stateFile: Bool, hasManifest: Bool, checks: [String]
+  ) {
+    self.name = name
+    self.path = path
+    self.kind = kind
+    self.dbSize = dbSize
+    self.dbSHA256 = dbSHA256
+    self.archiveSHA256 = archiveSHA256
+    self.stateFile = stateFile
+    self.hasManifest = hasManifest
+    self.checks = checks
+  }
 }
 
 /// Re-reads a snapshot completely and checks every hash it can: the ZIP CRC-32 and sizes,

@@ -56,14 +56,20 @@ public struct SupervisedRuntime: EtcdRuntime {
     return args
   }
 
-  /// The recorded PID, when that process still runs etcd on this node's data directory.
+  /// This node's etcd: the recorded PID when that process still runs etcd on this node's data
+  /// directory, else the process listening on the member's client port that was started with
+  /// this node's data directory (an etcd whose PID file was lost, or that kept running while its
+  /// directory was renamed under it).
   public func runningPID() -> pid_t? {
-    guard let data = FileManager.default.contents(atPath: pidFile),
+    if let data = FileManager.default.contents(atPath: pidFile),
       let pid = pid_t(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
       DetachedProcess.isRunning(pid),
       let command = DetachedProcess.commandLine(pid), command.contains("--data-dir=\(node.dataDir)")
-    else { return nil }
-    return pid
+    {
+      return pid
+    }
+    guard let listener = node.listeningProcess(), listener.dataDirArgument == node.dataDir else { return nil }
+    return listener.pid
   }
 
   public func isRunning() async -> Bool? { runningPID() != nil }
@@ -78,6 +84,10 @@ public struct SupervisedRuntime: EtcdRuntime {
 
   public func start(quotaBackendBytes: Int64?) async throws(LifeboatError) {
     if let pid = runningPID() { throw .failure("etcd already runs on \(node.address) as PID \(pid)") }
+    if let other = node.listeningProcess() {
+      throw .failure(
+        "PID \(other.pid) already listens on \(node.clientURL)\(other.dataDir.map { " (serving \($0))" } ?? ""): stop it first")
+    }
     guard let etcd = ProcessRunner.which(settings.etcdBinary) else {
       throw .failure("\(settings.etcdBinary) not found on PATH on \(node.address)")
     }

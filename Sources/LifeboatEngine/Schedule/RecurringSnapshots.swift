@@ -128,6 +128,9 @@ public actor RecurringSnapshots {
         if let clusterLastSuccess { metrics.lastSuccess.record(clusterLastSuccess.timeIntervalSince1970) }
         return .done
       }
+    } catch where error.kind == .restoreInProgress {
+      logger.warning("\(error.message)")
+      return skip(.pausedForRestore)
     } catch {
       record(.failed(message: error.underlying == .cancelled ? "cancelled (the agent is stopping)" : error.message, saved: false))
       outcome = .failed

@@ -69,6 +69,36 @@ public struct LocalStore: SnapshotStore {
     }
   }
 
+  /// `.part` files a killed writer left behind: no writer holds their lock (a save in progress
+  /// does), so nothing will ever complete them.
+  public func abandonedParts() -> [StoredObject] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    return names.sorted().compactMap { name in
+      guard name.hasSuffix(".part"), !name.hasPrefix("."), Self.isAbandoned(path(name)) else { return nil }
+      return Self.regularFile(key: name, path: path(name))
+    }
+  }
+
+  /// Removes `<key>.part` when a killed writer left it; false when there is none (or a writer
+  /// still holds it).
+  public func removeAbandonedPart(of key: String) throws(LifeboatError) -> Bool {
+    try Self.validate(key: key)
+    let part = path(key + ".part")
+    guard FileManager.default.fileExists(atPath: part), Self.isAbandoned(part) else { return false }
+    if unlink(part) != 0 && errno != ENOENT { throw .system("cannot delete", part, errno: errno) }
+    try? syncDirectory(of: part)
+    return true
+  }
+
+  static func isAbandoned(_ path: String) -> Bool {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }
+    flock(fd, LOCK_UN)
+    return true
+  }
+
   public func delete(_ key: String) async throws(LifeboatError) {
     try Self.validate(key: key)
     if unlink(path(key)) != 0 && errno != ENOENT {

@@ -8,7 +8,8 @@ struct Lifeboat: AsyncParsableCommand {
     discussion: """
       Exit codes: 0 success; 1 failure; 2 usage or bad input; 3 snapshot not found; \
       4 verification failed; 5 cluster or node unreachable or unhealthy; 6 storage error; \
-      7 restore failed, every node rolled back; 8 restore failed, rollback incomplete.
+      7 restore failed, every node rolled back; 8 restore failed, rollback incomplete; \
+      9 another restore is in progress or was interrupted (see snapshot restore --recover).
       """,
     version: LifeboatVersion.current,
     subcommands: [Snapshot.self, Local.self, AgentCommand.self, StatusCommand.self]

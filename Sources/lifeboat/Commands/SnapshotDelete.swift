@@ -21,7 +21,11 @@ struct SnapshotDelete: AsyncParsableCommand {
           targets.append((store, try await SnapshotCatalog(store: store).find(name)))
         } catch let error as LifeboatError where error.kind == .notFound {}
       }
-      guard !targets.isEmpty else {
+      // A `.part` an interrupted save left goes too (never one a save still writes).
+      if try snapshot.storage.store.removeAbandonedPart(of: name.archiveFileName) {
+        deleted.append(snapshot.storage.store.path(name.archiveFileName + ".part"))
+      }
+      guard !targets.isEmpty || !deleted.isEmpty else {
         throw LifeboatError.notFound(
           "snapshot \(name) not found in \(snapshot.storage.snapshotDir)\(s3.map { " or \($0.location)" } ?? "")")
       }

@@ -31,6 +31,12 @@ struct SnapshotList: AsyncParsableCommand {
   }
 
   func run() async throws {
+    if !FileManager.default.fileExists(atPath: storage.snapshotDir) {
+      // A missing directory is a mistake to point out, not "no snapshots" (with --s3 the bucket
+      // is still listed).
+      guard remote.s3 else { throw LifeboatError.usage("the snapshot directory \(storage.snapshotDir) does not exist") }
+      printError("warning: the snapshot directory \(storage.snapshotDir) does not exist; listing the bucket only")
+    }
     let rows = try await remote.withStore { s3 in
       var rows: [String: Row] = [:]
       for (label, catalog) in [("local", storage.catalog)] + (s3.map { [("s3", SnapshotCatalog(store: $0))] } ?? []) {
@@ -50,6 +56,15 @@ struct SnapshotList: AsyncParsableCommand {
             s3Path: label == "s3" ? s.path : nil)
         }
       }
+      // What a killed save left: shown, so that it can be deleted.
+      for part in storage.store.abandonedParts() {
+        let name = String(part.key.dropLast(".part".count).replacingOccurrences(of: ".zip", with: ""))
+        guard rows[name] == nil else { continue }
+        rows[name] = Row(
+          name: name, kind: "incomplete", path: storage.store.path(part.key), created: part.modified, size: part.size,
+          manifest: false, problem: "\(storage.store.path(part.key)) is what an interrupted save left: `lifeboat snapshot delete \(name)` removes it",
+          locations: ["local"])
+      }
       return rows.values.sorted { $0.name < $1.name }
     }
     if output.json {
@@ -65,7 +80,7 @@ struct SnapshotList: AsyncParsableCommand {
       lines.append([
         row.name, formatDate(row.created), formatBytes(row.size), row.revision.map(String.init) ?? "-",
         row.member ?? "-", row.stateFile.map { $0 ? "yes" : "no" } ?? "?",
-        row.kind == "legacy" ? "legacy file" : (row.manifest ? "archive" : "archive (no manifest)"),
+        row.kind == "legacy" ? "legacy file" : row.kind == "incomplete" ? "INCOMPLETE (.part)" : (row.manifest ? "archive" : "archive (no manifest)"),
         row.locations.joined(separator: "+"),
       ])
     }

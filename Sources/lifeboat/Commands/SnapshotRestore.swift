@@ -8,13 +8,15 @@ struct SnapshotRestore: AsyncParsableCommand {
     commandName: "restore",
     abstract: "Restore every etcd node of a cluster from one snapshot, through the node agents.",
     discussion: """
-      Order: plan, preflight, fetch (one node serves the archive to the others; every node checks \
-      its SHA-256), stage, swap (old data dirs kept), check; nothing changes before the swap and a \
-      failure after it rolls every node back (exit 7; 8 if the rollback did not finish).
+      Order: lease (one restore at a time), plan, preflight, fetch (one node serves the archive to \
+      the others; every node checks its SHA-256), stage, swap (old data dirs kept), check; \
+      nothing changes before the swap and a failure after it rolls every node back (exit 7; 8 if \
+      the rollback did not finish). Every node journals each step: after a crash, \
+      `restore --recover` finishes the restore or rolls every node back.
       """)
 
   @Argument(help: "The snapshot's exact name (a trailing .zip is accepted).")
-  var name: String
+  var name: String?
 
   @OptionGroup var cluster: ClusterConfigOption
 
@@ -24,15 +26,28 @@ struct SnapshotRestore: AsyncParsableCommand {
   @Flag(help: "Keep the local cluster.rkestate even if the archive holds a state file.")
   var useLocalState = false
 
-  @Flag(help: "Print the plan and stop.")
+  @Flag(help: "Print the plan, check the archive it would restore, and stop.")
   var dryRun = false
 
   @Flag(help: "Do not ask for confirmation (needed when stdin is not a terminal).")
   var yes = false
 
+  @Flag(help: "Bring a cluster an interrupted restore left to one consistent state (finish it or roll every node back).")
+  var recover = false
+
+  func validate() throws {
+    if recover {
+      if name != nil { throw ValidationError("--recover takes no snapshot name: it reads what the interrupted restore left") }
+      if s3 || useLocalState || dryRun { throw ValidationError("--recover cannot be combined with --s3, --use-local-state or --dry-run") }
+    } else if name == nil {
+      throw ValidationError("Missing expected argument '<name>'")
+    }
+  }
+
   func run() async throws {
     let context = try ClusterContext.load(cluster.config)
-    var options = RestoreOptions(name: try SnapshotName.lookup(name))
+    if recover { return try await recoverCluster(context) }
+    var options = RestoreOptions(name: try SnapshotName.lookup(name ?? ""))
     options.fromS3 = s3
     options.useLocalState = useLocalState
     options.dryRun = dryRun
@@ -40,8 +55,12 @@ struct SnapshotRestore: AsyncParsableCommand {
       let engine = ClusterEngine(context: context, nodes: nodes, progress: progressLine)
       let plan = try await engine.plan(options)
       print(plan.lines.joined(separator: "\n"))
-      if dryRun { return nil }
-      try confirm(plan)
+      if dryRun {
+        let checked = try await engine.checkArchive(plan)
+        print("  archive: \(checked)")
+        return nil
+      }
+      try confirm("restore \(plan.name) onto \(plan.members.count) nodes")
       return try await engine.restore(plan, options: options)
     }
     guard let report else { return }
@@ -52,12 +71,28 @@ struct SnapshotRestore: AsyncParsableCommand {
     }
   }
 
-  private func confirm(_ plan: RestorePlan) throws(LifeboatError) {
+  private func recoverCluster(_ context: ClusterContext) async throws {
+    let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) -> ClusterEngine.RecoveryReport in
+      let engine = ClusterEngine(context: context, nodes: nodes, progress: progressLine)
+      try confirm("recover the cluster (stop etcd on every node, finish or undo the interrupted restore)")
+      return try await engine.recover()
+    }
+    for line in report.found { print("found \(line)") }
+    switch report.outcome {
+    case .nothingToRecover: print("nothing to recover: no node holds a restore's lease or journal")
+    case .finished(let snapshot):
+      print("recovered restore \(report.id ?? ""): finished; the cluster is healthy on the snapshot's data (\(snapshot))")
+    case .rolledBack(let snapshot):
+      print("recovered restore \(report.id ?? ""): rolled back; the cluster is healthy on its old data (restore of \(snapshot) undone)")
+    }
+  }
+
+  private func confirm(_ what: String) throws(LifeboatError) {
     if yes { return }
     guard isatty(0) == 1 else {
-      throw .usage("restore replaces the data of every etcd node: pass --yes to confirm (stdin is not a terminal)")
+      throw .usage("this replaces the data of every etcd node: pass --yes to confirm (stdin is not a terminal)")
     }
-    FileHandle.standardError.write(Data("Type 'yes' to restore \(plan.name) onto \(plan.members.count) nodes: ".utf8))
-    guard readLine()?.trimmingCharacters(in: .whitespaces) == "yes" else { throw .usage("restore not confirmed; nothing changed") }
+    FileHandle.standardError.write(Data("Type 'yes' to \(what): ".utf8))
+    guard readLine()?.trimmingCharacters(in: .whitespaces) == "yes" else { throw .usage("not confirmed; nothing changed") }
   }
 }

@@ -94,6 +94,7 @@ extension SnapshotSave {
         copies    \(report.copies.sorted().joined(separator: ", "))
       """)
     if let remote = report.saved.remote { print("  uploaded  \(remote)") }
+    for line in report.shared { print("  shared    \(line)") }
     if !report.failures.isEmpty {
       let list = report.failures.map(\.message).joined(separator: "; ")
       throw LifeboatError.storage("saved \(s.name), but not every node has a copy: \(list)")

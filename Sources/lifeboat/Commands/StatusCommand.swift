@@ -1,4 +1,5 @@
 import ArgumentParser
+import EtcdClient
 import Foundation
 import LifeboatAgent
 import LifeboatCore
@@ -7,7 +8,12 @@ import LifeboatEngine
 struct StatusCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "status",
-    abstract: "Ask every agent for its node and its recurring snapshots: last run, result, next run.")
+    abstract: "Ask every agent for its node, its etcd and its recurring snapshots: last run, result, next run.",
+    discussion: """
+      Exit code, the first that applies: 9 when a restore is in progress or was interrupted on a \
+      node; 5 when an agent does not answer, or an etcd is not running, not healthy, or serving \
+      from the wrong data dir; 1 when a last recurring run failed; else 0.
+      """)
 
   @OptionGroup var cluster: ClusterConfigOption
 
@@ -18,26 +24,31 @@ struct StatusCommand: AsyncParsableCommand {
     let context = try ClusterContext.load(cluster.config)
     guard let state = context.state else { throw LifeboatError.usage("no state file at \(context.config.stateFilePath)") }
     let formatter = ISO8601DateFormatter()
-    var unreachable: [String] = []
+    var restores: [String] = []
+    var down: [String] = []
     var failed: [String] = []
+    var directories: [String: String] = [:]
+    // etcd itself, as the operator reaches it: every member answers, without alarms.
+    let probes = await MemberSelector(connection: try context.etcdConnection(certificate: "kube-admin")).probeAll()
     try await AgentClient.with(state: state, certificate: "kube-admin") { (client) async throws(LifeboatError) in
-      if runNow {
-        var problems: [String] = []
-        var ran = false
-        for node in context.config.etcdNodes where !ran {
-          do throws(LifeboatError) {
-            let after = try await client.runSchedule(at: node.agentURL)
-            print("run on \(node.address): \(after.lastResult?.description ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")")
-            ran = true
-          } catch { problems.append("\(node.address): \(error.message)") }
-        }
-        if !ran { throw LifeboatError.unavailable("no agent could run: \(problems.joined(separator: "; "))") }
-      }
-      for node in context.config.etcdNodes {
+      if runNow { try await Self.runOnFirstAgent(context, client) }
+      for (index, node) in context.config.etcdNodes.enumerated() {
         do throws(LifeboatError) {
           let health = try await RemoteNode(node: node, client: client).health()
           let s = try await client.scheduleState(at: node.agentURL)
-          let etcd = health.etcdRunning.map { $0 ? "running" : "STOPPED" } ?? "unknown"
+          let probe = index < probes.count ? probes[index] : nil
+          let etcd: String
+          if health.etcdRunning == false {
+            etcd = "STOPPED"
+          } else if let problem = health.dataDirProblem {
+            etcd = "WRONG DATA DIR: \(problem)"
+          } else if let problem = probe?.problem {
+            etcd = "UNHEALTHY: \(problem)"
+          } else if probe?.status?.hasLeader == false {
+            etcd = "UNHEALTHY: no leader (quorum lost?)"
+          } else {
+            etcd = "running"
+          }
           print("""
             \(node.address)  \(health.member)  etcd \(etcd)
               schedule  \(s.enabled ? s.schedule : "off")\(s.running ? "  (a run is in progress)" : "")
@@ -45,14 +56,44 @@ struct StatusCommand: AsyncParsableCommand {
               next run  \(s.nextRun.map(formatter.string) ?? "-")
               counts    runs \(s.runs), failures \(s.failures), skipped \(s.skips)
             """)
+          if let id = health.snapshotDirID {
+            if let first = directories[id] {
+              print("  shared    the snapshot directory is the one of \(first) (a shared mount: one copy serves both)")
+            } else {
+              directories[id] = node.address
+            }
+          }
+          if let restore = health.restore {
+            print("  RESTORE   \(restore)")
+            restores.append("\(node.address): \(restore)")
+          }
+          if health.etcdRunning != true || health.dataDirProblem != nil || probe?.problem != nil || probe?.status?.hasLeader == false {
+            down.append(node.address)
+          }
           if s.lastResult?.isFailure == true { failed.append(node.address) }
         } catch {
           print("\(node.address)  UNREACHABLE: \(error.message)")
-          unreachable.append(node.address)
+          down.append(node.address)
         }
       }
     }
-    if !unreachable.isEmpty { throw LifeboatError.unavailable("agents not reachable: \(unreachable.joined(separator: ", "))") }
+    if !restores.isEmpty {
+      throw LifeboatError(
+        .restoreInProgress, "\(restores[0])\(restores.count > 1 ? " (and \(restores.count - 1) more)" : ""); if it was interrupted, run `lifeboat snapshot restore --recover`")
+    }
+    if !down.isEmpty { throw LifeboatError.unavailable("etcd or its agent is not running or not healthy on \(down.joined(separator: ", "))") }
     if !failed.isEmpty { throw LifeboatError.failure("the last recurring run failed on \(failed.joined(separator: ", "))") }
+  }
+
+  static func runOnFirstAgent(_ context: ClusterContext, _ client: AgentClient) async throws(LifeboatError) {
+    var problems: [String] = []
+    for node in context.config.etcdNodes {
+      do throws(LifeboatError) {
+        let after = try await client.runSchedule(at: node.agentURL)
+        print("run on \(node.address): \(after.lastResult?.description ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")")
+        return
+      } catch { problems.append("\(node.address): \(error.message)") }
+    }
+    throw LifeboatError.unavailable("no agent could run: \(problems.joined(separator: "; "))")
   }
 }

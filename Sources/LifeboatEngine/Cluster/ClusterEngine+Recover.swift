@@ -1,0 +1,124 @@
+import Foundation
+import LifeboatCore
+
+/// `snapshot restore --recover`: brings a cluster that an interrupted restore left (a killed
+/// agent or command, a rebooted node) to one consistent state, from every node's lease, journal
+/// and disk. It finishes the restore when every node holds the restored data (staged or already
+/// swapped in), and rolls every node back otherwise (or when finishing fails); three phases
+/// either way: stop every etcd (orphans found by their port included), move data dirs, start
+/// every etcd. It ends healthy on one dataset, or fails with exit 8 keeping the lease.
+extension ClusterEngine {
+  public struct RecoveryReport: Sendable {
+    public enum Outcome: Sendable, Equatable {
+      /// Nothing of a restore was left anywhere.
+      case nothingToRecover
+      /// The cluster runs the snapshot's data: the restore was finished.
+      case finished(snapshot: String)
+      /// The cluster runs its old data: the restore was undone.
+      case rolledBack(snapshot: String)
+    }
+    public var outcome: Outcome
+    public var id: String?
+    /// What was found on each node, one line each.
+    public var found: [String]
+  }
+
+  public func recover() async throws(LifeboatError) -> RecoveryReport {
+    let statuses: [NodeRestoreStatus]
+    do throws(LifeboatError) {
+      statuses = try await onEach(nodes, "status") { (node) async throws(LifeboatError) in try await node.restoreStatus() }
+    } catch {
+      throw LifeboatError(.restoreIncomplete, "cannot recover while a node does not answer: \(error.message)", node: error.node)
+    }
+    let found = statuses.map(Self.describe)
+    for line in found { progress("found: \(line)") }
+    let ids = Set(statuses.compactMap { $0.lease?.id } + statuses.flatMap { $0.journals.map(\.id) }).sorted()
+    guard let id = ids.last else {
+      return RecoveryReport(outcome: .nothingToRecover, id: nil, found: found)
+    }
+    // Older interrupted restores first (their data dirs were put back, or they never swapped).
+    for older in ids.dropLast() { _ = try await recover(older, statuses) }
+    return RecoveryReport(outcome: try await recover(id, statuses), id: id, found: found)
+  }
+
+  private func recover(_ id: String, _ statuses: [NodeRestoreStatus]) async throws(LifeboatError) -> RecoveryReport.Outcome {
+    let journals = statuses.map { $0.journals.first { $0.id == id } }
+    let name = journals.compactMap { $0?.name }.first ?? statuses.compactMap { $0.lease?.snapshot }.first ?? "?"
+    let revision = journals.compactMap { $0?.revision }.max() ?? 0
+    let complete = journals.allSatisfy { j in j.map { $0.swapped || $0.staged } ?? false }
+    progress("restore \(id) of \(name): " + (complete ? "every node holds the restored data: finishing it" : "rolling every node back"))
+    try await phase(nodes, "stop") { (node) async throws(LifeboatError) in try await node.stopEtcd() }
+    if complete {
+      do throws(LifeboatError) {
+        let pending = zip(nodes, journals).filter { !($0.1?.swapped ?? true) }.map(\.0)
+        try await phase(pending, "swap") { (node) async throws(LifeboatError) in _ = try await node.swap(id) }
+        try await phase(nodes, "start") { (node) async throws(LifeboatError) in
+          try await node.startEtcd(quotaBackendBytes: Self.quota(forDB: journals.compactMap { $0?.dbSize }.max() ?? 0))
+        }
+        let result = try await check.checkRestored(snapshotRevision: revision, nodes: nodes)
+        try await phase(nodes, "check") { (node) async throws(LifeboatError) in try await node.confirmRestored(id) }
+        progress("check: \(members.count) members healthy on the snapshot's data, HashKV \(result.hash) at revision \(result.revision)")
+        do { _ = try await check.removeLockKeys() } catch { logger.warning("could not remove Lifeboat's lock keys: \(error.message)") }
+        if let installed = try installPendingStateFile(id: id) { progress("state file: installed \(installed.installed)") }
+        try await finishRecovery(id)
+        return .finished(snapshot: name)
+      } catch {
+        progress("finishing failed: \(error.message); rolling every node back")
+        try await phase(nodes, "stop") { (node) async throws(LifeboatError) in try await node.stopEtcd() }
+      }
+    }
+    let withJournal = zip(nodes, journals).filter { $0.1 != nil }.map(\.0)
+    try await phase(withJournal, "rollback") { (node) async throws(LifeboatError) in
+      let report = try await node.rollback(id)
+      progress("rollback: \(node.address): " + (report.actions.isEmpty ? "nothing to undo" : report.actions.joined(separator: ", ")))
+    }
+    try await phase(nodes, "start") { (node) async throws(LifeboatError) in try await node.startEtcd(quotaBackendBytes: nil) }
+    do throws(LifeboatError) { try await check.waitHealthy() } catch {
+      throw LifeboatError(.restoreIncomplete, "every old data dir is back, but the cluster is not healthy: \(error.message)")
+    }
+    try await phase(nodes, "check") { (node) async throws(LifeboatError) in
+      if let problem = try await node.health().dataDirProblem { throw LifeboatError.verification(problem) }
+    }
+    removePendingStateFile(id: id)
+    try await finishRecovery(id)
+    return .rolledBack(snapshot: name)
+  }
+
+  /// Runs a recovery phase on `subset`; any failure ends the recovery with exit 8.
+  private func phase(
+    _ subset: [any Node], _ step: String, _ body: @escaping @Sendable (any Node) async throws(LifeboatError) -> Void
+  ) async throws(LifeboatError) {
+    let failures = await settle(subset, step, body).compactMap { r -> LifeboatError? in
+      if case .failure(let e) = r { return e } else { return nil }
+    }
+    guard failures.isEmpty else {
+      throw LifeboatError(
+        .restoreIncomplete, "recovery stopped: \(failures.map(\.message).joined(separator: "; ")); the lease stays",
+        node: failures[0].node, step: step)
+    }
+  }
+
+  private func finishRecovery(_ id: String) async throws(LifeboatError) {
+    let left = await release(id)
+    guard left.isEmpty else {
+      throw LifeboatError(.restoreIncomplete, "the cluster is healthy, but cleanup failed: \(left.map(\.message).joined(separator: "; "))")
+    }
+  }
+
+  static func describe(_ s: NodeRestoreStatus) -> String {
+    var parts: [String] = []
+    if let lease = s.lease { parts.append("lease of \(lease.line)") }
+    for j in s.journals {
+      parts.append("journal of restore \(j.id) (\(j.name)): \(j.steps.last ?? "empty")" + (j.swapped ? ", swapped" : j.staged ? ", staged" : ""))
+    }
+    if let etcd = s.etcd { parts.append("etcd PID \(etcd.pid)" + (etcd.dataDir.map { " on \($0)" } ?? "")) } else { parts.append("etcd not running") }
+    if let problem = s.dataDirProblem { parts.append("WRONG DATA DIR: \(problem)") }
+    return "\(s.address): " + (s.isClear && s.dataDirProblem == nil ? "clear; " : "") + parts.joined(separator: "; ")
+  }
+
+  /// The backend quota a restored member starts with: at least 2 GiB, and 1.5x the db.
+  static func quota(forDB size: UInt64) -> Int64 {
+    let db = Int64(clamping: size)
+    return max(Int64(2) << 30, db.addingReportingOverflow(db / 2).partialValue)
+  }
+}

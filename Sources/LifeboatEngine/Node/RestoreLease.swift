@@ -1,0 +1,88 @@
+import Foundation
+import LifeboatCore
+
+/// The cluster-wide "one restore at a time" lock. etcd may be down during a restore, so the lock
+/// lives with the agents: a file `<run dir>/restore.lease.json` on every node, taken on all nodes
+/// (in config order) or on none. While any node holds one, a second restore, `save --config`, a
+/// prune and every recurring run are refused (exit 9) with `line`.
+public struct RestoreLease: Codable, Sendable, Equatable {
+  public var id: String
+  public var snapshot: String
+  public var started: Date
+  /// Where the operator's command runs: host name and PID.
+  public var origin: String
+
+  public init(id: String, snapshot: String, started: Date = Date(), origin: String = RestoreLease.thisProcess) {
+    self.id = id
+    self.snapshot = snapshot
+    self.started = started
+    self.origin = origin
+  }
+
+  public static var thisProcess: String { "\(ProcessInfo.processInfo.hostName) (PID \(getpid()))" }
+
+  /// One line naming the restore: id, snapshot, when and from where it started.
+  public var line: String {
+    let formatter = ISO8601DateFormatter()
+    return "restore \(id) of \(snapshot), started \(formatter.string(from: started)) from \(origin)"
+  }
+
+  /// The refusal for an operation that must wait for this restore.
+  public func refusal(_ what: String, on node: String) -> LifeboatError {
+    LifeboatError(
+      .restoreInProgress,
+      "\(what) refused: \(line) holds \(node) (in progress, or interrupted: run `lifeboat snapshot restore --recover`)",
+      node: node)
+  }
+}
+
+/// What a node holds of a restore, read from its lease, its journals and its disk: what the
+/// recovery decides from.
+public struct NodeRestoreStatus: Codable, Sendable, Equatable {
+  public var address: String
+  public var lease: RestoreLease?
+  public var journals: [Journal]
+  /// The etcd serving the node (found by its port) and whether it uses the expected data dir.
+  public var etcd: EtcdProcess?
+  public var dataDirProblem: String?
+
+  public struct Journal: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    /// The steps recorded, in order (`fetch.done`, `swap.moved-old`, ...).
+    public var steps: [String]
+    /// The restored data is in place: the old data dir is aside (`<data dir>.lifeboat-old-<id>`).
+    public var swapped: Bool
+    /// A staged data dir is ready to be moved in.
+    public var staged: Bool
+    public var oldDataDir: String
+    /// The snapshot's revision, once fetched.
+    public var revision: Int64?
+    public var dbSize: UInt64?
+
+    public init(
+      id: String, name: String, steps: [String], swapped: Bool, staged: Bool, oldDataDir: String, revision: Int64? = nil,
+      dbSize: UInt64? = nil
+    ) {
+      self.dbSize = dbSize
+      self.id = id
+      self.name = name
+      self.steps = steps
+      self.swapped = swapped
+      self.staged = staged
+      self.oldDataDir = oldDataDir
+      self.revision = revision
+    }
+  }
+
+  public init(address: String, lease: RestoreLease?, journals: [Journal], etcd: EtcdProcess?, dataDirProblem: String?) {
+    self.address = address
+    self.lease = lease
+    self.journals = journals
+    self.etcd = etcd
+    self.dataDirProblem = dataDirProblem
+  }
+
+  /// Nothing of a restore is left on the node.
+  public var isClear: Bool { lease == nil && journals.isEmpty }
+}

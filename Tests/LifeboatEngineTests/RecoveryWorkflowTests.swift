@@ -1,0 +1,151 @@
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import Testing
+import TestSupport
+
+/// One restore at a time, and `restore --recover` over fake nodes left as a crash would leave
+/// them.
+@Suite struct RecoveryWorkflowTests {
+  static func snapCluster() throws -> FakeCluster {
+    let cluster = try FakeCluster(count: 3)
+    cluster.nodes[0].update { $0.snapshots["snap"] = FakeNode.snapshot("snap") }
+    return cluster
+  }
+
+  @Test func aSecondRestoreIsRefusedAndChangesNothing() async throws {
+    let cluster = try Self.snapCluster()
+    let other = RestoreLease(id: "20261130T000000Z-00000001", snapshot: "other", origin: "ops-host (PID 7)")
+    try await cluster.nodes[1].takeLease(other)
+    let engine = cluster.engine()
+    let plan = try await engine.plan(RestoreOptions(name: try SnapshotName("snap")))
+    do {
+      _ = try await engine.restore(plan, options: RestoreOptions(name: try SnapshotName("snap")))
+      Issue.record("a restore ran while another held a node")
+    } catch {
+      #expect(error.kind == .restoreInProgress)
+      #expect(error.message.contains(other.id) && error.message.contains("ops-host"), "names the other restore: \(error.message)")
+    }
+    #expect(cluster.nodes[0].current.lease == nil, "the lease taken on the first node was given back")
+    #expect(cluster.nodes[1].current.lease == other)
+    #expect(cluster.log.of(.fetch).isEmpty && cluster.log.of(.stop).isEmpty, "nothing else happened")
+  }
+
+  @Test func saveAndPruneAreRefusedWhileARestoreHoldsANode() async throws {
+    let cluster = try Self.snapCluster()
+    try await cluster.nodes[2].takeLease(RestoreLease(id: "20261130T000000Z-00000002", snapshot: "snap"))
+    for attempt in ["save", "prune"] {
+      do {
+        if attempt == "save" {
+          _ = try await cluster.engine().save(name: try SnapshotName("during"))
+        } else {
+          _ = try await cluster.engine().prune(dryRun: false, includeManual: true)
+        }
+        Issue.record("\(attempt) ran during a restore")
+      } catch {
+        #expect(error.kind == .restoreInProgress, "\(attempt): \(error.message)")
+        #expect(error.node == "10.0.0.3")
+      }
+    }
+    #expect(cluster.log.of(.save).isEmpty && cluster.log.of(.delete).isEmpty)
+  }
+
+  @Test func nothingToRecover() async throws {
+    let cluster = try Self.snapCluster()
+    let report = try await cluster.engine().recover()
+    #expect(report.outcome == .nothingToRecover)
+    #expect(cluster.log.of(.stop).isEmpty, "a clear cluster is not touched")
+  }
+
+  /// The command died after every node swapped (one etcd even started): recovery finishes.
+  @Test func everyNodeHoldingTheRestoredDataIsFinished() async throws {
+    let cluster = try Self.snapCluster()
+    let id = "20261130T000000Z-0000000a"
+    for (i, node) in cluster.nodes.enumerated() {
+      node.update { s in
+        s.lease = RestoreLease(id: id, snapshot: "snap")
+        s.journal = id
+        s.fetched = "snap"
+        s.etcdRunning = i == 0
+        if i < 2 {
+          s.aside = "old"
+          s.data = "snap"
+        } else {
+          s.staged = "snap"  // staged, its swap never ran
+        }
+      }
+    }
+    let report = try await cluster.engine().recover()
+    #expect(report.outcome == .finished(snapshot: "snap"))
+    #expect(report.id == id)
+    for node in cluster.nodes {
+      #expect(node.current.data == "snap" && node.current.etcdRunning, "\(node.address) serves the snapshot")
+      #expect(node.current.lease == nil && node.current.journal == nil, "\(node.address) released")
+    }
+    #expect(cluster.log.of(.swap) == ["swap 10.0.0.3"], "only the node that had not swapped swaps")
+    #expect(cluster.log.span(.stop)!.upperBound < cluster.log.span(.swap)!.lowerBound, "every etcd stops first")
+  }
+
+  /// One node never got the staged data (its agent died during stage): every node goes back.
+  @Test func aNodeWithoutTheRestoredDataRollsEveryNodeBack() async throws {
+    let cluster = try Self.snapCluster()
+    let id = "20261130T000000Z-0000000b"
+    for (i, node) in cluster.nodes.enumerated() {
+      node.update { s in
+        s.lease = RestoreLease(id: id, snapshot: "snap")
+        s.journal = id
+        s.fetched = "snap"
+        if i == 0 {
+          s.aside = "old"
+          s.data = "snap"
+          s.etcdRunning = false
+        } else if i == 1 {
+          s.staged = "snap"
+        }
+      }
+    }
+    let report = try await cluster.engine().recover()
+    #expect(report.outcome == .rolledBack(snapshot: "snap"))
+    for node in cluster.nodes {
+      #expect(node.current.data == "old" && node.current.aside == nil && node.current.etcdRunning, "\(node.address) on its old data")
+      #expect(node.current.lease == nil && node.current.journal == nil)
+    }
+    // Three phases: every stop, then every rollback, then every start.
+    let log = cluster.log
+    #expect(log.span(.stop)!.upperBound < log.span(.rollback)!.lowerBound)
+    #expect(log.span(.rollback)!.upperBound < log.span(.start)!.lowerBound)
+  }
+
+  @Test func finishingThatFailsFallsBackToTheOldData() async throws {
+    let cluster = try Self.snapCluster()
+    let id = "20261130T000000Z-0000000c"
+    for node in cluster.nodes {
+      node.update { s in
+        s.lease = RestoreLease(id: id, snapshot: "snap")
+        s.journal = id
+        s.aside = "old"
+        s.data = "snap"
+        s.etcdRunning = false
+      }
+    }
+    let check = FakeClusterCheck(nodes: cluster.nodes, failRestoredCheck: .verification("HashKV differ"))
+    let report = try await cluster.engine(check: check).recover()
+    #expect(report.outcome == .rolledBack(snapshot: "snap"))
+    #expect(cluster.nodes.allSatisfy { $0.current.data == "old" && $0.current.etcdRunning })
+  }
+
+  @Test func aNodeThatDoesNotAnswerStopsTheRecoveryWithExit8() async throws {
+    let cluster = try Self.snapCluster()
+    cluster.nodes[1].update { $0.lease = RestoreLease(id: "20261130T000000Z-0000000d", snapshot: "snap") }
+    cluster.nodes[2].failAlways(.status)
+    do {
+      _ = try await cluster.engine().recover()
+      Issue.record("recovered without hearing from every node")
+    } catch {
+      #expect(error.kind == .restoreIncomplete)
+      #expect(error.node == "10.0.0.3")
+    }
+    #expect(cluster.log.of(.stop).isEmpty, "nothing was touched")
+    #expect(cluster.nodes[1].current.lease != nil, "the lease stays")
+  }
+}
