@@ -81,6 +81,39 @@ public final class EtcdClusterFixture: Sendable {
     return Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
   }
 
+  /// Stops node `index`'s agent (SIGTERM) if it runs and starts a new one with `environment`
+  /// (`LIFEBOAT_FAILPOINTS=...`), recorded in the cluster's state so that `stop()` stops it too;
+  /// returns once the new agent accepts connections.
+  public func restartAgent(_ index: Int, environment: [String: String] = [:]) async throws {
+    let dir = directory.file("cluster")
+    var current = try LocalClusterState.load(from: dir)
+    let member = current.members[index]
+    if let pid = member.agentPid, DetachedProcess.isRunning(pid) { await DetachedProcess.stop(pid) }
+    let pid = try DetachedProcess.spawn(
+      executable: LifeboatCLI.binary, arguments: ["agent", "--config", configFile, "--node", member.address],
+      logFile: member.runDir + "/agent.log", environment: environment)
+    current.members[index].agentPid = pid
+    try current.save(to: dir)
+    let context = try context()
+    let client = try AgentClient(state: context.state!, certificate: "kube-admin")
+    try await withCleanup({
+      for _ in 0..<200 {
+        if (try? await RemoteNode(node: context.config.etcdNodes[index], client: client).health()) != nil { return }
+        guard DetachedProcess.isRunning(pid) else { throw LifeboatError.failure("the agent on \(member.address) exited") }
+        try await Task.sleep(for: .milliseconds(50))
+      }
+      throw LifeboatError.unavailable("the agent on \(member.address) did not answer")
+    }, cleanup: { await client.shutdown() })
+  }
+
+  /// Whether node `index`'s agent process runs.
+  public func agentRunning(_ index: Int) -> Bool {
+    guard let state = try? LocalClusterState.load(from: directory.file("cluster")), let pid = state.members[index].agentPid else {
+      return false
+    }
+    return DetachedProcess.isRunning(pid)
+  }
+
   /// Runs `body` with a client of member `index` connected with `kube-admin`, reading the TLS
   /// setting from the cluster's config (valid after a restore, too).
   public func withMemberClient<R: Sendable>(_ index: Int, _ body: (EtcdClient) async throws -> R) async throws -> R {

@@ -6,6 +6,7 @@ import Logging
 @main
 struct Main {
   static func main() async {
+    _ = ProgressClock.start
     MemorySettings.apply()
     // A file-size limit (ulimit -f) then fails the write with EFBIG, reported and cleaned up
     // like a full disk, instead of killing the process with a .part file left behind.

@@ -46,6 +46,15 @@ extension ClusterEngine {
     let name = journals.compactMap { $0?.name }.first ?? statuses.compactMap { $0.lease?.snapshot }.first ?? "?"
     let revision = journals.compactMap { $0?.revision }.max() ?? 0
     let complete = journals.allSatisfy { j in j.map { $0.swapped || $0.staged } ?? false }
+    // Nothing was stopped or moved anywhere and every etcd serves its own data dir: only the
+    // downloads, journals and leases go; the cluster is not touched.
+    let touched = journals.contains { j in j?.steps.contains { $0.hasPrefix("stop.") || $0.hasPrefix("swap.") || $0.hasPrefix("start.") } ?? false }
+    if !complete, !touched, statuses.allSatisfy({ $0.etcd != nil && $0.dataDirProblem == nil }) {
+      progress("restore \(id) of \(name) stopped before any etcd did: removing what it left")
+      removePendingStateFile(id: id)
+      try await finishRecovery(id)
+      return .rolledBack(snapshot: name)
+    }
     progress("restore \(id) of \(name): " + (complete ? "every node holds the restored data: finishing it" : "rolling every node back"))
     try await phase(nodes, "stop") { (node) async throws(LifeboatError) in try await node.stopEtcd() }
     if complete {

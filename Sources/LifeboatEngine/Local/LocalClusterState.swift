@@ -81,7 +81,7 @@ public struct LocalClusterState: Codable, Sendable {
     }
   }
 
-  func save(to directory: String) throws(LifeboatError) {
+  public func save(to directory: String) throws(LifeboatError) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     let data: Data

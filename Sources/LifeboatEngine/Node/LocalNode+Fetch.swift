@@ -27,7 +27,10 @@ extension LocalNode {
     }
     // 2. Unzip the db next to it while hashing both (the archive's hash in the same read when
     // it was not downloaded), then check everything the snapshot promises.
-    let source = HashingSource(archiveCatalog.source(of: snapshot))
+    // A download was hashed as it arrived; a node's own copy is hashed in the unzip's read.
+    let plain = archiveCatalog.source(of: snapshot)
+    let hashing = downloadedSHA256 == nil ? HashingSource(plain) : nil
+    let source: any ByteSource = hashing ?? plain
     let file = try AtomicFile(finalPath: paths.database, mode: 0o600, overwrite: true)
     let content: SnapshotContent
     let digest: SnapshotDigest.Result
@@ -45,7 +48,7 @@ extension LocalNode {
       throw .verification("\(snapshot.path) fails etcd's SHA-256 trailer check (corrupt or truncated)")
     }
     let whole: (String, UInt64)
-    if let downloadedSHA256 { whole = (downloadedSHA256, snapshot.size) } else { whole = try await source.finish() }
+    if let downloadedSHA256 { whole = (downloadedSHA256, snapshot.size) } else { whole = try await hashing!.finish() }
     if let expected = request.expectedArchiveSHA256 ?? snapshot.manifest?.archiveSHA256, snapshot.kind == .archive,
       expected != whole.0
     {

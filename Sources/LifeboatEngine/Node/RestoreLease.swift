@@ -15,7 +15,8 @@ public struct RestoreLease: Codable, Sendable, Equatable {
   public init(id: String, snapshot: String, started: Date = Date(), origin: String = RestoreLease.thisProcess) {
     self.id = id
     self.snapshot = snapshot
-    self.started = started
+    // Whole seconds: the lease travels and is stored as RFC 3339 text and must compare equal.
+    self.started = Date(timeIntervalSince1970: started.timeIntervalSince1970.rounded(.down))
     self.origin = origin
   }
 

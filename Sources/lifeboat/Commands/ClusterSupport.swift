@@ -20,7 +20,14 @@ extension ClusterContext {
   }
 }
 
-/// Progress lines on stderr, so stdout stays for results.
+/// Progress lines on stderr, so stdout stays for results; each with the seconds since the
+/// command started, so a slow step shows.
 func progressLine(_ line: String) {
-  FileHandle.standardError.write(Data(("  " + line + "\n").utf8))
+  let elapsed = ContinuousClock.now - ProgressClock.start
+  let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+  FileHandle.standardError.write(Data((String(format: "  [%6.1fs] ", seconds) + line + "\n").utf8))
+}
+
+enum ProgressClock {
+  static let start = ContinuousClock.now
 }
