@@ -131,6 +131,13 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // Fuzz targets over everything that reads untrusted bytes: a corpus replay tool in normal
+    // builds, libFuzzer's entry point with `-DFUZZING -sanitize=fuzzer,address` (fuzz/run).
+    .executableTarget(
+      name: "lifeboat-fuzz",
+      dependencies: ["LifeboatCore", "LifeboatEngine", "SnapshotStores"],
+      swiftSettings: strict
+    ),
     .target(
       name: "TestSupport",
       dependencies: [
@@ -158,7 +165,7 @@ let package = Package(
     // The cluster workflows over FakeNodes: no etcd, no agents.
     .testTarget(
       name: "LifeboatEngineTests",
-      dependencies: ["LifeboatEngine", "LifeboatCore", "TestSupport"],
+      dependencies: ["LifeboatEngine", "LifeboatCore", "TestSupport", "lifeboat-fuzz"],
       swiftSettings: strict
     ),
     .testTarget(

@@ -169,7 +169,7 @@ struct AgentRoutes: Sendable {
     var range: ClosedRange<UInt64>? = size == 0 ? nil : 0...(size - 1)
     var partial = false
     if let header = request.headers[.range], header.hasPrefix("bytes="), !header.contains(",") {
-      guard let asked = Self.range(String(header.dropFirst(6)), size: size) else {
+      guard let asked = ByteRange.parse(String(header.dropFirst(6)), size: size) else {
         return Response(status: .rangeNotSatisfiable, headers: [.contentRange: "bytes */\(size)"])
       }
       range = asked
@@ -186,19 +186,5 @@ struct AgentRoutes: Sendable {
     let body = try await FileIO().loadFile(
       path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context, chunkLength: 1 << 20)
     return Response(status: partial ? .partialContent : .ok, headers: headers, body: body)
-  }
-
-  /// One range of `a-`, `a-b` or `-n` within a file of `size` bytes; nil when unsatisfiable.
-  static func range(_ spec: String, size: UInt64) -> ClosedRange<UInt64>? {
-    let parts = spec.split(separator: "-", omittingEmptySubsequences: false)
-    guard parts.count == 2, size > 0 else { return nil }
-    if parts[0].isEmpty {
-      guard let suffix = UInt64(parts[1]), suffix > 0 else { return nil }
-      return (size - min(suffix, size))...(size - 1)
-    }
-    guard let first = UInt64(parts[0]), first < size else { return nil }
-    guard !parts[1].isEmpty else { return first...(size - 1) }
-    guard let last = UInt64(parts[1]), last >= first else { return nil }
-    return first...min(last, size - 1)
   }
 }

@@ -71,6 +71,9 @@ public struct FakeClusterCheck: ClusterCheck {
   }
 
   public func removeLockKeys() async throws(LifeboatError) -> Int64 { 0 }
+
+  /// The fake cluster's leader: the last node, so that the stop order shows.
+  public func leader() async -> String? { nodes.last?.address }
 }
 
 /// Bytes in memory as a `ByteSource`.

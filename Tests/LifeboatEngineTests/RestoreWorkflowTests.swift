@@ -52,6 +52,8 @@ import TestSupport
       #expect(log.span(before)!.upperBound < log.span(after)!.lowerBound, "\(before) before \(after): \(log.all)")
     }
     #expect(log.of(.rollback).isEmpty)
+    // The leader stops last (a leader stopped first waits in vain to hand over leadership).
+    #expect(log.of(.stop).last == "stop 10.0.0.3", "\(log.of(.stop))")
   }
 
   /// Steps before the point of no return: nothing changes, whatever node fails.

@@ -13,6 +13,8 @@ public protocol ClusterCheck: Sendable {
   func waitHealthy() async throws(LifeboatError)
   /// Deletes Lifeboat's lock keys that came back with a restored snapshot; returns how many.
   func removeLockKeys() async throws(LifeboatError) -> Int64
+  /// The address of the node whose member leads now, when one does and answers.
+  func leader() async -> String?
 }
 
 /// `ClusterCheck` against the real cluster, through one client per member for the whole poll.
@@ -20,6 +22,15 @@ public struct EtcdClusterCheck: ClusterCheck {
   public let context: ClusterContext
   public init(context: ClusterContext) { self.context = context }
   var members: [EtcdNode] { context.config.etcdNodes }
+
+  public func leader() async -> String? {
+    guard let connection = try? context.etcdConnection(certificate: "kube-admin") else { return nil }
+    let probes = await MemberSelector(connection: connection).probeAll()
+    guard let leaderID = probes.compactMap({ $0.status?.leader }).first(where: { $0 != 0 }),
+      let index = probes.firstIndex(where: { $0.status?.memberID == leaderID }), index < members.count
+    else { return nil }
+    return members[index].address
+  }
 
   public func removeLockKeys() async throws(LifeboatError) -> Int64 {
     let connection = try context.etcdConnection(certificate: "kube-admin")

@@ -56,7 +56,7 @@ extension ClusterEngine {
       return .rolledBack(snapshot: name)
     }
     progress("restore \(id) of \(name): " + (complete ? "every node holds the restored data: finishing it" : "rolling every node back"))
-    try await phase(nodes, "stop") { (node) async throws(LifeboatError) in try await node.stopEtcd() }
+    try await stopEveryEtcd()
     if complete {
       do throws(LifeboatError) {
         let pending = zip(nodes, journals).filter { !($0.1?.swapped ?? true) }.map(\.0)
@@ -73,7 +73,7 @@ extension ClusterEngine {
         return .finished(snapshot: name)
       } catch {
         progress("finishing failed: \(error.message); rolling every node back")
-        try await phase(nodes, "stop") { (node) async throws(LifeboatError) in try await node.stopEtcd() }
+        try await stopEveryEtcd()
       }
     }
     let withJournal = zip(nodes, journals).filter { $0.1 != nil }.map(\.0)
@@ -91,6 +91,17 @@ extension ClusterEngine {
     removePendingStateFile(id: id)
     try await finishRecovery(id)
     return .rolledBack(snapshot: name)
+  }
+
+  private func stopEveryEtcd() async throws(LifeboatError) {
+    let failures = await stopAll(nodes).compactMap { r -> LifeboatError? in
+      if case .failure(let e) = r { return e } else { return nil }
+    }
+    guard failures.isEmpty else {
+      throw LifeboatError(
+        .restoreIncomplete, "recovery stopped: \(failures.map(\.message).joined(separator: "; ")); the lease stays",
+        node: failures[0].node, step: "stop")
+    }
   }
 
   /// Runs a recovery phase on `subset`; any failure ends the recovery with exit 8.

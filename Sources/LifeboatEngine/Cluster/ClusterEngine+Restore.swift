@@ -190,8 +190,8 @@ extension ClusterEngine {
 
   /// Every etcd stops (all before any data dir moves: see `Node.rollback`).
   func stop(_ staged: RestoreState.Staged) async throws(LifeboatError) -> RestoreState.Stopped {
-    _ = try await onEach(nodes, "stop") { (node) async throws(LifeboatError) in
-      try await node.stopEtcd()
+    for (node, result) in zip(nodes, await stopAll(nodes)) {
+      if case .failure(let error) = result { throw error }
       progress("swap: etcd stopped on \(node.address)")
     }
     return RestoreState.Stopped(staged: staged)

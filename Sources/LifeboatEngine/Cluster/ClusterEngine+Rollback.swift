@@ -18,7 +18,7 @@ extension ClusterEngine {
       }
       return done
     }
-    _ = await phase("stop") { (node) async throws(LifeboatError) in try await node.stopEtcd() }
+    for result in await stopAll(nodes) { if case .failure(let error) = result { failures.append(error) } }
     if failures.isEmpty {
       for report in await phase("rollback", { (node) async throws(LifeboatError) in try await node.rollback(id) }) {
         progress("rollback: \(report.address): " + (report.actions.isEmpty ? "nothing to undo" : report.actions.joined(separator: ", ")))

@@ -72,6 +72,23 @@ public struct ClusterEngine: Sendable {
     return values
   }
 
+  /// Stops etcd on every node of `subset`: the followers at once, then the leader. A leader told
+  /// to stop first hands its leadership to a follower, and when that follower is stopping too
+  /// it waits for etcd's request timeout (7 s) in vain; with no follower left it stops at once.
+  func stopAll(_ subset: [any Node]) async -> [Result<Void, LifeboatError>] {
+    let leader = await check.leader()
+    let followers = subset.filter { $0.address != leader }
+    var results: [String: Result<Void, LifeboatError>] = [:]
+    for (node, result) in zip(followers, await settle(followers, "stop", { (node) async throws(LifeboatError) in try await node.stopEtcd() })) {
+      results[node.address] = result
+    }
+    let last = subset.filter { $0.address == leader }
+    for (node, result) in zip(last, await settle(last, "stop", { (node) async throws(LifeboatError) in try await node.stopEtcd() })) {
+      results[node.address] = result
+    }
+    return subset.map { results[$0.address]! }
+  }
+
   /// Every node that answers its health check, in order, and the others' errors. `what` is
   /// refused (exit 9) while a restore holds a node or was interrupted on one.
   func reachable(refusingDuringRestore what: String) async throws(LifeboatError) -> (nodes: [any Node], failures: [LifeboatError]) {

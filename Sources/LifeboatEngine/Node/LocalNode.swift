@@ -119,6 +119,10 @@ public struct LocalNode: Node {
 
   /// During a restore the start is journaled, with the PID and data dir of the etcd started.
   public func startEtcd(quotaBackendBytes: Int64?) async throws(LifeboatError) {
+    // From a request body: checked before it reaches etcd's command line (16 TiB at most).
+    if let quota = quotaBackendBytes, quota < 0 || quota > 1 << 44 {
+      throw LifeboatError.usage("a backend quota of \(quota) bytes is out of range").on(address)
+    }
     try await steps.run { () async throws(LifeboatError) in
       var journaled = leaseJournal()
       if let (found, paths) = journaled {

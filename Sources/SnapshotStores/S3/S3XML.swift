@@ -96,3 +96,15 @@ enum S3XML {
     return formatter.date(from: text) ?? Date(timeIntervalSince1970: 0)
   }
 }
+
+/// Every S3 response parser over one body, for the fuzz target (`fuzz/`): the parsers see bytes
+/// from the network, so none may crash on any input; each returns or throws a `LifeboatError`.
+public enum S3ResponseParsers {
+  public static func parseAll(_ body: [UInt8]) {
+    _ = try? S3XML.decode(S3XML.ListBucketResult.self, body, what: "fuzz")
+    _ = try? S3XML.decode(S3XML.InitiateMultipartUploadResult.self, body, what: "fuzz")
+    _ = try? S3XML.decode(S3XML.ListMultipartUploadsResult.self, body, what: "fuzz")
+    _ = S3XML.error(body)
+    _ = S3XML.date(String(decoding: body.prefix(64), as: UTF8.self))
+  }
+}

@@ -1,0 +1,102 @@
+import Dispatch
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import SnapshotStores
+
+/// Everything that reads untrusted bytes, one entry each: the ZIP reader, the bbolt reader, the
+/// manifest and cluster.yml parsers, the agent's Range header and request bodies, S3's XML. An
+/// input may be refused (a `LifeboatError`), never crash, hang or read past its end.
+enum FuzzTargets {
+  static let all: [String: @Sendable ([UInt8]) -> Void] = [
+    "zip": zip, "bolt": bolt, "manifest": manifest, "config": config, "range": range, "bodies": bodies, "s3xml": s3xml,
+  ]
+
+  /// The ZIP reader over bytes in memory: the central directory, then every entry read in full.
+  static func zip(_ bytes: [UInt8]) {
+    blocking {
+      guard let reader = try? await ZipReader(source: MemorySource(bytes: bytes)) else { return }
+      for entry in reader.entries { _ = try? await reader.readAll(entry, limit: 1 << 20) }
+    }
+  }
+
+  /// The bbolt reader (through `SnapshotStatus`, as `inspect` uses it) over a file of the bytes.
+  static func bolt(_ bytes: [UInt8]) {
+    let path = NSTemporaryDirectory() + "lifeboat-fuzz-bolt-\(getpid())"
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    _ = try? SnapshotStatus.read(path: path)
+  }
+
+  static func manifest(_ bytes: [UInt8]) {
+    _ = try? Manifest.decode(bytes, path: "fuzz.manifest.json")
+  }
+
+  static func config(_ bytes: [UInt8]) {
+    guard let text = String(bytes: bytes, encoding: .utf8) else { return }
+    guard let config = try? ClusterConfig.parse(text, path: "/fuzz/cluster.yml") else { return }
+    _ = config.etcdNodes
+    _ = config.retentionPolicy
+    _ = config.recurringSchedule
+  }
+
+  /// The first 8 bytes are the file's size, the rest the header after `bytes=`.
+  static func range(_ bytes: [UInt8]) {
+    guard bytes.count >= 8 else { return }
+    let size = bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    let spec = String(decoding: bytes.dropFirst(8), as: UTF8.self)
+    guard let r = ByteRange.parse(spec, size: size) else { return }
+    precondition(r.lowerBound <= r.upperBound && r.upperBound < size, "range \(r) outside a file of \(size) bytes")
+  }
+
+  /// The agent's request bodies, decoded as the agent decodes them.
+  static func bodies(_ bytes: [UInt8]) {
+    let decoder = JSONDecoder()
+    decoder.dateDecodingStrategy = .iso8601
+    let data = Data(bytes)
+    _ = try? decoder.decode(NodeSaveRequest.self, from: data)
+    _ = try? decoder.decode(FetchRequest.self, from: data)
+    _ = try? decoder.decode(StageRequest.self, from: data)
+    if let lease = try? decoder.decode(RestoreLease.self, from: data) { _ = lease.line }
+    _ = try? decoder.decode(NodeRestoreStatus.self, from: data)
+  }
+
+  static func s3xml(_ bytes: [UInt8]) {
+    S3ResponseParsers.parseAll(bytes)
+  }
+
+  /// Runs async code to completion from a synchronous entry point (libFuzzer's).
+  static func blocking(_ body: @escaping @Sendable () async -> Void) {
+    let done = DispatchSemaphore(value: 0)
+    Task {
+      await body()
+      done.signal()
+    }
+    done.wait()
+  }
+}
+
+/// Bytes in memory as a `ByteSource`; reads past the end are refused, as a file's would be.
+struct MemorySource: ByteSource {
+  let bytes: [UInt8]
+  var name: String { "fuzz input" }
+  var size: UInt64 { UInt64(bytes.count) }
+
+  func read(at offset: UInt64, count: Int) async throws(LifeboatError) -> [UInt8] {
+    guard count >= 0, offset <= size, UInt64(count) <= size - offset else { throw .verification("read past the end") }
+    return Array(bytes[Int(offset)..<Int(offset) + count])
+  }
+
+  func stream(
+    from offset: UInt64, length: UInt64, chunkSize: Int, _ body: ([UInt8]) async throws(LifeboatError) -> Void
+  ) async throws(LifeboatError) {
+    guard offset <= size, length <= size - offset else { throw .verification("read past the end") }
+    var position = Int(offset)
+    let end = Int(offset + length)
+    while position < end {
+      let next = min(end, position + max(1, chunkSize))
+      try await body(Array(bytes[position..<next]))
+      position = next
+    }
+  }
+}
