@@ -21,15 +21,39 @@ public final class EtcdClient: Sendable {
   }
 
   /// Runs `body` with a client of `endpoint`; the connection is closed when `body` returns.
+  ///
+  /// Not `withGRPCClient`: its graceful shutdown waits for the server, and etcd 3.4 that has not
+  /// joined its cluster (a lone restored member waiting for quorum) accepts connections and
+  /// never answers, so the shutdown never ended. Here it gets `shutdownGrace`, then the
+  /// connection is closed.
   public static func with<Result: Sendable>(
     endpoint: EtcdEndpoint, configuration: EtcdClientConfiguration = .init(),
     _ body: (EtcdClient) async throws -> Result
   ) async throws -> Result {
     let transport = try makeTransport(endpoint: endpoint, configuration: configuration)
-    return try await withGRPCClient(transport: transport) { grpc in
-      try await body(EtcdClient(endpoint: endpoint, configuration: configuration, grpc: grpc))
+    let grpc = GRPCClient(transport: transport)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask { try await grpc.runConnections() }
+      let outcome: Swift.Result<Result, any Error>
+      do {
+        outcome = .success(try await body(EtcdClient(endpoint: endpoint, configuration: configuration, grpc: grpc)))
+      } catch {
+        outcome = .failure(error)
+      }
+      grpc.beginGracefulShutdown()
+      group.addTask { try? await Task.sleep(for: shutdownGrace) }
+      // Whichever ends first: the connections (shut down), or the grace period.
+      _ = try? await group.next()
+      group.cancelAll()
+      while true {
+        do { if try await group.next() == nil { break } } catch {}
+      }
+      return try outcome.get()
     }
   }
+
+  /// How long a client waits for a graceful shutdown before it closes the connection.
+  static let shutdownGrace: Duration = .seconds(2)
 
   /// Runs `body` with one client per endpoint, in order, all open for the whole of `body` (an
   /// operation that polls reuses them; each reconnects by itself when its member comes back);

@@ -97,3 +97,36 @@ extension Integration {
     }
   }
 }
+
+extension Integration.RestoreFindingsTests {
+  /// etcd 3.4 that has not joined its cluster (here: one member of three, the others never
+  /// started, as a lone restored member waits for quorum) accepts connections and never
+  /// answers. Every command gives up in bounded time with a clear error; the client never
+  /// hangs on closing its connection (it did: `withGRPCClient` waited for the server forever).
+  @Test func aMemberThatNeverAnswersDoesNotHangTheCommand() async throws {
+    try await withTemporaryDirectory { dir in
+      let client = try freeTCPPort(on: "127.0.0.1")
+      let peers = try (0..<3).map { _ in try freeTCPPort(on: "127.0.0.1") }
+      let cluster = peers.enumerated().map { "m\($0.offset)=http://127.0.0.1:\($0.element)" }.joined(separator: ",")
+      let pid = try DetachedProcess.spawn(
+        executable: ProcessRunner.which("etcd") ?? "/usr/bin/etcd",
+        arguments: [
+          "--name=m0", "--data-dir=\(dir.file("data"))", "--listen-client-urls=http://127.0.0.1:\(client)",
+          "--advertise-client-urls=http://127.0.0.1:\(client)", "--listen-peer-urls=http://127.0.0.1:\(peers[0])",
+          "--initial-advertise-peer-urls=http://127.0.0.1:\(peers[0])", "--initial-cluster=\(cluster)",
+          "--initial-cluster-state=new",
+        ],
+        logFile: dir.file("etcd.log"))
+      try await withCleanup({
+        try await Task.sleep(for: .seconds(1))
+        let started = ContinuousClock.now
+        let save = try await LifeboatCLI.run([
+          "snapshot", "save", "--endpoints", "http://127.0.0.1:\(client)", "--snapshot-dir", dir.file("snaps"), "--name", "x",
+        ])
+        #expect(save.status == 5, "\(save.stderr)")
+        #expect(save.stderr.contains("127.0.0.1:\(client)"), "names the member: \(save.stderr)")
+        #expect(ContinuousClock.now - started < .seconds(60), "gives up within the request timeout and the shutdown grace")
+      }, cleanup: { DetachedProcess.kill9(pid) })
+    }
+  }
+}

@@ -24,7 +24,9 @@ public struct EtcdClusterCheck: ClusterCheck {
   var members: [EtcdNode] { context.config.etcdNodes }
 
   public func leader() async -> String? {
-    guard let connection = try? context.etcdConnection(certificate: "kube-admin") else { return nil }
+    guard var connection = try? context.etcdConnection(certificate: "kube-admin") else { return nil }
+    // Only an ordering hint: a member that does not answer soon is no leader to wait for.
+    connection.client.requestTimeout = .seconds(2)
     let probes = await MemberSelector(connection: connection).probeAll()
     guard let leaderID = probes.compactMap({ $0.status?.leader }).first(where: { $0 != 0 }),
       let index = probes.firstIndex(where: { $0.status?.memberID == leaderID }), index < members.count
