@@ -63,7 +63,13 @@ public struct LocalNode: Node {
     }
     if let id = read(), !id.isEmpty { return id }
     guard isDirectory(node.snapshotDir) else { return nil }
-    try? AtomicFile.write(Array((UUID().uuidString + "\n").utf8), to: path, mode: 0o644, overwrite: false)
+    // Two agents sharing the directory may look at once: each writes its own temporary file and
+    // links it to the final name; link(2) never replaces, so exactly one id wins for both.
+    let temporary = path + "." + UUID().uuidString + ".tmp"
+    if FileManager.default.createFile(atPath: temporary, contents: Data((UUID().uuidString + "\n").utf8)) {
+      _ = link(temporary, path)
+      unlink(temporary)
+    }
     return read()
   }
 
