@@ -11,11 +11,26 @@ let selectedTarget: @Sendable ([UInt8]) -> Void = {
 }()
 
 #if FUZZING
-  /// libFuzzer's entry point (built with `-sanitize=fuzzer,address -DFUZZING`: libFuzzer has main).
+  /// libFuzzer's entry point (built with `-sanitize=fuzzer,address -DFUZZING`).
   @_cdecl("LLVMFuzzerTestOneInput")
-  public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    selectedTarget(Array(UnsafeBufferPointer(start: data, count: size)))
+  public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    selectedTarget(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
     return 0
+  }
+
+  @_silgen_name("LLVMFuzzerRunDriver")
+  func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+  ) -> CInt
+
+  /// SwiftPM links an executable's entry as `<target>_main` (and points `main` at it), so
+  /// libFuzzer's own `main` is not used: this one hands libFuzzer its driver and the callback.
+  @_cdecl("lifeboat_fuzz_main")
+  public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzzOne(data, size) }
   }
 #else
   /// Without libFuzzer: `lifeboat-fuzz TARGET FILE...` runs each file through a target (the
