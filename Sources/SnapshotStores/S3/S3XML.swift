@@ -66,6 +66,12 @@ enum S3XML {
   }
 
   static func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], what: String) throws(LifeboatError) -> T {
+    // S3 answers in UTF-8. FoundationXML traps (SIGILL) on an element name that is not valid
+    // UTF-8 (found by fuzzing: corpus/s3xml/crash-invalid-utf8-element.xml), so a broken or
+    // hostile endpoint could kill an agent: such a body is refused before it reaches the parser.
+    guard String(validating: body, as: UTF8.self) != nil, isPlainDocument(body) else {
+      throw .storage("unexpected answer to \(what): not the XML S3 sends")
+    }
     do {
       let decoder = XMLDecoder()
       decoder.shouldProcessNamespaces = true
@@ -73,6 +79,28 @@ enum S3XML {
     } catch {
       throw .storage("unexpected answer to \(what): not the XML S3 sends")
     }
+  }
+
+  /// Elements and text only, after at most one leading XML declaration, as S3 writes its
+  /// answers. Refused: processing instructions (FoundationXML dereferences NULL on `<?x?>`,
+  /// found by fuzzing: corpus/s3xml/crash-empty-processing-instruction.xml), and DOCTYPE,
+  /// entities, comments and CDATA (`<!`), which S3 never sends and which only widen what the
+  /// parser must survive.
+  static func isPlainDocument(_ body: [UInt8]) -> Bool {
+    var rest = body[...]
+    while let first = rest.first, first == 0x20 || first == 0x09 || first == 0x0A || first == 0x0D || first == 0xEF || first == 0xBB || first == 0xBF {
+      rest = rest.dropFirst()
+    }
+    if rest.starts(with: Array("<?xml ".utf8)) {
+      guard let end = rest.indices.first(where: { rest[$0] == 0x3F && rest.index(after: $0) < rest.endIndex && rest[rest.index(after: $0)] == 0x3E })
+      else { return false }
+      rest = rest[rest.index(end, offsetBy: 2)...]
+    }
+    for index in rest.indices.dropLast() where rest[index] == 0x3C {
+      let next = rest[rest.index(after: index)]
+      if next == 0x3F || next == 0x21 { return false }
+    }
+    return true
   }
 
   static func encode<T: Encodable>(_ value: T, root: String) -> [UInt8] {
