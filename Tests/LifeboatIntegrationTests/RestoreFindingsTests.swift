@@ -130,3 +130,18 @@ extension Integration.RestoreFindingsTests {
     }
   }
 }
+
+extension Integration.RestoreFindingsTests {
+  /// Schedules pause for a restore's lease or journal only: a leftover `restore-<id>` directory
+  /// (a dead agent's download) never stops them again.
+  @Test func strayRestoreFilesDoNotPauseSchedules() async throws {
+    try await withAgentCluster(nodes: 1, configure: { spec in spec.lifeboatSettings = ["interval_seconds: 3600"] }) { cluster in
+      let stray = cluster.members[0].runDir + "/restore-20260101T000000Z-deadbeef"
+      try FileManager.default.createDirectory(atPath: stray, withIntermediateDirectories: true)
+      try Data("partial".utf8).write(to: URL(fileURLWithPath: stray + "/db"))
+      let run = try await LifeboatCLI.run(["status", "--config", cluster.configFile, "--run-now"])
+      #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+      #expect(run.stdout.contains("run on 127.0.0.11: ok"), "\(run.stdout)")
+    }
+  }
+}

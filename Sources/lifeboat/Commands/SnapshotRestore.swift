@@ -82,6 +82,7 @@ struct SnapshotRestore: AsyncParsableCommand {
     case .nothingToRecover: print("nothing to recover: no node holds a restore's lease or journal")
     case .finished(let snapshot):
       print("recovered restore \(report.id ?? ""): finished; the cluster is healthy on the snapshot's data (\(snapshot))")
+      print("  the old data dirs are kept as <data dir>.lifeboat-old-\(report.id ?? "<id>") (remove them once you trust the restore)")
     case .rolledBack(let snapshot):
       print("recovered restore \(report.id ?? ""): rolled back; the cluster is healthy on its old data (restore of \(snapshot) undone)")
     }
