@@ -75,6 +75,11 @@ extension Integration {
           // Written after the save: present on the old data, absent from the snapshot's.
           let marker = "/registry/marker/\(point)"
           _ = try await cluster.withClient { try await $0.put(marker, Array("old".utf8)) }
+          let configDir = parentDirectory(of: cluster.configFile)
+          func stateFiles(_ suffix: String) throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: configDir).filter { $0.hasPrefix("cluster.rkestate.") && $0.hasSuffix(suffix) }.count
+          }
+          let backups = try stateFiles(".bak")
           let failpoint = ["LIFEBOAT_FAILPOINTS": "\(crasher == .command ? "cli" : "agent").crash=\(point)"]
           if let node = crasher.node { try await cluster.restartAgent(node, environment: failpoint) }
           let restore = try await LifeboatCLI.run(
@@ -97,6 +102,9 @@ extension Integration {
             #expect(try await Self.hasKey(cluster, marker, member: i) == !finished, "\(comment): member \(i) holds the \(finished ? "snapshot's" : "old") data")
           }
           try Self.expectNothingLeft(cluster, comment)
+          // The archive's state file is installed exactly when the restore was finished.
+          #expect(try stateFiles(".bak") == backups + (finished ? 1 : 0), "\(comment): state file installed iff finished")
+          #expect(try stateFiles(".pending") == 0, "\(comment): no pending state file left")
           let status = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
           #expect(status.status == 0, "\(comment): status after recovery: \(status.stdout)\(status.stderr)")
         }

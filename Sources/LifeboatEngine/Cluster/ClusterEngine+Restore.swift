@@ -15,22 +15,26 @@ extension ClusterEngine {
     do throws(LifeboatError) {
       try await preflight(plan)
       let fetched = try await fetch(plan, useLocalState: options.useLocalState)
+      // The state file to install waits next to the current one from now on, so that a recovery
+      // that finishes this restore (every node staged) installs it too.
+      if let bytes = fetched.stateFile { try writePendingStateFile(bytes, id: plan.id) }
       Failpoints.crash("cli", at: "fetch.done")
       staged = try await stage(fetched)
       Failpoints.crash("cli", at: "stage.done")
     } catch {
-      throw error.prefixed("restore refused, nothing changed").leaving(await release(plan.id))
+      // What a node could not clean up stays for `recover`, the pending state file with it.
+      let left = await release(plan.id)
+      if left.isEmpty { removePendingStateFile(id: plan.id) }
+      throw error.prefixed("restore refused, nothing changed").leaving(left)
     }
     let stopped: RestoreState.Stopped
     do throws(LifeboatError) {
-      // The state file to install goes next to the current one first (journal first, then act).
-      if let bytes = staged.fetched.stateFile { try writePendingStateFile(bytes, id: plan.id) }
       stopped = try await stop(staged)
       Failpoints.crash("cli", at: "swap.stopped")
     } catch {
       let restarted = await restartStopped()
-      removePendingStateFile(id: plan.id)
       let left = restarted.isEmpty ? await release(plan.id) : restarted
+      if left.isEmpty { removePendingStateFile(id: plan.id) }
       throw error.prefixed("restore stopped before any data dir moved; etcd started again where it was stopped").leaving(left)
     }
     // The point of no return: data dirs move from here on.
