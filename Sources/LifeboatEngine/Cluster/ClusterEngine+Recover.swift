@@ -94,23 +94,17 @@ extension ClusterEngine {
   }
 
   private func stopEveryEtcd() async throws(LifeboatError) {
-    let failures = await stopAll(nodes).compactMap { r -> LifeboatError? in
-      if case .failure(let e) = r { return e } else { return nil }
-    }
-    guard failures.isEmpty else {
-      throw LifeboatError(
-        .restoreIncomplete, "recovery stopped: \(failures.map(\.message).joined(separator: "; ")); the lease stays",
-        node: failures[0].node, step: "stop")
-    }
+    try requireAll(await stopAll(nodes).failures(), "stop")
   }
 
   /// Runs a recovery phase on `subset`; any failure ends the recovery with exit 8.
   private func phase(
     _ subset: [any Node], _ step: String, _ body: @escaping @Sendable (any Node) async throws(LifeboatError) -> Void
   ) async throws(LifeboatError) {
-    let failures = await settle(subset, step, body).compactMap { r -> LifeboatError? in
-      if case .failure(let e) = r { return e } else { return nil }
-    }
+    try requireAll(await settle(subset, step, body).failures(), step)
+  }
+
+  private func requireAll(_ failures: [LifeboatError], _ step: String) throws(LifeboatError) {
     guard failures.isEmpty else {
       throw LifeboatError(
         .restoreIncomplete, "recovery stopped: \(failures.map(\.message).joined(separator: "; ")); the lease stays",

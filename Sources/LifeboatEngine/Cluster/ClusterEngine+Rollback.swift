@@ -18,7 +18,7 @@ extension ClusterEngine {
       }
       return done
     }
-    for result in await stopAll(nodes) { if case .failure(let error) = result { failures.append(error) } }
+    failures += await stopAll(nodes).failures()
     if failures.isEmpty {
       for report in await phase("rollback", { (node) async throws(LifeboatError) in try await node.rollback(id) }) {
         progress("rollback: \(report.address): " + (report.actions.isEmpty ? "nothing to undo" : report.actions.joined(separator: ", ")))
@@ -52,29 +52,20 @@ extension ClusterEngine {
   /// Starts etcd on every node where it is not running (after a failed stop phase); returns the
   /// nodes where that failed (or that did not answer).
   func restartStopped() async -> [LifeboatError] {
-    var failures: [LifeboatError] = []
-    for result in await settle(nodes, "start", { (node) async throws(LifeboatError) in
+    let failures = await settle(nodes, "start") { (node) async throws(LifeboatError) in
       guard try await node.health().etcdRunning == false else { return }
       try await node.startEtcd(quotaBackendBytes: nil)
-    }) {
-      if case .failure(let error) = result {
-        progress("could not start etcd again: \(error.message)")
-        failures.append(error)
-      }
-    }
+    }.failures()
+    for error in failures { progress("could not start etcd again: \(error.message)") }
     return failures
   }
 
   /// Ends restore `id` on every node: downloads and staging leftovers removed, then the journal
   /// and the lease. Returns where that failed (the lease stays there, for `recover`).
   func release(_ id: String) async -> [LifeboatError] {
-    var failures: [LifeboatError] = []
-    for result in await settle(nodes, "cleanup", { (node) async throws(LifeboatError) in
+    await settle(nodes, "cleanup") { (node) async throws(LifeboatError) in
       try await node.finish(id)
       try await node.releaseLease(id)
-    }) {
-      if case .failure(let error) = result { failures.append(error) }
-    }
-    return failures
+    }.failures()
   }
 }

@@ -109,3 +109,13 @@ public struct ClusterEngine: Sendable {
     return (up, failures)
   }
 }
+
+extension Sequence {
+  /// The failures among the per-node results of `settle` or `stopAll`, in node order.
+  func failures<T>() -> [LifeboatError] where Element == Result<T, LifeboatError> {
+    compactMap { result in
+      if case .failure(let error) = result { return error }
+      return nil
+    }
+  }
+}
