@@ -147,18 +147,14 @@ struct AgentRoutes: Sendable {
   private func decode<T: Decodable>(_ type: T.Type, _ request: Request, _ context: AgentRequestContext) async throws(LifeboatError) -> T {
     do {
       let buffer = try await request.body.collect(upTo: context.maxUploadSize)
-      let decoder = JSONDecoder()
-      decoder.dateDecodingStrategy = .iso8601
-      return try decoder.decode(type, from: Data(buffer.readableBytesView))
+      return try AgentClient.decoder.decode(type, from: Data(buffer.readableBytesView))
     } catch {
       throw .usage("bad request body: \(error)")
     }
   }
 
   private func json<T: Encodable>(_ value: T) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.dateEncodingStrategy = .iso8601
-    let data = try encoder.encode(value)
+    let data = try AgentClient.encoder.encode(value)
     return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
   }
 

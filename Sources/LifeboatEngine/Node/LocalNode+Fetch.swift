@@ -5,7 +5,7 @@ import SnapshotStores
 /// The fetch step of a restore on this node.
 extension LocalNode {
   public func fetch(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
-    try RestoreJournal.validate(id: request.id)
+    try RestoreID.validate(request.id)
     return try await steps.run { () async throws(LifeboatError) in
       do throws(LifeboatError) { return try await fetchUnlocked(request) } catch { throw error.on(address) }
     }

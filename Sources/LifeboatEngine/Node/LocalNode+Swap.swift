@@ -124,7 +124,7 @@ extension LocalNode {
   /// Removes the restore's downloads and staging leftovers, with or without a journal (a failed
   /// fetch leaves a partial one). Never touches the data dir, the old data dir or the journal.
   public func finish(_ id: String) async throws(LifeboatError) {
-    try RestoreJournal.validate(id: id)
+    try RestoreID.validate(id)
     let paths = RestoreJournal.Paths(node: node, id: id)
     try await steps.run { () async throws(LifeboatError) in
       try files.removeIfPresent(paths.stagingParent)

@@ -59,10 +59,8 @@ struct RestoreJournal: Codable {
     self.oldDataDir = paths.oldDataDir
   }
 
-  static func validate(id: String) throws(LifeboatError) { try RestoreID.validate(id) }
-
   static func load(_ paths: Paths, address: String) throws(LifeboatError) -> RestoreJournal {
-    try validate(id: paths.id)
+    try RestoreID.validate(paths.id)
     guard let data = FileManager.default.contents(atPath: paths.journal) else {
       throw LifeboatError.notFound("no restore \(paths.id) here").on(address)
     }
