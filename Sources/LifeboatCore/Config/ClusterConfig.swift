@@ -209,6 +209,8 @@ public struct LifeboatSettings: Sendable, Equatable {
     public var snapshotDir: String?
     public var dataDir: String?
     public var runDir: String?
+    /// docker: this node's engine, when not `runtime.docker_host`.
+    public var dockerHost: String?
     public init() {}
   }
 }
@@ -229,8 +231,11 @@ public struct RuntimeSettings: Sendable, Equatable {
   public var kind: Kind = .docker
   /// docker: container name. Default `etcd`.
   public var container = "etcd"
-  /// docker: the etcd image; default: the running container's image.
+  /// docker: the etcd image for the restore container; default: the running container's image.
   public var image: String?
+  /// docker: the engine's socket, `unix:///var/run/docker.sock` by default (a node's
+  /// `lifeboat.nodes.<address>.docker_host` wins).
+  public var dockerHost = "unix:///var/run/docker.sock"
   /// systemd: unit name. Default `etcd`.
   public var unit = "etcd"
   /// command: shell commands.

@@ -106,7 +106,7 @@ extension ClusterConfig {
           guard nodes.contains(where: { $0.address == address && $0.isEtcd }) else {
             throw value.error("not the address of an etcd node in nodes")
           }
-          try value.onlyKeys(["client_port", "peer_port", "agent_port", "snapshot_dir", "data_dir", "run_dir"])
+          try value.onlyKeys(["client_port", "peer_port", "agent_port", "snapshot_dir", "data_dir", "run_dir", "docker_host"])
           var override = LifeboatSettings.NodeOverride()
           override.clientPort = try port(value["client_port"])
           override.peerPort = try port(value["peer_port"])
@@ -114,6 +114,7 @@ extension ClusterConfig {
           override.snapshotDir = try absolutePath(value["snapshot_dir"])
           override.dataDir = try absolutePath(value["data_dir"])
           override.runDir = try absolutePath(value["run_dir"])
+          override.dockerHost = try dockerHost(value["docker_host"])
           settings.nodes[address] = override
         }
       }
@@ -139,7 +140,7 @@ extension ClusterConfig {
       runtime.kind = kind
       return runtime
     }
-    try value.onlyKeys(["type", "container", "image", "unit", "stop", "start", "etcd", "restore_tool", "extra_args"])
+    try value.onlyKeys(["type", "container", "image", "unit", "stop", "start", "etcd", "restore_tool", "extra_args", "docker_host"])
     if let type = try value["type"] {
       let name = try type.string()
       guard let kind = RuntimeSettings.Kind(rawValue: name) else {
@@ -155,6 +156,7 @@ extension ClusterConfig {
     runtime.etcdBinary = try value["etcd"]?.string() ?? runtime.etcdBinary
     runtime.restoreTool = try value["restore_tool"]?.string()
     runtime.extraArgs = try value["extra_args"]?.strings() ?? []
+    runtime.dockerHost = try dockerHost(value["docker_host"]) ?? runtime.dockerHost
     if runtime.kind == .command, runtime.stopCommand == nil || runtime.startCommand == nil {
       throw value.error("the command runtime needs both stop and start")
     }
@@ -173,6 +175,15 @@ extension ClusterConfig {
     let port = try value.int()
     guard (1...65535).contains(port) else { throw value.error("not a port number: \(port)") }
     return port
+  }
+
+  /// `unix:///absolute/path.sock`, short enough for a socket address (108 bytes with its NUL).
+  private static func dockerHost(_ value: YAMLValue?) throws(LifeboatError) -> String? {
+    guard let value else { return nil }
+    let raw = try value.string()
+    guard raw.hasPrefix("unix:///") else { throw value.error("must be a unix socket: unix:///var/run/docker.sock") }
+    guard raw.utf8.count - "unix://".count < 108 else { throw value.error("the socket path must be shorter than 108 bytes") }
+    return raw
   }
 
   private static func absolutePath(_ value: YAMLValue?) throws(LifeboatError) -> String? {

@@ -29,10 +29,13 @@ extension LocalCluster {
       "  etcd_tls: \(state.tls)",
       "  health_timeout: 60",
       "  runtime:",
-      "    type: supervised",
-      "    etcd: \(quote(etcd))",
     ]
-    if let quota = spec.quotaBackendBytes { lines.append("    extra_args: [\"--quota-backend-bytes=\(quota)\"]") }
+    if state.runtime == .docker {
+      lines.append("    type: docker")
+    } else {
+      lines += ["    type: supervised", "    etcd: \(quote(etcd))"]
+      if let quota = spec.quotaBackendBytes { lines.append("    extra_args: [\"--quota-backend-bytes=\(quota)\"]") }
+    }
     if spec.s3InsecureHTTP { lines.append("  s3_insecure_http: true") }
     lines += spec.lifeboatSettings.map { "  " + $0 }
     if !spec.postRestoreHooks.isEmpty {
@@ -50,6 +53,7 @@ extension LocalCluster {
         "      snapshot_dir: \(quote(m.snapshotDir ?? ""))",
         "      run_dir: \(quote(m.runDir))",
       ]
+      if let host = m.dockerHost { lines.append("      docker_host: \(quote(host))") }
     }
     return lines.joined(separator: "\n") + "\n"
   }

@@ -14,6 +14,9 @@ public struct LocalClusterSpec: Sendable {
   public var directory: String
   /// The etcd binary. Default `etcd` from PATH.
   public var etcd: String = "etcd"
+  /// How etcd runs: supervised processes (default) or RKE's container in a Docker engine per node
+  /// (always with mutual TLS, as RKE runs it).
+  public var runtime: LocalRuntime = .supervised
   /// Node i listens on 127.0.0.(firstHost + i - 1). Default 11.
   public var firstHost: Int = 11
   /// etcd's `--quota-backend-bytes`; nil keeps etcd's default (2 GiB).
@@ -66,7 +69,8 @@ public struct LocalCluster: Sendable {
       state = try LocalClusterState.load(from: directory)
       let context = try state.context()
       for member in state.members {
-        if let pid = Self.runtime(context, member).runningPID() {
+        let engineUp = state.runtime == .docker && member.enginePid.map(DetachedProcess.isRunning) == true
+        if let pid = await Self.runtime(context, member).currentPID() ?? (engineUp ? member.enginePid : nil) {
           throw .usage("the local cluster in \(directory) is already up (\(member.memberName) runs as PID \(pid)); run `lifeboat local down` first")
         }
       }
@@ -78,8 +82,14 @@ public struct LocalCluster: Sendable {
     do {
       for index in state.members.indices {
         let runtime = Self.runtime(context, state.members[index])
-        try await runtime.start(quotaBackendBytes: nil)
-        state.members[index].pid = runtime.runningPID()
+        if state.runtime == .docker {
+          state.members[index].enginePid = try await LocalDockerNodes(directory: directory).start(
+            state.members[index], state: state, etcd: etcd, timeout: spec.startTimeout)
+          try state.save(to: directory)
+        } else {
+          try await runtime.start(quotaBackendBytes: nil)
+        }
+        state.members[index].pid = await runtime.currentPID()
       }
       try state.save(to: directory)
       try await waitUntilHealthy(state, timeout: spec.startTimeout)
@@ -119,11 +129,18 @@ public struct LocalCluster: Sendable {
       state.members[index].agentPid = nil
     }
     let context = try? state.context()
-    for index in state.members.indices {
+    for index in state.members.indices where state.runtime == .docker {
+      if await LocalDockerNodes(directory: directory).stopEngine(state.members[index]) {
+        stopped.append(state.members[index].memberName)
+      }
+      state.members[index].pid = nil
+      state.members[index].enginePid = nil
+    }
+    for index in state.members.indices where state.runtime != .docker {
       let member = state.members[index]
       if let context {
         let runtime = Self.runtime(context, member)
-        if runtime.runningPID() != nil, (try? await runtime.stop()) != nil { stopped.append(member.memberName) }
+        if await runtime.currentPID() != nil, (try? await runtime.stop()) != nil { stopped.append(member.memberName) }
       }
       if let pid = member.pid, let command = DetachedProcess.commandLine(pid), command.contains("--data-dir=\(member.dataDir)") {
         if await DetachedProcess.stop(pid), !stopped.contains(member.memberName) { stopped.append(member.memberName) }
@@ -139,8 +156,13 @@ public struct LocalCluster: Sendable {
     return stopped
   }
 
-  /// Stops one member (tests: a member down).
+  /// Stops one member (tests: a member down). docker: stops its container (`kill`: at once), which
+  /// its restart policy then leaves stopped.
   public func stopMember(_ member: LocalClusterState.Member, kill: Bool = false) async {
+    if let host = member.dockerHost, let engine = try? DockerEngine(host: host) {
+      try? await engine.stopContainer("etcd", grace: kill ? 0 : 10)
+      return
+    }
     guard let pid = member.pid else { return }
     if kill {
       DetachedProcess.kill9(pid)
@@ -150,9 +172,9 @@ public struct LocalCluster: Sendable {
     }
   }
 
-  static func runtime(_ context: ClusterContext, _ member: LocalClusterState.Member) -> SupervisedRuntime {
+  static func runtime(_ context: ClusterContext, _ member: LocalClusterState.Member) -> any EtcdRuntime {
     let node = context.config.etcdNodes.first { $0.address == member.address }!
-    return SupervisedRuntime(settings: context.config.lifeboat.runtime, node: node, config: context.config, state: context.state)
+    return EtcdRuntimes.make(context.config.lifeboat.runtime, node: node, config: context.config, state: context.state)
   }
 
   // MARK: -
@@ -168,14 +190,24 @@ public struct LocalCluster: Sendable {
         if used.insert(port).inserted { ports.append(port) }
       }
       let node = "node\(i)"
-      members.append(
-        .init(
-          node: node, address: address, clientPort: ports[0], peerPort: ports[1],
-          dataDir: "\(directory)/\(node)/data", logFile: "\(directory)/\(node)/etcd.log", agentPort: ports[2],
-          runDir: "\(directory)/\(node)", snapshotDir: "\(directory)/\(node)/snapshots"))
+      var member = LocalClusterState.Member(
+        node: node, address: address, clientPort: ports[0], peerPort: ports[1],
+        dataDir: "\(directory)/\(node)/data", logFile: "\(directory)/\(node)/etcd.log", agentPort: ports[2],
+        runDir: "\(directory)/\(node)", snapshotDir: "\(directory)/\(node)/snapshots")
+      if spec.runtime == .docker {
+        // RKE's host layout under the node's directory; etcd logs to the container's log.
+        let layout = LocalDockerNodes.NodeLayout(root: member.runDir)
+        member.dataDir = layout.dataDir
+        member.snapshotDir = layout.snapshotDir
+        member.logFile = member.runDir + "/dockerd.log"
+        member.dockerHost = LocalDockerNodes(directory: directory).enginePaths(member).host
+      }
+      members.append(member)
       try makeDirectories("\(directory)/\(node)")
     }
-    var state = LocalClusterState(tls: spec.tls, token: ClusterConfig.clusterToken, members: members)
+    let tls = spec.tls || spec.runtime == .docker
+    var state = LocalClusterState(runtime: spec.runtime, tls: tls, token: ClusterConfig.clusterToken, members: members)
+    state.quotaBackendBytes = spec.quotaBackendBytes
     // The agents always speak mutual TLS, so the CA and certificates are made in any case.
     let tlsDir = directory + "/tls"
     try makeDirectories(tlsDir)
@@ -200,12 +232,23 @@ public struct LocalCluster: Sendable {
       state.members[index].certFile = "\(tlsDir)/\(name).pem"
       state.members[index].keyFile = "\(tlsDir)/\(name)-key.pem"
     }
+    if spec.runtime == .docker {
+      // RKE: every etcd node holds the CA and every etcd node's certificate and key.
+      for member in state.members {
+        let ssl = LocalDockerNodes.NodeLayout(root: member.runDir).sslDir
+        try makeDirectories(ssl)
+        for certificate in bundle {
+          try write(certificate.certificatePEM, to: "\(ssl)/\(certificate.name).pem", mode: 0o644)
+          if let key = certificate.keyPEM { try write(key, to: "\(ssl)/\(certificate.name)-key.pem", mode: 0o600) }
+        }
+      }
+    }
     let admin = try ca.issue(commonName: "kube-admin", organization: "system:masters")
     try add("kube-admin", admin.certificatePEM, admin.keyPEM)
     // A worker's certificate from the same CA: tests use it to check that it is refused.
     let worker = try ca.issue(commonName: "kube-node", organization: "system:nodes")
     try add("kube-node", worker.certificatePEM, worker.keyPEM)
-    if spec.tls {
+    if tls {
       state.caFile = tlsDir + "/kube-ca.pem"
       state.clientCertFile = tlsDir + "/kube-admin.pem"
       state.clientKeyFile = tlsDir + "/kube-admin-key.pem"
@@ -229,8 +272,8 @@ public struct LocalCluster: Sendable {
     let deadline = ContinuousClock.now + timeout
     var lastProblem = ""
     while ContinuousClock.now < deadline {
-      for member in state.members where Self.runtime(context, member).runningPID() == nil {
-        throw .failure("\(member.memberName) exited during start: \(Self.logTail(member.logFile))")
+      for member in state.members where await Self.runtime(context, member).currentPID() == nil {
+        throw .failure("\(member.memberName) exited during start: \(await Self.etcdLogTail(member))")
       }
       guard let problem = await MemberSelector(connection: connection).clusterProblem() else { return }
       lastProblem = problem
@@ -271,6 +314,15 @@ public struct LocalCluster: Sendable {
     try EtcdConnection.parse(
       endpoints: state.endpoints.joined(separator: ","), caFile: state.caFile, certFile: state.clientCertFile,
       keyFile: state.clientKeyFile)
+  }
+
+  /// The last line etcd wrote: its log file, or its container's log.
+  static func etcdLogTail(_ member: LocalClusterState.Member) async -> String {
+    if let host = member.dockerHost, let engine = try? DockerEngine(host: host) {
+      let line = (try? await engine.logs("etcd", tail: 1))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+      return "\(line) (log: docker logs etcd, DOCKER_HOST=\(host))"
+    }
+    return logTail(member.logFile)
   }
 
   static func logTail(_ path: String) -> String {

@@ -1,10 +1,20 @@
 import Foundation
 import LifeboatCore
 
+/// How `lifeboat local up` runs etcd.
+public enum LocalRuntime: String, Codable, Sendable, CaseIterable {
+  /// Detached etcd processes the agents stop and start (`lifeboat.runtime: supervised`).
+  case supervised
+  /// RKE's layout: a Docker engine per node and etcd in its container `etcd`.
+  case docker
+}
+
 /// `<dir>/cluster.json`: what `lifeboat local up` started, so `env` and `down` act on exactly
 /// those members.
 public struct LocalClusterState: Codable, Sendable {
   public var format = 1
+  /// How etcd runs: `supervised` (nil in older files) or `docker`.
+  public var runtime: LocalRuntime?
   public var tls: Bool
   public var token: String
   public var members: [Member]
@@ -14,6 +24,8 @@ public struct LocalClusterState: Codable, Sendable {
   public var clientKeyFile: String?
   /// The `cluster.yml` written for this cluster (its state file is next to it).
   public var configFile: String?
+  /// etcd's `--quota-backend-bytes` (docker: fixed in the containers' arguments).
+  public var quotaBackendBytes: Int64?
 
   public struct Member: Codable, Sendable {
     /// The node's name (`node1`); the etcd member is `etcd-<node>`, as RKE names them.
@@ -27,6 +39,10 @@ public struct LocalClusterState: Codable, Sendable {
     public var keyFile: String?
     /// PID of etcd when `up` started it (a restore restarts it: the runtime's PID file is current).
     public var pid: Int32?
+    /// docker: PID of the node's Docker engine that `up` started.
+    public var enginePid: Int32?
+    /// docker: the node's engine (`unix://<node dir>/docker.sock`).
+    public var dockerHost: String?
     public var agentPort: Int?
     /// PID of the node's agent, nil when none runs.
     public var agentPid: Int32?

@@ -75,13 +75,36 @@ extension LocalNode {
   }
 
   /// Why the etcd serving this node is not the one it should be: it serves from another data dir
-  /// (an old or staged one). nil when it is right, or when this host cannot tell (docker).
+  /// (an old or staged one). Decided by the identity of the db file it holds open, which also
+  /// works for an etcd in a container; by path only when that cannot be read. nil when it is
+  /// right, or when this host cannot tell.
   func dataDirProblem(_ process: EtcdProcess?) -> String? {
-    guard context.config.lifeboat.runtime.kind != .docker, let process, let open = process.dataDir else { return nil }
+    guard let process else { return nil }
+    if let open = process.database {
+      if open == FileIdentity.of(node.dataDir + "/member/snap/db") { return nil }
+      let place = hostDirectory(holding: open) ?? process.dataDir.map { "\($0) (as the process sees it)" } ?? "another directory"
+      return "etcd (PID \(process.pid)) serves from \(place), not from the data dir \(node.dataDir)"
+    }
+    guard context.config.lifeboat.runtime.kind != .docker, let open = process.dataDir else { return nil }
     let expected = URL(fileURLWithPath: node.dataDir).standardizedFileURL.resolvingSymlinksInPath().path
     let actual = URL(fileURLWithPath: open).standardizedFileURL.resolvingSymlinksInPath().path
     guard actual != expected else { return nil }
     return "etcd (PID \(process.pid)) serves from \(open), not from the data dir \(node.dataDir)"
+  }
+
+  /// Which of the directories a restore leaves next to the data dir (old, failed, staged) holds
+  /// the db with this identity.
+  func hostDirectory(holding database: FileIdentity) -> String? {
+    let parent = parentDirectory(of: node.dataDir)
+    let base = (node.dataDir as NSString).lastPathComponent
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+    for entry in entries where entry.contains("lifeboat") {
+      for candidate in ["\(parent)/\(entry)", "\(parent)/\(entry)/\(base)"]
+      where FileIdentity.of(candidate + "/member/snap/db") == database {
+        return candidate
+      }
+    }
+    return nil
   }
 
   /// After the cluster check: this node's etcd runs and serves from the data dir; journals it.

@@ -49,7 +49,7 @@ extension LocalNode {
       RestoreInvocation(
         database: database, stagingDir: journal.stagingDir, memberName: node.memberName,
         initialCluster: request.initialCluster, token: request.token, peerURL: node.peerURL,
-        skipHashCheck: journal.skipHashCheck))
+        skipHashCheck: journal.skipHashCheck, id: request.id))
     guard isDirectory(journal.stagingDir + "/member") else {
       throw .failure("the restore tool left no member directory in \(journal.stagingDir)")
     }
@@ -114,6 +114,7 @@ extension LocalNode {
         // Only the restored copy is deleted, and only once the old one is back in place.
         try files.removeIfPresent(failed)
       }
+      await runtime.removeRestoreLeftovers(id: id)
       try files.removeIfPresent(paths.stagingParent)
       journal.swapping = false
       try journal.record("rollback.done", actions.joined(separator: "; "), paths: paths)
@@ -127,6 +128,7 @@ extension LocalNode {
     try RestoreID.validate(id)
     let paths = RestoreJournal.Paths(node: node, id: id)
     try await steps.run { () async throws(LifeboatError) in
+      await runtime.removeRestoreLeftovers(id: id)
       try files.removeIfPresent(paths.stagingParent)
       try files.removeIfPresent(paths.work)
     }

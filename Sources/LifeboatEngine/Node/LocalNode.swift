@@ -74,7 +74,7 @@ public struct LocalNode: Node {
   }
 
   public func preflight(dbSize: UInt64, archiveSize: UInt64) async throws(LifeboatError) -> NodePreflight {
-    var problems = await runtime.preflightProblems()
+    var problems = await runtime.preflightProblems(dbSize: dbSize)
     let dataParent = parentDirectory(of: node.dataDir)
     let freeSnapshot = NodeFiles.freeBytes(NodeFiles.existingAncestor(node.runDir))
     let freeData = NodeFiles.freeBytes(NodeFiles.existingAncestor(dataParent))
@@ -141,7 +141,7 @@ public struct LocalNode: Node {
       }
       if let (found, paths) = journaled {
         var journal = found
-        let pid = (runtime as? SupervisedRuntime)?.runningPID()
+        let pid = await runtime.currentPID()
         journal.started.append(.init(pid: pid, dataDir: node.dataDir, at: Date()))
         try journal.record("start.done", pid.map { "PID \($0)" }, paths: paths)
         Failpoints.crash("agent", at: "swap.started")

@@ -12,18 +12,24 @@ public struct EtcdProcess: Codable, Sendable, Equatable {
   public var dataDir: String?
   /// Its `--data-dir=` argument, when given.
   public var dataDirArgument: String?
+  /// The device and inode of the `member/snap/db` it holds open: compared with a host path's,
+  /// they tell which directory it serves even from inside a container, whose paths differ.
+  public var database: FileIdentity?
 
-  public init(pid: Int32, dataDir: String?, dataDirArgument: String?) {
+  public init(pid: Int32, dataDir: String?, dataDirArgument: String?, database: FileIdentity? = nil) {
     self.pid = pid
     self.dataDir = dataDir
     self.dataDirArgument = dataDirArgument
+    self.database = database
   }
 
   /// The process listening on TCP `port` at `host` (or on every address), if any.
   public static func listening(on port: Int, host: String, proc: String = "/proc") -> EtcdProcess? {
     let inodes = listeningSocketInodes(port: port, host: host, proc: proc)
     guard !inodes.isEmpty, let pid = owner(ofSocketInodes: inodes, proc: proc) else { return nil }
-    return EtcdProcess(pid: pid, dataDir: openDataDir(pid: pid, proc: proc), dataDirArgument: dataDirArgument(pid: pid, proc: proc))
+    let open = openDatabase(pid: pid, proc: proc)
+    return EtcdProcess(
+      pid: pid, dataDir: open?.dataDir, dataDirArgument: dataDirArgument(pid: pid, proc: proc), database: open?.identity)
   }
 
   /// Socket inodes in LISTEN state on `port` at `host` or a wildcard address (`/proc/net/tcp`, `tcp6`).
@@ -70,13 +76,16 @@ public struct EtcdProcess: Codable, Sendable, Equatable {
     return nil
   }
 
-  /// The directory whose `member/snap/db` the process holds open.
-  static func openDataDir(pid: Int32, proc: String) -> String? {
+  /// The directory whose `member/snap/db` the process holds open (as the process sees it),
+  /// and that file's identity (`stat` through `/proc/<pid>/fd/<n>` reaches the file itself).
+  static func openDatabase(pid: Int32, proc: String) -> (dataDir: String, identity: FileIdentity?)? {
     let fdDir = "\(proc)/\(pid)/fd"
     for fd in (try? FileManager.default.contentsOfDirectory(atPath: fdDir)) ?? [] {
       guard var target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDir)/\(fd)") else { continue }
       if target.hasSuffix(" (deleted)") { target.removeLast(" (deleted)".count) }
-      if target.hasSuffix("/member/snap/db") { return String(target.dropLast("/member/snap/db".count)) }
+      if target.hasSuffix("/member/snap/db") {
+        return (String(target.dropLast("/member/snap/db".count)), FileIdentity.of("\(fdDir)/\(fd)"))
+      }
     }
     return nil
   }
@@ -89,6 +98,19 @@ public struct EtcdProcess: Codable, Sendable, Equatable {
       if argument == "--data-dir", i + 1 < arguments.count { return arguments[i + 1] }
     }
     return nil
+  }
+}
+
+/// A file's device and inode.
+public struct FileIdentity: Codable, Sendable, Equatable {
+  public var device: UInt64
+  public var inode: UInt64
+
+  /// The identity of the file at `path` (following symbolic links), nil when it cannot be read.
+  public static func of(_ path: String) -> FileIdentity? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
   }
 }
 

@@ -13,11 +13,14 @@ public struct RestoreInvocation: Sendable, Equatable {
   public var peerURL: String
   /// The snapshot has no SHA-256 trailer (a copied db file): `--skip-hash-check`.
   public var skipHashCheck: Bool
+  /// The restore's id (names the docker runtime's restore container).
+  public var id: String
 
   public init(
     database: String, stagingDir: String, memberName: String, initialCluster: String, token: String, peerURL: String,
-    skipHashCheck: Bool
+    skipHashCheck: Bool, id: String = "manual"
   ) {
+    self.id = id
     self.database = database
     self.stagingDir = stagingDir
     self.memberName = memberName
@@ -38,23 +41,33 @@ public struct NodeCommand: Sendable, Equatable {
 }
 
 /// How one node's etcd is stopped, started and restored. Implementations: `SupervisedRuntime`
-/// (Lifeboat starts etcd itself), and `CommandRuntime` for systemd, the operator's commands and
-/// RKE's Docker container.
+/// (Lifeboat starts etcd itself), `DockerRuntime` (RKE's container `etcd`, through the Docker
+/// Engine API), and `CommandRuntime` for systemd and the operator's own commands.
 public protocol EtcdRuntime: Sendable {
   /// One line for plans and messages (`docker container etcd`).
   var summary: String { get }
   /// Whether etcd runs; nil when the runtime cannot tell.
   func isRunning() async -> Bool?
+  /// The PID (in this host's view) of the etcd the runtime runs, when it can tell.
+  func currentPID() async -> Int32?
   func stop() async throws(LifeboatError)
   /// Starts etcd; `quotaBackendBytes` is honoured where the runtime controls etcd's flags.
   func start(quotaBackendBytes: Int64?) async throws(LifeboatError)
-  /// The command that restores a snapshot into a staging directory.
+  /// Restores a snapshot into a staging directory (default: runs `restoreCommand` on the host).
+  func restore(_ invocation: RestoreInvocation) async throws(LifeboatError)
+  /// The command that restores a snapshot into a staging directory on the host.
   func restoreCommand(_ invocation: RestoreInvocation) async throws(LifeboatError) -> NodeCommand
-  /// What is missing to restore on this node (the restore tool, the container); empty when ready.
-  func preflightProblems() async -> [String]
+  /// What is missing or wrong to restore a db of `dbSize` bytes on this node (the restore tool,
+  /// the container, a quota smaller than the db); empty when ready.
+  func preflightProblems(dbSize: UInt64) async -> [String]
+  /// Removes what an interrupted restore `id` left with the runtime (a restore container).
+  func removeRestoreLeftovers(id: String) async
 }
 
 extension EtcdRuntime {
+  public func currentPID() async -> Int32? { nil }
+  public func removeRestoreLeftovers(id: String) async {}
+
   /// Runs the restore command; a failure names the node's command and etcd's last line.
   public func restore(_ invocation: RestoreInvocation) async throws(LifeboatError) {
     let command = try await restoreCommand(invocation)
@@ -97,7 +110,8 @@ public enum EtcdRuntimes {
   ) -> any EtcdRuntime {
     switch settings.kind {
     case .supervised: SupervisedRuntime(settings: settings, node: node, config: config, state: state)
-    case .systemd, .command, .docker: CommandRuntime(settings: settings, node: node)
+    case .docker: DockerRuntime(settings: settings, node: node, config: config)
+    case .systemd, .command: CommandRuntime(settings: settings, node: node)
     }
   }
 }

@@ -74,6 +74,8 @@ public struct SupervisedRuntime: EtcdRuntime {
 
   public func isRunning() async -> Bool? { runningPID() != nil }
 
+  public func currentPID() async -> Int32? { runningPID() }
+
   public func stop() async throws(LifeboatError) {
     guard let pid = runningPID() else { return }
     guard await DetachedProcess.stop(pid, timeout: .seconds(20)) else {
@@ -105,7 +107,7 @@ public struct SupervisedRuntime: EtcdRuntime {
     return RestoreTool.command(tool: tool, invocation)
   }
 
-  public func preflightProblems() async -> [String] {
+  public func preflightProblems(dbSize: UInt64) async -> [String] {
     var problems: [String] = []
     if ProcessRunner.which(settings.etcdBinary) == nil { problems.append("\(settings.etcdBinary) not found on PATH") }
     if RestoreTool.find(settings.restoreTool) == nil { problems.append("neither etcdutl nor etcdctl found on PATH") }

@@ -21,6 +21,9 @@ struct LocalUp: AsyncParsableCommand {
   @Option(help: "etcd's --quota-backend-bytes for every member (default: etcd's 2 GiB).")
   var quotaBackendBytes: Int64?
 
+  @Option(help: "How etcd runs: supervised (processes) or docker (RKE's container etcd in a Docker engine per node, with TLS; needs root and dockerd).")
+  var runtime: LocalRuntime = .supervised
+
   @Flag(help: "Start no node agents (etcd members only).")
   var noAgents = false
 
@@ -40,12 +43,16 @@ struct LocalUp: AsyncParsableCommand {
   func run() async throws {
     var spec = LocalClusterSpec(directory: location.dir, nodes: nodes, tls: tls)
     spec.quotaBackendBytes = quotaBackendBytes
+    spec.runtime = runtime
     spec.agentExecutable = noAgents ? nil : Self.ownExecutable()
     spec.s3 = try remote.backupConfig()
     spec.s3InsecureHTTP = remote.insecureHTTP
     let state = try await LocalCluster().up(spec)
     for member in state.members {
       print("\(member.memberName)  \(state.clientURL(member))  pid \(member.pid.map(String.init) ?? "-")  log \(member.logFile)")
+      if let host = member.dockerHost {
+        print("  container etcd in the Docker engine DOCKER_HOST=\(host) (pid \(member.enginePid.map(String.init) ?? "-"))")
+      }
       if let agentPid = member.agentPid {
         print("  agent https://\(member.address):\(member.agentPort ?? 0)  pid \(agentPid)  log \(member.runDir)/agent.log")
       }
@@ -57,6 +64,8 @@ struct LocalUp: AsyncParsableCommand {
     print("for etcdctl: eval \"$(lifeboat local env --dir \(location.dir))\"")
   }
 }
+
+extension LocalRuntime: ExpressibleByArgument {}
 
 struct LocalEnv: AsyncParsableCommand {
   static let configuration = CommandConfiguration(

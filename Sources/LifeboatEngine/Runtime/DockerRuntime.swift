@@ -1,0 +1,167 @@
+import Foundation
+import LifeboatCore
+
+/// RKE's nodes: etcd runs as the Docker container `etcd` (`--network=host`, the host's data dir
+/// bound to `/var/lib/rancher/etcd`), driven through the node's Docker Engine API. Stop and start
+/// act on that same container (never re-created: same id, arguments and restart policy). The
+/// restore tool runs, as RKE runs it, in a one-off container of the same image, with only the
+/// fetched database (read-only) and the staging directory bound, no network, and is removed
+/// whatever happens.
+///
+/// The container is the truth about the node: preflight compares its data dir (through its binds),
+/// member name, peer URL and cluster token with the config and reports a mismatch naming both
+/// values, and refuses a restore whose db would not fit the container's backend quota.
+public struct DockerRuntime: EtcdRuntime {
+  public let settings: RuntimeSettings
+  public let node: EtcdNode
+  public let config: ClusterConfig
+
+  public init(settings: RuntimeSettings, node: EtcdNode, config: ClusterConfig) {
+    self.settings = settings
+    self.node = node
+    self.config = config
+  }
+
+  /// This node's engine: its `docker_host`, else the runtime's.
+  public var host: String { config.lifeboat.nodes[node.address]?.dockerHost ?? settings.dockerHost }
+  var container: String { settings.container }
+  public var summary: String { "docker container \(container) (\(host))" }
+
+  func engine() throws(LifeboatError) -> DockerEngine { try DockerEngine(host: host) }
+
+  /// The container, or an error naming the engine when it does not exist.
+  public func inspect() async throws(LifeboatError) -> DockerContainer {
+    guard let found = try await engine().inspectContainer(container) else {
+      throw .notFound("no container \(container) in the Docker engine at \(host)")
+    }
+    return found
+  }
+
+  public func isRunning() async -> Bool? {
+    guard let engine = try? engine(), let found = try? await engine.inspectContainer(container) else { return nil }
+    return found.State.Running
+  }
+
+  public func currentPID() async -> Int32? {
+    guard let found = try? await inspect(), found.State.Running, found.State.Pid > 0 else { return nil }
+    return found.State.Pid
+  }
+
+  public func stop() async throws(LifeboatError) {
+    try await engine().stopContainer(container, grace: 30)
+  }
+
+  /// Starts the same container. The backend quota is the container's own (preflight made sure
+  /// it holds the restored db).
+  public func start(quotaBackendBytes: Int64?) async throws(LifeboatError) {
+    let engine = try engine()
+    try await engine.startContainer(container)
+    // Failpoint: etcd exits right after it started (the container stops).
+    if Failpoints.fire("start.exit") { try await engine.killContainer(container) }
+  }
+
+  /// The restore container's name for restore `id`.
+  static func restoreContainerName(_ id: String) -> String { "lifeboat-restore-" + id }
+
+  public func restore(_ invocation: RestoreInvocation) async throws(LifeboatError) {
+    let engine = try engine()
+    let image = try await image()
+    let name = Self.restoreContainerName(invocation.id)
+    // A container left by an agent killed during an earlier try of this restore.
+    try await engine.removeContainer(name)
+    let command = RestoreTool.command(tool: settings.restoreTool ?? "/usr/local/bin/etcdctl", invocation)
+    let spec = DockerContainerSpec(
+      Image: image, Cmd: [command.executable] + command.arguments, Env: ["ETCDCTL_API=3"],
+      Labels: ["io.lifeboat.restore": invocation.id],
+      HostConfig: .init(Binds: Self.binds(invocation), NetworkMode: "none"))
+    let id = try await engine.createContainer(name: name, spec)
+    do throws(LifeboatError) {
+      try await engine.startContainer(id)
+      // Large databases take minutes: the limit only catches a tool that hangs.
+      let status = try await engine.waitContainer(id, timeout: .seconds(6 * 3600))
+      guard status == 0 else {
+        let last = (try? await engine.logs(id, tail: 5))?.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+        throw LifeboatError(
+          .failure, "snapshot restore into \(invocation.stagingDir) in a container of \(image) failed (exit \(status)): \(last)",
+          underlying: .process)
+      }
+    } catch {
+      try? await engine.removeContainer(id)
+      throw error
+    }
+    try await engine.removeContainer(id)
+  }
+
+  /// The database's directory read-only and the staging directory's parent, each at its host path.
+  static func binds(_ invocation: RestoreInvocation) -> [String] {
+    let databaseDir = parentDirectory(of: invocation.database)
+    let stagingParent = parentDirectory(of: invocation.stagingDir)
+    return ["\(databaseDir):\(databaseDir):ro", "\(stagingParent):\(stagingParent)"]
+  }
+
+  /// The same restore as a `docker run` command line (what an operator would type; RKE's own).
+  public func restoreCommand(_ invocation: RestoreInvocation) async throws(LifeboatError) -> NodeCommand {
+    let image = try await image()
+    let restore = RestoreTool.command(tool: settings.restoreTool ?? "/usr/local/bin/etcdctl", invocation)
+    let binds = Self.binds(invocation).flatMap { ["-v", $0] }
+    return NodeCommand(
+      executable: "docker",
+      arguments: ["run", "--rm", "--network=none", "-e", "ETCDCTL_API=3"] + binds + [image, restore.executable] + restore.arguments)
+  }
+
+  public func removeRestoreLeftovers(id: String) async {
+    guard let engine = try? engine() else { return }
+    try? await engine.removeContainer(Self.restoreContainerName(id))
+  }
+
+  /// The etcd image: configured, or the running container's.
+  func image() async throws(LifeboatError) -> String {
+    if let image = settings.image { return image }
+    return try await inspect().Config.Image
+  }
+
+  public func preflightProblems(dbSize: UInt64) async -> [String] {
+    let found: DockerContainer
+    do { found = try await inspect() } catch { return [error.message] }
+    var problems = Self.mismatches(found, node: node, token: ClusterConfig.clusterToken)
+    if let problem = Self.quotaProblem(found, dbSize: dbSize, container: container) { problems.append(problem) }
+    return problems
+  }
+
+  /// Where the container and the config disagree, each naming both values.
+  static func mismatches(_ container: DockerContainer, node: EtcdNode, token: String) -> [String] {
+    let flags = container.etcdFlags
+    var problems: [String] = []
+    func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+    switch container.hostDataDir {
+    case nil:
+      problems.append(
+        "container \(container.Name.trimmingPrefix("/")) binds no host directory to its data dir \(flags["data-dir"] ?? "(no --data-dir)")")
+    case let dataDir? where canonical(dataDir) != canonical(node.dataDir):
+      problems.append("the container's data dir is \(dataDir) on the host, the config says \(node.dataDir)")
+    default: break
+    }
+    if let name = flags["name"], name != node.memberName {
+      problems.append("the container's member name is \(name), the config says \(node.memberName)")
+    }
+    if let peer = flags["initial-advertise-peer-urls"], !peer.split(separator: ",").map(String.init).contains(node.peerURL) {
+      problems.append("the container's peer URL is \(peer), the config says \(node.peerURL)")
+    }
+    if let containerToken = flags["initial-cluster-token"], containerToken != token {
+      problems.append("the container's cluster token is \(containerToken), a restore uses \(token)")
+    }
+    return problems
+  }
+
+  /// etcd's default backend quota (2 GiB) when the container sets none.
+  static let defaultQuota: Int64 = 2 << 30
+
+  /// The restored cluster runs with the container's own quota, which must hold the db.
+  static func quotaProblem(_ container: DockerContainer, dbSize: UInt64, container name: String) -> String? {
+    let quota = container.etcdFlags["quota-backend-bytes"].flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil } ?? defaultQuota
+    guard dbSize > UInt64(quota) else { return nil }
+    return "the snapshot's db (\(dbSize) bytes) is larger than the backend quota of container \(name) (\(quota) bytes"
+      + (container.etcdFlags["quota-backend-bytes"] == nil ? ", etcd's default" : "")
+      + "): raise --quota-backend-bytes in services.etcd.extra_args and re-create the container first"
+  }
+}
