@@ -81,6 +81,32 @@ public final class EtcdClusterFixture: Sendable {
     return Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
   }
 
+  /// PID of member `index`'s etcd now, as its runtime sees it (the PID file, or the container).
+  public func etcdPID(of index: Int) async -> Int32? {
+    guard let context = try? context() else { return nil }
+    let node = context.config.etcdNodes[index]
+    return await EtcdRuntimes.make(context.config.lifeboat.runtime, node: node, config: context.config, state: context.state)
+      .currentPID()
+  }
+
+  /// docker: every node's container `etcd`, in node order (empty for supervised clusters).
+  public func etcdContainers() async throws -> [DockerContainer] {
+    var containers: [DockerContainer] = []
+    for member in members {
+      guard let host = member.dockerHost else { return [] }
+      guard let container = try await DockerEngine(host: host).inspectContainer("etcd") else {
+        throw LifeboatError.notFound("no container etcd on \(member.address)")
+      }
+      containers.append(container)
+    }
+    return containers
+  }
+
+  /// The name a restore gives member `index`'s old data dir, up to its id: `<data dir's name>.lifeboat-old-`.
+  public func oldDataDirPrefix(_ index: Int) -> String {
+    (state.members[index].dataDir as NSString).lastPathComponent + ".lifeboat-old-"
+  }
+
   /// Stops node `index`'s agent (SIGTERM) if it runs and starts a new one with `environment`
   /// (`LIFEBOAT_FAILPOINTS=...`), recorded in the cluster's state so that `stop()` stops it too;
   /// returns once the new agent accepts connections.
@@ -124,11 +150,14 @@ public final class EtcdClusterFixture: Sendable {
 
 /// Runs `body` with a cluster whose every node has a Lifeboat agent (the built `lifeboat agent`),
 /// etcd and agents speaking mutual TLS; `configure` adjusts the spec (S3, hooks, failpoints).
+/// `runtime: .docker` runs etcd as RKE does, in a container of a real Docker engine per node.
 public func withAgentCluster<R>(
-  nodes: Int = 3, configure: (inout LocalClusterSpec) -> Void = { _ in }, _ body: (EtcdClusterFixture) async throws -> R
+  nodes: Int = 3, runtime: LocalRuntime = .supervised, configure: (inout LocalClusterSpec) -> Void = { _ in },
+  _ body: (EtcdClusterFixture) async throws -> R
 ) async throws -> R {
   let cluster = try await EtcdClusterFixture.start(nodes: nodes, tls: true) { spec in
     spec.agentExecutable = LifeboatCLI.binary
+    spec.runtime = runtime
     configure(&spec)
   }
   return try await withCleanup({ try await body(cluster) }, cleanup: { await cluster.stop() })

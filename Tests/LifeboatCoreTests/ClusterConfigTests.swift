@@ -187,22 +187,29 @@ import Testing
     #expect(throws: LifeboatError.self) { try RKEState.parse(Data("{}".utf8), path: "x") }
   }
 
-  @Test func dockerRuntimeCommandsAreRKEs() async throws {
+  @Test func dockerRuntimeRestoresAsRKEDoesInAContainerOfTheImage() async throws {
     let config = try ClusterConfig.parse(
-      Self.rke + "\nlifeboat:\n  runtime: {type: docker, image: \"rancher/mirrored-coreos-etcd:v3.5.9\"}\n", path: "cluster.yml")
+      Self.rke + "\nlifeboat:\n  runtime: {type: docker, image: \"rancher/mirrored-coreos-etcd:v3.5.9\"}\n  nodes:\n    203.0.113.10: {docker_host: \"unix:///run/d1.sock\"}\n",
+      path: "cluster.yml")
     let node = config.etcdNodes[0]
-    let runtime = CommandRuntime(settings: config.lifeboat.runtime, node: node)
-    #expect(runtime.stopCommand.rendered == "docker stop etcd")
-    #expect(runtime.startCommand(quotaBackendBytes: nil).rendered == "docker start etcd")
+    let runtime = DockerRuntime(settings: config.lifeboat.runtime, node: node, config: config)
+    #expect(runtime.host == "unix:///run/d1.sock")
+    #expect(DockerRuntime(settings: config.lifeboat.runtime, node: config.etcdNodes[1], config: config).host == "unix:///var/run/docker.sock")
     let restore = try await runtime.restoreCommand(
       RestoreInvocation(
         database: "/opt/rke/etcd-snapshots/.restore/db", stagingDir: "/var/lib/.lifeboat-staged-1/etcd",
         memberName: node.memberName, initialCluster: config.initialCluster, token: ClusterConfig.clusterToken,
         peerURL: node.peerURL, skipHashCheck: false))
+    // RKE's own command, with only the db's directory (read-only) and the staging dir bound, and no network.
     #expect(
       restore.rendered
-        == "docker run --rm --network=host -e ETCDCTL_API=3 -v /opt/rke/etcd-snapshots/.restore:/opt/rke/etcd-snapshots/.restore:ro -v /var/lib/.lifeboat-staged-1:/var/lib/.lifeboat-staged-1 rancher/mirrored-coreos-etcd:v3.5.9 /usr/local/bin/etcdctl snapshot restore /opt/rke/etcd-snapshots/.restore/db --data-dir=/var/lib/.lifeboat-staged-1/etcd --name=etcd-cp-1 --initial-cluster=etcd-cp-1=https://10.0.0.1:2380,etcd-203.0.113.11=https://10.0.0.2:2380 --initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=https://10.0.0.1:2380"
+        == "docker run --rm --network=none -e ETCDCTL_API=3 -v /opt/rke/etcd-snapshots/.restore:/opt/rke/etcd-snapshots/.restore:ro -v /var/lib/.lifeboat-staged-1:/var/lib/.lifeboat-staged-1 rancher/mirrored-coreos-etcd:v3.5.9 /usr/local/bin/etcdctl snapshot restore /opt/rke/etcd-snapshots/.restore/db --data-dir=/var/lib/.lifeboat-staged-1/etcd --name=etcd-cp-1 --initial-cluster=etcd-cp-1=https://10.0.0.1:2380,etcd-203.0.113.11=https://10.0.0.2:2380 --initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=https://10.0.0.1:2380"
     )
+    for bad in ["tcp://10.0.0.1:2375", "unix://relative.sock", "unix:///" + String(repeating: "d", count: 120)] {
+      #expect(throws: LifeboatError.self, "\(bad)") {
+        try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  runtime: {type: docker, docker_host: \"\(bad)\"}\n", path: "cluster.yml")
+      }
+    }
     let systemd = CommandRuntime(settings: RuntimeSettings(kind: .systemd, unit: "etcd-member"), node: node)
     #expect(systemd.stopCommand.rendered == "systemctl stop etcd-member")
     #expect(systemd.startCommand(quotaBackendBytes: nil).rendered == "systemctl start etcd-member")

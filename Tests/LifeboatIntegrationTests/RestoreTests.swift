@@ -43,8 +43,8 @@ extension Integration {
       try await LifeboatCLI.run(["snapshot", "restore", name, "--config", cluster.configFile, "--yes"] + extra)
     }
 
-    @Test func restoreBringsBackExactlyTheSavedKeysOnEveryMember() async throws {
-      try await withAgentCluster { cluster in
+    @Test(arguments: LocalRuntime.allCases) func restoreBringsBackExactlyTheSavedKeysOnEveryMember(runtime: LocalRuntime) async throws {
+      try await withAgentCluster(runtime: runtime) { cluster in
         let written = try await writeKeys(cluster, count: 10_000)
         let save = try await Self.save(cluster, "before-upgrade")
         #expect(save.stdout.contains("copies    127.0.0.11, 127.0.0.12, 127.0.0.13"))
@@ -62,9 +62,21 @@ extension Integration {
         #expect(dry.stdout.contains("member etcd-node2 on 127.0.0.12"))
         #expect(try await Self.keys(cluster, member: 0).count != written.count, "--dry-run changes nothing")
 
+        let containers = try await cluster.etcdContainers()
         let restore = try await Self.restore(cluster, "before-upgrade")
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(restore.stdout.contains("restored before-upgrade: 3 members healthy"))
+        if runtime == .docker {
+          // RKE's nodes: the same containers (never re-created), running, restart policy kept,
+          // and no restore container left in any engine.
+          let after = try await cluster.etcdContainers()
+          #expect(after.map(\.Id) == containers.map(\.Id))
+          #expect(after.allSatisfy { $0.State.Running && $0.HostConfig.RestartPolicy?.Name == "always" })
+          for member in cluster.members {
+            let names = try await DockerEngine(host: member.dockerHost!).listContainers().flatMap(\.names)
+            #expect(names == ["/etcd"], "\(member.address): \(names)")
+          }
+        }
         for index in 0..<3 {
           let served = try await Self.keys(cluster, member: index)
           #expect(served == written, "member \(index) serves exactly the saved keys")
@@ -73,7 +85,7 @@ extension Integration {
           #expect(status.revision == manifest.revision, "no leases, no writes: the revision is the snapshot's")
           // The old data dir is kept beside the new one.
           let parent = parentDirectory(of: cluster.members[index].dataDir)
-          let kept = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix("data.lifeboat-old-") }
+          let kept = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(cluster.oldDataDirPrefix(index)) }
           #expect(kept.count == 1)
           let leftovers = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.contains("lifeboat-staged") }
           #expect(leftovers.isEmpty)
@@ -86,10 +98,10 @@ extension Integration {
       }
     }
 
-    @Test func restoreFromS3WithEveryLocalCopyDeleted() async throws {
+    @Test(arguments: LocalRuntime.allCases) func restoreFromS3WithEveryLocalCopyDeleted(runtime: LocalRuntime) async throws {
       try await withMotoServer { moto in
         try await moto.createBucket("snaps")
-        try await withAgentCluster(configure: { spec in
+        try await withAgentCluster(runtime: runtime, configure: { spec in
           spec.s3 = moto.backupConfig(bucket: "snaps", folder: "prod")
           spec.s3InsecureHTTP = true
         }) { cluster in
@@ -114,22 +126,22 @@ extension Integration {
       }
     }
 
-    @Test func aCorruptedCopyOnOneNodeIsRefusedBeforeAnyEtcdStops() async throws {
-      try await withAgentCluster(configure: { spec in
+    @Test(arguments: LocalRuntime.allCases) func aCorruptedCopyOnOneNodeIsRefusedBeforeAnyEtcdStops(runtime: LocalRuntime) async throws {
+      try await withAgentCluster(runtime: runtime, configure: { spec in
         spec.agentEnvironment[1] = ["LIFEBOAT_FAILPOINTS": "fetch.corrupt"]
       }) { cluster in
         _ = try await writeKeys(cluster, count: 1_000)
         _ = try await Self.save(cluster, "corrupt-test")
         try await Self.diverge(cluster)
         let before = try await Self.keys(cluster, member: 0)
-        let pids = (0..<3).map { cluster.currentPID(of: $0) }
+        let pids = try await (0..<3).asyncMap { await cluster.etcdPID(of: $0) }
 
         let restore = try await Self.restore(cluster, "corrupt-test")
         #expect(restore.status == 4, "verification failure: \(restore.stderr)")
         #expect(restore.stderr.contains("127.0.0.12"), "names the node: \(restore.stderr)")
         #expect(restore.stderr.contains("nothing changed"))
         #expect(restore.stderr.split(separator: "\n").filter { $0.hasPrefix("lifeboat: error") }.count == 1)
-        #expect((0..<3).map { cluster.currentPID(of: $0) } == pids, "no etcd was stopped")
+        #expect(try await (0..<3).asyncMap { await cluster.etcdPID(of: $0) } == pids, "no etcd was stopped")
         for index in 0..<3 {
           #expect(try await Self.keys(cluster, member: index) == before)
           let parent = parentDirectory(of: cluster.members[index].dataDir)
@@ -139,8 +151,8 @@ extension Integration {
       }
     }
 
-    @Test func anEtcdThatFailsToStartAfterTheSwapRollsEveryNodeBack() async throws {
-      try await withAgentCluster(configure: { spec in
+    @Test(arguments: LocalRuntime.allCases) func anEtcdThatFailsToStartAfterTheSwapRollsEveryNodeBack(runtime: LocalRuntime) async throws {
+      try await withAgentCluster(runtime: runtime, configure: { spec in
         spec.agentEnvironment[2] = ["LIFEBOAT_FAILPOINTS": "start.exit"]
       }) { cluster in
         _ = try await writeKeys(cluster, count: 1_000)
@@ -161,8 +173,8 @@ extension Integration {
       }
     }
 
-    @Test func anRKELayoutArchiveMadeByPythonAndABareLegacyFileRestore() async throws {
-      try await withAgentCluster { cluster in
+    @Test(arguments: LocalRuntime.allCases) func anRKELayoutArchiveMadeByPythonAndABareLegacyFileRestore(runtime: LocalRuntime) async throws {
+      try await withAgentCluster(runtime: runtime) { cluster in
         let written = try await writeKeys(cluster, count: 500)
         // RKE's way: etcdctl snapshot save, then a zip with absolute entry paths.
         let name = "rke_etcd_snapshot_2026-11-25T10-00-00Z"
@@ -210,10 +222,10 @@ extension Integration {
       }
     }
 
-    @Test func aClusterWithEveryMemberDownIsRestoredThenHooksRun() async throws {
+    @Test(arguments: LocalRuntime.allCases) func aClusterWithEveryMemberDownIsRestoredThenHooksRun(runtime: LocalRuntime) async throws {
       let marker = try TemporaryDirectory(prefix: "lifeboat-hook")
       defer { marker.remove() }
-      try await withAgentCluster(configure: { spec in
+      try await withAgentCluster(runtime: runtime, configure: { spec in
         spec.postRestoreHooks = ["echo \"$LIFEBOAT_SNAPSHOT\" > \(marker.file("restored"))", "echo boom >&2; exit 3"]
       }) { cluster in
         let written = try await writeKeys(cluster, count: 1_000)
@@ -222,7 +234,8 @@ extension Integration {
         _ = try await Self.save(cluster, "disaster")
         try await Self.diverge(cluster)
         // The disaster: every member is down.
-        for index in 0..<3 { await DetachedProcess.stop(cluster.currentPID(of: index)!) }
+        for index in 0..<3 { await cluster.stopMember(index) }
+        for index in 0..<3 { #expect(await cluster.etcdPID(of: index) == nil, "member \(index) is down") }
         let stateFile = parentDirectory(of: cluster.configFile) + "/cluster.rkestate"
         let stateBefore = try Data(contentsOf: URL(fileURLWithPath: stateFile))
 

@@ -129,7 +129,7 @@ public struct DockerRuntime: EtcdRuntime {
   }
 
   /// Where the container and the config disagree, each naming both values.
-  static func mismatches(_ container: DockerContainer, node: EtcdNode, token: String) -> [String] {
+  public static func mismatches(_ container: DockerContainer, node: EtcdNode, token: String) -> [String] {
     let flags = container.etcdFlags
     var problems: [String] = []
     func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
@@ -157,7 +157,7 @@ public struct DockerRuntime: EtcdRuntime {
   static let defaultQuota: Int64 = 2 << 30
 
   /// The restored cluster runs with the container's own quota, which must hold the db.
-  static func quotaProblem(_ container: DockerContainer, dbSize: UInt64, container name: String) -> String? {
+  public static func quotaProblem(_ container: DockerContainer, dbSize: UInt64, container name: String) -> String? {
     let quota = container.etcdFlags["quota-backend-bytes"].flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil } ?? defaultQuota
     guard dbSize > UInt64(quota) else { return nil }
     return "the snapshot's db (\(dbSize) bytes) is larger than the backend quota of container \(name) (\(quota) bytes"

@@ -53,6 +53,14 @@ public struct DockerEngine: Sendable {
     return try decode(DockerContainer.self, response, "inspect container \(name)")
   }
 
+  /// Every container, running or not: id and names (`/etcd`).
+  public func listContainers() async throws(LifeboatError) -> [(id: String, names: [String])] {
+    struct Listed: Decodable { var Id: String; var Names: [String]? }
+    let response = try await send(.GET, "/containers/json?all=1", timeout: .seconds(30))
+    try expect(response, [200], "list containers")
+    return try decode([Listed].self, response, "list containers").map { ($0.Id, $0.Names ?? []) }
+  }
+
   /// `POST /containers/{name}/stop`: SIGTERM, then SIGKILL after `grace` seconds. A container
   /// stopped this way is not restarted by its restart policy until it is started again.
   public func stopContainer(_ name: String, grace: Int = 30) async throws(LifeboatError) {
@@ -180,7 +188,7 @@ public struct DockerEngine: Sendable {
 
   /// A container without a TTY sends its output in frames: 1 byte stream, 3 zero bytes, a
   /// big-endian 32-bit length, the payload.
-  static func demultiplex(_ bytes: [UInt8]) -> [UInt8] {
+  public static func demultiplex(_ bytes: [UInt8]) -> [UInt8] {
     var output: [UInt8] = []
     var index = 0
     while index + 8 <= bytes.count {

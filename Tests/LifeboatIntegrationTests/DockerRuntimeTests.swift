@@ -1,0 +1,92 @@
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import TestSupport
+import Testing
+
+extension Integration {
+  /// RKE's nodes for real: a Docker engine per node (Debian's docker.io, started by the test
+  /// support like `lifeboat local up --runtime docker`), etcd in the container `etcd` with RKE's
+  /// flags and binds. The restore tests run on these nodes too (RestoreTests, `runtime: .docker`).
+  @Suite struct DockerRuntimeTests {
+    @Test func theNodesLookLikeRKEsAndSnapshotsAreTakenFromTheContainer() async throws {
+      try await withAgentCluster(runtime: .docker) { cluster in
+        let containers = try await cluster.etcdContainers()
+        #expect(containers.count == 3)
+        for (member, container) in zip(cluster.members, containers) {
+          #expect(container.Name == "/etcd")
+          #expect(container.State.Running)
+          #expect(container.HostConfig.NetworkMode == "host")
+          #expect(container.HostConfig.RestartPolicy?.Name == "always")
+          #expect(container.Config.Labels?["io.rancher.rke.container.name"] == "etcd")
+          #expect(container.etcdFlags["data-dir"] == "/var/lib/rancher/etcd/")
+          #expect(container.hostDataDir == member.dataDir)
+          #expect(container.etcdFlags["name"] == member.memberName)
+          #expect(container.etcdFlags["initial-cluster-token"] == "etcd-cluster-1")
+          let own = "kube-etcd-" + member.address.replacingOccurrences(of: ".", with: "-")
+          #expect(container.etcdFlags["cert-file"] == "/etc/kubernetes/ssl/\(own).pem")
+          // Every etcd node holds the CA and every etcd node's certificate, as RKE's do.
+          let ssl = container.hostPath(of: "/etc/kubernetes/ssl")!
+          for other in cluster.members {
+            let name = "kube-etcd-" + other.address.replacingOccurrences(of: ".", with: "-")
+            #expect(FileManager.default.fileExists(atPath: "\(ssl)/\(name)-key.pem"))
+          }
+          #expect(try fileMode("\(ssl)/\(own)-key.pem") == 0o600)
+        }
+        let written = try await writeKeys(cluster, count: 300)
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "from-container"])
+        #expect(save.status == 0, "\(save.stderr)")
+        let verify = try await LifeboatCLI.run(
+          ["snapshot", "verify", "from-container", "--snapshot-dir", cluster.members[1].snapshotDir!])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(written.count == 300)
+        let status = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
+        #expect(status.status == 0, "\(status.stdout)\(status.stderr)")
+        #expect(status.stdout.components(separatedBy: "etcd running").count == 4, "\(status.stdout)")
+        // A member's container stopped: status says so.
+        await cluster.stopMember(2)
+        let down = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
+        #expect(down.status == 5, "\(down.stdout)\(down.stderr)")
+      }
+    }
+
+    @Test func aContainerThatDisagreesWithTheConfigStopsTheRestoreBeforeAnythingChanges() async throws {
+      try await withAgentCluster(runtime: .docker) { cluster in
+        _ = try await writeKeys(cluster, count: 100)
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "mismatch"])
+        #expect(save.status == 0, "\(save.stderr)")
+        // The config moves node 2's data dir; its container still binds the real one.
+        let real = cluster.members[1].dataDir
+        let claimed = real + "-elsewhere"
+        try makeDirectories(claimed)
+        var yaml = try String(contentsOfFile: cluster.configFile, encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "data_dir: \"\(real)\"", with: "data_dir: \"\(claimed)\"")
+        try AtomicFile.write(Array(yaml.utf8), to: cluster.configFile, mode: 0o600)
+        try await cluster.restartAgent(1)
+        let pids = try await (0..<3).asyncMap { await cluster.etcdPID(of: $0) }
+
+        let restore = try await LifeboatCLI.run(["snapshot", "restore", "mismatch", "--config", cluster.configFile, "--yes"])
+        #expect(restore.status != 0)
+        #expect(
+          restore.stderr.contains("127.0.0.12: the container's data dir is \(real) on the host, the config says \(claimed)"),
+          "\(restore.stderr)")
+        #expect(try await (0..<3).asyncMap { await cluster.etcdPID(of: $0) } == pids, "no etcd was stopped")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parentDirectory(of: real)).filter { $0.contains("lifeboat-") }.isEmpty)
+      }
+    }
+
+    @Test func localDownRemovesTheContainersAndStopsExactlyItsEngines() async throws {
+      let cluster = try await EtcdClusterFixture.start(nodes: 2, tls: true) { $0.runtime = .docker }
+      let state = try LocalClusterState.load(from: cluster.directory.file("cluster"))
+      let engines = state.members.compactMap(\.enginePid)
+      #expect(engines.count == 2)
+      #expect(engines.allSatisfy(DetachedProcess.isRunning))
+      _ = try await LocalCluster().down(directory: cluster.directory.file("cluster"))
+      for pid in engines { #expect(!DetachedProcess.isRunning(pid), "engine \(pid) stopped") }
+      for member in state.members {
+        #expect((try? await DockerEngine(host: member.dockerHost!).version()) == nil, "no engine answers on \(member.dockerHost!)")
+      }
+      await cluster.stop()
+    }
+  }
+}
