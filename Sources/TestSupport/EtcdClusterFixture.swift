@@ -110,13 +110,14 @@ public final class EtcdClusterFixture: Sendable {
   /// Stops node `index`'s agent (SIGTERM) if it runs and starts a new one with `environment`
   /// (`LIFEBOAT_FAILPOINTS=...`), recorded in the cluster's state so that `stop()` stops it too;
   /// returns once the new agent accepts connections.
-  public func restartAgent(_ index: Int, environment: [String: String] = [:]) async throws {
+  /// `config` replaces the agent's cluster.yml (the node's own view of the cluster).
+  public func restartAgent(_ index: Int, environment: [String: String] = [:], config: String? = nil) async throws {
     let dir = directory.file("cluster")
     var current = try LocalClusterState.load(from: dir)
     let member = current.members[index]
     if let pid = member.agentPid, DetachedProcess.isRunning(pid) { await DetachedProcess.stop(pid) }
     let pid = try DetachedProcess.spawn(
-      executable: LifeboatCLI.binary, arguments: ["agent", "--config", configFile, "--node", member.address],
+      executable: LifeboatCLI.binary, arguments: ["agent", "--config", config ?? configFile, "--node", member.address],
       logFile: member.runDir + "/agent.log", environment: environment)
     current.members[index].agentPid = pid
     try current.save(to: dir)

@@ -75,6 +75,39 @@ extension Integration {
       }
     }
 
+    /// On a real RKE node the agent has cluster.yml and the certificates RKE left in
+    /// /etc/kubernetes/ssl, not the cluster's state file; the data dir is the one the container binds.
+    @Test func anAgentNeedsOnlyClusterYmlAndTheNodesCertificates() async throws {
+      try await withAgentCluster(runtime: .docker) { cluster in
+        let written = try await writeKeys(cluster, count: 200)
+        let yaml = try String(contentsOfFile: cluster.configFile, encoding: .utf8)
+        for (index, member) in cluster.members.enumerated() {
+          var lines = yaml.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("data_dir:") }.map(String.init)
+          let section = lines.firstIndex(of: "lifeboat:")!
+          lines.insert(contentsOf: [
+            "  state_file: \(cluster.directory.file("no-state-file-here"))",
+            "  cert_dir: \(member.runDir)/etc/kubernetes/ssl",
+          ], at: section + 1)
+          let nodeConfig = cluster.directory.file("node\(index + 1).yml")
+          try AtomicFile.write(Array(lines.joined(separator: "\n").utf8), to: nodeConfig, mode: 0o600)
+          try await cluster.restartAgent(index, config: nodeConfig)
+        }
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "node-view"])
+        #expect(save.status == 0, "\(save.stderr)")
+        try await RestoreTests.diverge(cluster)
+        let restore = try await LifeboatCLI.run(["snapshot", "restore", "node-view", "--config", cluster.configFile, "--yes"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        for index in 0..<3 {
+          #expect(try await RestoreTests.keys(cluster, member: index) == written)
+          // The old data was kept where the container's data dir really is.
+          let parent = parentDirectory(of: cluster.members[index].dataDir)
+          #expect(try FileManager.default.contentsOfDirectory(atPath: parent).contains { $0.hasPrefix("etcd.lifeboat-old-") })
+        }
+        let log = try String(contentsOfFile: cluster.members[0].runDir + "/agent.log", encoding: .utf8)
+        #expect(log.contains("data dir \(cluster.members[0].dataDir), as container etcd binds it"))
+      }
+    }
+
     @Test func localDownRemovesTheContainersAndStopsExactlyItsEngines() async throws {
       let cluster = try await EtcdClusterFixture.start(nodes: 2, tls: true) { $0.runtime = .docker }
       let state = try LocalClusterState.load(from: cluster.directory.file("cluster"))

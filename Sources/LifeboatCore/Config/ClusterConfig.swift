@@ -52,6 +52,7 @@ public struct ClusterConfig: Sendable, Equatable {
         agentPort: override.agentPort ?? lifeboat.agentPort,
         snapshotDir: override.snapshotDir ?? lifeboat.snapshotDir,
         dataDir: override.dataDir ?? lifeboat.dataDir,
+        dataDirStated: override.dataDir != nil || lifeboat.dataDirStated,
         runDir: override.runDir ?? lifeboat.runDir,
         certificateName: "kube-etcd-" + host.replacingOccurrences(of: ".", with: "-").replacingOccurrences(of: ":", with: "-"))
     }
@@ -121,6 +122,9 @@ public struct EtcdNode: Sendable, Equatable, Codable {
   public var agentPort: Int
   public var snapshotDir: String
   public var dataDir: String
+  /// Whether cluster.yml states the data dir (else it is RKE's default, and the docker runtime's
+  /// agent takes the one its container really binds).
+  public var dataDirStated: Bool?
   /// Where the agent keeps its own files (supervised etcd's PID file and log, restore staging).
   public var runDir: String
   /// The node's certificate in the state file's bundle, `kube-etcd-<ip with - for .>`.
@@ -174,10 +178,15 @@ public struct LifeboatSettings: Sendable, Equatable {
   /// The member's data directory on the host. Default `/var/lib/etcd` (RKE binds it into the
   /// container as `/var/lib/rancher/etcd`).
   public var dataDir = "/var/lib/etcd"
+  /// Whether `data_dir` was given.
+  public var dataDirStated = false
   /// The agent's own directory. Default `/var/lib/lifeboat`.
   public var runDir = "/var/lib/lifeboat"
   /// The state file; default: next to cluster.yml with the extension `.rkestate`.
   public var stateFile: String?
+  /// The node's certificates, read when there is no state file (an agent on an RKE node needs
+  /// only `kube-ca.pem` and the `kube-etcd-*` files RKE put there). Default `/etc/kubernetes/ssl`.
+  public var certDir = "/etc/kubernetes/ssl"
   /// How etcd is stopped, started and restored on the nodes.
   public var runtime = RuntimeSettings()
   /// Common names allowed to call the agents besides `kube-etcd` and `kube-admin`.

@@ -72,7 +72,7 @@ extension ClusterConfig {
     var settings = LifeboatSettings()
     if let section = try root["lifeboat"] {
       try section.onlyKeys([
-        "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file",
+        "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file", "cert_dir",
         "runtime", "allowed_clients", "post_restore_hooks", "health_timeout", "nodes", "s3_insecure_http",
         "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly",
       ])
@@ -82,8 +82,10 @@ extension ClusterConfig {
       settings.etcdTLS = try section["etcd_tls"]?.bool() ?? true
       settings.snapshotDir = try absolutePath(section["snapshot_dir"]) ?? settings.snapshotDir
       settings.dataDir = try absolutePath(section["data_dir"]) ?? settings.dataDir
+      settings.dataDirStated = try section["data_dir"] != nil
       settings.runDir = try absolutePath(section["run_dir"]) ?? settings.runDir
       settings.stateFile = try section["state_file"]?.string()
+      settings.certDir = try absolutePath(section["cert_dir"]) ?? settings.certDir
       settings.allowedClients = try section["allowed_clients"]?.strings() ?? []
       settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
       settings.healthTimeoutSeconds = try positive(section["health_timeout"]) ?? settings.healthTimeoutSeconds

@@ -30,6 +30,30 @@ public struct RKEState: Sendable {
     return try parse(data, path: path)
   }
 
+  /// A node's certificate directory as RKE leaves it (`/etc/kubernetes/ssl`): every `<name>.pem`
+  /// with its `<name>-key.pem` when present. An etcd node holds `kube-ca.pem` and every etcd
+  /// node's `kube-etcd-<ip>.pem`, which is all an agent needs: the cluster's full state file,
+  /// with every private key of the cluster, need not be copied to the nodes.
+  public static func load(certificateDirectory directory: String) throws(LifeboatError) -> RKEState {
+    let files: [String]
+    do { files = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+      throw .usage("cannot read the certificate directory \(directory): \(error.localizedDescription)")
+    }
+    var certificates: [String: Certificate] = [:]
+    for file in files where file.hasSuffix(".pem") && !file.hasSuffix("-key.pem") {
+      let name = String(file.dropLast(".pem".count))
+      let path = "\(directory)/\(file)"
+      let keyPath = "\(directory)/\(name)-key.pem"
+      guard let pem = FileManager.default.contents(atPath: path), !pem.isEmpty else { continue }
+      let key = FileManager.default.contents(atPath: keyPath)
+      certificates[name] = Certificate(
+        name: name, certificatePEM: String(decoding: pem, as: UTF8.self), keyPEM: key.map { String(decoding: $0, as: UTF8.self) },
+        path: path, keyPath: key == nil ? nil : keyPath)
+    }
+    guard certificates["kube-ca"] != nil else { throw .usage("\(directory) holds no kube-ca.pem") }
+    return RKEState(certificates: certificates, path: directory)
+  }
+
   public static func parse(_ data: Data, path: String) throws(LifeboatError) -> RKEState {
     let object: Any
     do { object = try JSONSerialization.jsonObject(with: data) } catch {

@@ -14,9 +14,13 @@ public struct ClusterContext: Sendable {
     self.state = state
   }
 
-  /// Reads `cluster.yml` and its state file.
+  /// Reads `cluster.yml` and its state file; without a state file (an etcd node of a real RKE
+  /// cluster), the node's certificate directory (`lifeboat.cert_dir`, `/etc/kubernetes/ssl`).
   public static func load(_ path: String) throws(LifeboatError) -> ClusterContext {
     let config = try ClusterConfig.load(path)
+    if !FileManager.default.fileExists(atPath: config.stateFilePath), isDirectory(config.lifeboat.certDir) {
+      return ClusterContext(config: config, state: try RKEState.load(certificateDirectory: config.lifeboat.certDir))
+    }
     let state = try RKEState.load(config.stateFilePath)
     return ClusterContext(config: config, state: state)
   }

@@ -22,14 +22,29 @@ struct AgentCommand: AsyncParsableCommand {
 
   func run() async throws {
     AgentMetrics.bootstrap()
-    let context = try ClusterContext.load(cluster.config)
-    let own = try context.config.etcdNode(node)
+    let logger = Logger(label: "lifeboat.agent")
+    var context = try ClusterContext.load(cluster.config)
+    var own = try context.config.etcdNode(node)
     guard let state = context.state else { throw LifeboatError.usage("no state file") }
+    // RKE's node: where the container really keeps its data, unless cluster.yml says.
+    if context.config.lifeboat.runtime.kind == .docker, own.dataDirStated != true {
+      let runtime = DockerRuntime(settings: context.config.lifeboat.runtime, node: own, config: context.config)
+      do {
+        if let dataDir = try await runtime.inspect().hostDataDir, dataDir != own.dataDir {
+          logger.info("data dir \(dataDir), as container \(context.config.lifeboat.runtime.container) binds it")
+          own.dataDir = dataDir
+          var override = context.config.lifeboat.nodes[own.address] ?? .init()
+          override.dataDir = dataDir
+          context.config.lifeboat.nodes[own.address] = override
+        }
+      } catch {
+        logger.warning("cannot read the data dir from the container (\(error.message)); using \(own.dataDir)")
+      }
+    }
     let peers = try AgentClient(state: state, certificate: own.certificateName)
     let local = LocalNode(context: context, node: own, peers: peers)
     let others = context.config.etcdNodes.filter { $0.address != own.address }.map { RemoteNode(node: $0, client: peers) }
     let schedule = RecurringSnapshots(context: context, local: local, peers: others)
-    let logger = Logger(label: "lifeboat.agent")
     do {
       let server = try AgentServer(node: local, schedule: schedule)
       let state = await schedule.current
