@@ -4,14 +4,18 @@
 #   M  aws s3 cp + unzip + etcdctl snapshot restore          (the manual way, for ONE member)
 #   L  lifeboat snapshot restore --s3 of the 3-member cluster  (fetch on one node, serve to the
 #      other two over mTLS, verify on every node, stage, swap, start, check)
-# Prints median times and L/M (target <= 2).
+#   D  with --runtime docker, also: the same restore on RKE-like nodes (a Docker engine per node,
+#      etcd in its container), restoring the same S3 object in the same run
+# Prints median times and L/M (target <= 2), and D/L (docker against supervised, target <= 1.2).
 #
 # (unzip exits 1 on its warning about the absolute entry paths RKE writes: that is success.)
-# Usage: benchmarks/restore.sh [--mib 1024] [--reps 3] [--keep]. Needs moto[server], awscli, unzip. Not part of CI.
+# Usage: benchmarks/restore.sh [--mib 1024] [--reps 3] [--runtime supervised|docker] [--keep].
+# Needs moto[server], awscli, unzip (docker: docker.io and root). Not part of CI.
 set -euo pipefail
-mib=1024 reps=3 keep=0
+mib=1024 reps=3 keep=0 runtime=supervised
 while [ $# -gt 0 ]; do
   case "$1" in
+    --runtime) runtime=$2; shift 2 ;;
     --mib) mib=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --keep) keep=1; shift ;;
@@ -39,6 +43,13 @@ archive_bytes=$(stat -c %s "$work/cluster/node1/snapshots/bench.zip")
 # Restore from S3: no node keeps a local copy.
 rm -f "$work"/cluster/node*/snapshots/bench.*
 
+if [ "$runtime" = docker ]; then
+  # Its own 3 nodes, with the same S3 settings, a quota that holds the db, and TLS (as RKE's).
+  "$lifeboat" local up --nodes 3 --runtime docker --quota-backend-bytes $((16 << 30)) --dir "$work/docker" \
+    "${local_up_args[@]}" >/dev/null
+  cleanup_hooks+=('"$lifeboat" local down --dir "$work/docker" >/dev/null 2>&1')
+fi
+
 peer=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 for i in $(seq 1 "$reps"); do
   rm -rf "$work/manual" && mkdir -p "$work/manual"
@@ -49,6 +60,11 @@ for i in $(seq 1 "$reps"); do
   rm -rf "$work/manual"
   run L "$lifeboat" snapshot restore bench --config "$config" --s3 --yes
   rm -rf "$work"/cluster/node*/data.lifeboat-old-*
+  if [ "$runtime" = docker ]; then
+    # The archive's state file belongs to the other cluster: keep this one's.
+    run D "$lifeboat" snapshot restore bench --config "$work/docker/cluster.yml" --s3 --use-local-state --yes
+    rm -rf "$work"/docker/node*/var/lib/etcd.lifeboat-old-*
+  fi
 done
 
 m=$(median "${seconds[M]}") l=$(median "${seconds[L]}")
@@ -56,5 +72,10 @@ printf '\n%s MiB of values, db %s bytes, archive %s bytes, %s reps (median secon
   "$mib" "$db_bytes" "$archive_bytes" "$reps"
 printf '  M aws s3 cp + unzip + etcdctl restore (1 member)   %6.2f s   peak RSS %7.1f MiB\n' "$m" "$(calc "${rss[M]}/1024")"
 printf '  L lifeboat snapshot restore --s3 (3 members)       %6.2f s   peak RSS %7.1f MiB (the CLI; agents do the work)\n' "$l" "$(calc "${rss[L]}/1024")"
+if [ "$runtime" = docker ]; then
+  d=$(median "${seconds[D]}")
+  printf '  D the same on docker nodes (3 members)             %6.2f s   peak RSS %7.1f MiB\n' "$d" "$(calc "${rss[D]}/1024")"
+fi
 printf '\nratio\n'
 printf '  L / M (target <= 2)   %.2f\n' "$(calc "$l/$m")"
+if [ "$runtime" = docker ]; then printf '  D / L (target <= 1.2) %.2f\n' "$(calc "$d/$l")"; fi
