@@ -75,6 +75,35 @@ extension Integration {
       }
     }
 
+    @Test func aRestoreContainerThatFailsLeavesNoContainerAndChangesNothing() async throws {
+      try await withAgentCluster(runtime: .docker, configure: { spec in
+        spec.agentEnvironment[2] = ["LIFEBOAT_FAILPOINTS": "restore.fail"]
+      }) { cluster in
+        _ = try await writeKeys(cluster, count: 100)
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "tool-fails"])
+        #expect(save.status == 0, "\(save.stderr)")
+        try await RestoreTests.diverge(cluster)
+        let before = try await RestoreTests.keys(cluster, member: 0)
+        let containers = try await cluster.etcdContainers()
+
+        let restore = try await LifeboatCLI.run(["snapshot", "restore", "tool-fails", "--config", cluster.configFile, "--yes"])
+        #expect(restore.status == 1, "\(restore.stderr)")
+        #expect(restore.stderr.contains("127.0.0.13"), "\(restore.stderr)")
+        #expect(restore.stderr.contains("in a container of lifeboat-local/etcd:"), "\(restore.stderr)")
+        #expect(restore.stderr.contains("nothing changed"), "\(restore.stderr)")
+        let after = try await cluster.etcdContainers()
+        #expect(after.map(\.Id) == containers.map(\.Id))
+        #expect(after.map(\.State.Pid) == containers.map(\.State.Pid), "no etcd was stopped")
+        for (index, member) in cluster.members.enumerated() {
+          let names = try await DockerEngine(host: member.dockerHost!).listContainers().flatMap(\.names)
+          #expect(names == ["/etcd"], "\(member.address): \(names)")
+          #expect(try await RestoreTests.keys(cluster, member: index) == before)
+          let parent = parentDirectory(of: member.dataDir)
+          #expect(try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.contains("lifeboat-") }.isEmpty)
+        }
+      }
+    }
+
     /// On a real RKE node the agent has cluster.yml and the certificates RKE left in
     /// /etc/kubernetes/ssl, not the cluster's state file; the data dir is the one the container binds.
     @Test func anAgentNeedsOnlyClusterYmlAndTheNodesCertificates() async throws {

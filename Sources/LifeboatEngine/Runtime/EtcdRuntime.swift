@@ -99,6 +99,8 @@ enum RestoreTool {
       "--initial-advertise-peer-urls=\(r.peerURL)",
     ]
     if r.skipHashCheck { arguments.append("--skip-hash-check") }
+    // Failpoint: the restore tool fails (an argument it does not know).
+    if Failpoints.fire("restore.fail") { arguments.append("--lifeboat-failpoint-restore-fail") }
     return NodeCommand(executable: tool, arguments: arguments, environment: ["ETCDCTL_API": "3"])
   }
 }
