@@ -43,6 +43,15 @@ extension Integration {
         let status = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
         #expect(status.status == 0, "\(status.stdout)\(status.stderr)")
         #expect(status.stdout.components(separatedBy: "etcd running").count == 4, "\(status.stdout)")
+        // The agents' schedule, copies and prune work unchanged: one recurring run, on every node.
+        let run = try await ScheduleTests.runNow(cluster)
+        #expect(run.lastResult == .ok, "\(String(describing: run.lastResult))")
+        let recurring = try #require(run.lastSnapshot)
+        for member in cluster.members {
+          #expect(FileManager.default.fileExists(atPath: member.snapshotDir! + "/\(recurring).zip"), "\(member.address)")
+        }
+        let prune = try await LifeboatCLI.run(["snapshot", "prune", "--config", cluster.configFile, "--dry-run"])
+        #expect(prune.status == 0, "\(prune.stderr)")
         // A member's container stopped: status says so.
         await cluster.stopMember(2)
         let down = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
