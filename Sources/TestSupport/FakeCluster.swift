@@ -64,6 +64,11 @@ public struct FakeClusterCheck: ClusterCheck {
     return (7, snapshotRevision)
   }
 
+  public func waitConsistent(nodes _: [any Node]) async throws(LifeboatError) -> (hash: UInt32, revision: Int64) {
+    try waitHealthy()
+    return (7, 1)
+  }
+
   public func waitHealthy() throws(LifeboatError) {
     let states = nodes.map(\.current)
     guard states.allSatisfy(\.etcdRunning) else { throw .unavailable("a member is down") }

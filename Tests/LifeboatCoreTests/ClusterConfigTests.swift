@@ -99,6 +99,10 @@ import Testing
     ("\nlifeboat:\n  health_timeout: 0\n", "lifeboat.health_timeout: must be at least 1"),
     ("\nlifeboat:\n  interval_seconds: 0\n", "lifeboat.interval_seconds: must be at least 1"),
     ("\nlifeboat:\n  client_port: 70000\n", "not a port number"),
+    // Found by a hostile review: these crashed prune and the agent with an arithmetic overflow.
+    ("\nlifeboat:\n  interval_seconds: 9223372036854775807\n", "lifeboat.interval_seconds: must be at most"),
+    ("\nlifeboat:\n  keep_daily: 9223372036854775807\n", "lifeboat.keep_daily: must be at most"),
+    ("\nlifeboat:\n  health_timeout: 9223372036854775807\n", "lifeboat.health_timeout: must be at most"),
   ])
   func settingsThatCanOnlyFailAreRefused(extra: String, expected: String) {
     #expect {
@@ -106,6 +110,30 @@ import Testing
     } throws: { error in
       let message = (error as! LifeboatError).message
       return message.contains(expected) && message.hasPrefix("cluster.yml:")
+    }
+  }
+
+  @Test(arguments: [("interval_hours: 6", "interval_hours: 9223372036854775807"), ("retention: 12", "retention: 9223372036854775807")])
+  func hugeBackupIntervalsAndRetentionsAreRefused(from: String, to: String) {
+    let text = Self.rke.replacingOccurrences(of: from, with: to)
+    #expect(text != Self.rke)
+    #expect {
+      try ClusterConfig.parse(text, path: "cluster.yml")
+    } throws: { error in
+      (error as! LifeboatError).message.contains("must be at most")
+    }
+  }
+
+  /// A restore moves the data dir aside: a run dir or snapshot dir inside it would go with it
+  /// (the journal first of all).
+  @Test(arguments: ["run_dir: /var/lib/etcd", "snapshot_dir: /var/lib/etcd/snapshots"])
+  func directoriesInsideTheDataDirAreRefused(setting: String) {
+    #expect {
+      try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  \(setting)\n", path: "cluster.yml")
+    } throws: { error in
+      let message = (error as! LifeboatError).message
+      return message.contains("inside its data_dir /var/lib/etcd") && message.contains("10.0.0.1") == false
+        && message.contains("203.0.113.10")
     }
   }
 

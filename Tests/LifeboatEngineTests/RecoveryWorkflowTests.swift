@@ -86,6 +86,67 @@ import TestSupport
     #expect(cluster.log.span(.stop)!.upperBound < cluster.log.span(.swap)!.lowerBound, "every etcd stops first")
   }
 
+  /// The restore's check passed, then one agent died before its cleanup (the others released):
+  /// the restore was finished. Rolling that one node back would split the cluster's data.
+  @Test func aRestoreThatPassedItsCheckIsCleanedUpNeverPartlyRolledBack() async throws {
+    let cluster = try Self.snapCluster()
+    let id = "20261130T000000Z-0000000e"
+    for (i, node) in cluster.nodes.enumerated() {
+      node.update { s in
+        s.aside = "old"
+        s.data = "snap"
+        s.etcdRunning = true
+        if i == 1 {
+          s.lease = RestoreLease(id: id, snapshot: "snap")
+          s.journal = id
+          s.journalSteps = ["fetch.done", "stage.done", "swap.done", "start.done", "check.done"]
+        }
+      }
+    }
+    let report = try await cluster.engine().recover()
+    #expect(report.outcome == .finished(snapshot: "snap"))
+    #expect(cluster.log.of(.rollback).isEmpty && cluster.log.of(.stop).isEmpty, "nothing is stopped or moved back")
+    for node in cluster.nodes {
+      #expect(node.current.data == "snap" && node.current.etcdRunning, "\(node.address) serves the snapshot")
+      #expect(node.current.lease == nil && node.current.journal == nil, "\(node.address) released")
+    }
+  }
+
+  /// A lease whose command still runs on this host (its PID alive) is a running restore.
+  @Test func aRestoreThatStillRunsIsNotRecovered() async throws {
+    let cluster = try Self.snapCluster()
+    let sleeper = Process()
+    sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+    sleeper.arguments = ["30"]
+    try sleeper.run()
+    defer { sleeper.terminate() }
+    let id = "20261130T000000Z-0000000f"
+    let lease = RestoreLease(id: id, snapshot: "snap", origin: "this host (PID \(sleeper.processIdentifier))", pid: sleeper.processIdentifier)
+    for node in cluster.nodes { node.update { $0.lease = lease } }
+    do {
+      _ = try await cluster.engine().recover()
+      Issue.record("a running restore was recovered")
+    } catch {
+      #expect(error.kind == .restoreInProgress, "\(error.message)")
+      #expect(error.message.contains("is running, not interrupted"), "\(error.message)")
+    }
+    #expect(cluster.log.of(.stop).isEmpty && cluster.log.of(.rollback).isEmpty, "nothing was touched")
+    #expect(cluster.nodes.allSatisfy { $0.current.lease == lease })
+    // Another host's lease renewed a moment ago is taken for running too.
+    let remote = RestoreLease(id: id, snapshot: "snap", origin: "ops (PID 1)", host: "another-host", pid: 1)
+    #expect(remote.holderRunsHere == nil)
+    #expect(RestoreLease(id: id, snapshot: "snap", pid: 999_999_999).holderRunsHere == false, "a PID that no longer runs")
+  }
+
+  @Test func leasesFromRequestBodiesArePrintableAndShort() {
+    let id = "20261130T000000Z-00000010"
+    #expect(throws: LifeboatError.self) { try RestoreLease(id: id, snapshot: "../x\u{1B}[2J").validate() }
+    #expect(throws: LifeboatError.self) { try RestoreLease(id: id, snapshot: "s", origin: String(repeating: "o", count: 800)).validate() }
+    #expect(throws: LifeboatError.self) { try RestoreLease(id: "../x", snapshot: "s").validate() }
+    #expect(throws: LifeboatError.self) { try RestoreLease(id: id, snapshot: "s", pid: -3).validate() }
+    #expect((try? RestoreLease(id: id, snapshot: "rke_etcd_snapshot_2026").validate()) != nil)
+  }
+
   /// One node never got the staged data (its agent died during stage): every node goes back.
   @Test func aNodeWithoutTheRestoredDataRollsEveryNodeBack() async throws {
     let cluster = try Self.snapCluster()

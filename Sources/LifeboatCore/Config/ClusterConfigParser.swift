@@ -47,17 +47,15 @@ extension ClusterConfig {
       if try etcd["snapshot"]?.bool() == true {
         if let creation = try etcd["creation"] { backup.intervalHours = try hours(creation) }
         if let retention = try etcd["retention"] {
-          backup.retention = max(1, try hours(retention) / max(1, backup.intervalHours))
+          backup.retention = min(Self.maxRetention, max(1, try hours(retention) / max(1, backup.intervalHours)))
         }
       }
       if let config = try etcd["backup_config"] {
         backup.enabled = try config["enabled"]?.bool() ?? true
-        backup.intervalHours = try config["interval_hours"]?.int() ?? backup.intervalHours
-        backup.retention = try config["retention"]?.int() ?? backup.retention
+        backup.intervalHours = try positive(config["interval_hours"], max: Self.maxHours) ?? backup.intervalHours
+        backup.retention = try positive(config["retention"], max: Self.maxRetention) ?? backup.retention
         backup.safeTimestamp = try config["safe_timestamp"]?.bool() ?? false
-        backup.timeoutSeconds = try positive(config["timeout"]) ?? 300
-        if let retention = try config["retention"], backup.retention < 1 { throw retention.error("must be at least 1") }
-        if let interval = try config["interval_hours"], backup.intervalHours < 1 { throw interval.error("must be at least 1") }
+        backup.timeoutSeconds = try positive(config["timeout"], max: Self.maxSeconds) ?? 300
         if let s3 = try config["s3backupconfig"] {
           guard let bucket = try s3["bucket_name"]?.string().nonEmpty else { throw s3.error("bucket_name is required") }
           guard let endpoint = try s3["endpoint"]?.string().nonEmpty else { throw s3.error("endpoint is required") }
@@ -88,7 +86,7 @@ extension ClusterConfig {
       settings.certDir = try absolutePath(section["cert_dir"]) ?? settings.certDir
       settings.allowedClients = try section["allowed_clients"]?.strings() ?? []
       settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
-      settings.healthTimeoutSeconds = try positive(section["health_timeout"]) ?? settings.healthTimeoutSeconds
+      settings.healthTimeoutSeconds = try positive(section["health_timeout"], max: Self.maxSeconds) ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
       if let schedule = try section["schedule"] {
         do { settings.schedule = try CronExpression(try schedule.string()) } catch { throw schedule.error(error.message) }
@@ -97,11 +95,11 @@ extension ClusterConfig {
         guard let parsed = TimeZone(identifier: try zone.string()) else { throw zone.error("unknown time zone '\(try zone.string())'") }
         settings.timezone = parsed
       }
-      settings.intervalSeconds = try positive(section["interval_seconds"])
-      settings.keepLast = try positive(section["keep_last"])
-      settings.keepHourly = try positive(section["keep_hourly"])
-      settings.keepDaily = try positive(section["keep_daily"])
-      settings.keepWeekly = try positive(section["keep_weekly"])
+      settings.intervalSeconds = try positive(section["interval_seconds"], max: Self.maxHours * 3600)
+      settings.keepLast = try positive(section["keep_last"], max: Self.maxRetention)
+      settings.keepHourly = try positive(section["keep_hourly"], max: Self.maxRetention)
+      settings.keepDaily = try positive(section["keep_daily"], max: Self.maxRetention)
+      settings.keepWeekly = try positive(section["keep_weekly"], max: Self.maxRetention)
       if let runtime = try section["runtime"] { settings.runtime = try parseRuntime(runtime) }
       if let overrides = try section["nodes"] {
         for (address, value) in try overrides.entries() {
@@ -123,6 +121,13 @@ extension ClusterConfig {
     }
     let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     var config = ClusterConfig(nodes: nodes, backup: backup, lifeboat: settings, path: absolute)
+    // A restore moves the data dir aside: the agent's own files and the snapshots must not be in it.
+    for node in config.etcdNodes {
+      for (key, dir) in [("run_dir", node.runDir), ("snapshot_dir", node.snapshotDir)]
+      where dir == node.dataDir || dir.hasPrefix(node.dataDir + "/") {
+        throw .usage("\(absolute): \(key) \(dir) of \(node.address) is inside its data_dir \(node.dataDir), which a restore moves aside")
+      }
+    }
     if let name = try root["cluster_name"]?.string(), !name.isEmpty {
       guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
         throw try root["cluster_name"]!.error("letters, digits, - _ . only")
@@ -165,10 +170,17 @@ extension ClusterConfig {
     return runtime
   }
 
-  private static func positive(_ value: YAMLValue?) throws(LifeboatError) -> Int? {
+  /// Upper bounds that keep every later computation (seconds of an interval, retention windows)
+  /// far from overflowing: ten years of hours, a day of seconds for timeouts, 100 000 snapshots.
+  static let maxHours = 87_600
+  static let maxSeconds = 86_400
+  static let maxRetention = 100_000
+
+  private static func positive(_ value: YAMLValue?, max: Int) throws(LifeboatError) -> Int? {
     guard let value else { return nil }
     let n = try value.int()
     guard n >= 1 else { throw value.error("must be at least 1") }
+    guard n <= max else { throw value.error("must be at most \(max)") }
     return n
   }
 
@@ -200,10 +212,17 @@ extension ClusterConfig {
   /// `12h`, `72h`, `30m` or a bare number of hours.
   private static func hours(_ value: YAMLValue) throws(LifeboatError) -> Int {
     let text = try value.string().trimmingCharacters(in: .whitespaces)
-    if let hours = Int(text) { return hours }
-    if text.hasSuffix("h"), let hours = Int(text.dropLast()) { return hours }
-    if text.hasSuffix("m"), let minutes = Int(text.dropLast()) { return max(1, minutes / 60) }
-    throw value.error("expected a duration like 12h, found '\(text)'")
+    var parsed: Int?
+    if let hours = Int(text) {
+      parsed = hours
+    } else if text.hasSuffix("h"), let hours = Int(text.dropLast()) {
+      parsed = hours
+    } else if text.hasSuffix("m"), let minutes = Int(text.dropLast()) {
+      parsed = max(1, minutes / 60)
+    }
+    guard let parsed else { throw value.error("expected a duration like 12h, found '\(text)'") }
+    guard (1...maxHours).contains(parsed) else { throw value.error("must be between 1h and \(maxHours)h") }
+    return parsed
   }
 }
 

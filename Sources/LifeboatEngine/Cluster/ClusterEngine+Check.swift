@@ -9,8 +9,9 @@ public protocol ClusterCheck: Sendable {
   /// member at one revision, that revision no lower than `snapshotRevision`. `nodes` are asked
   /// whether their etcd still runs, so one that exits is reported at once.
   func checkRestored(snapshotRevision: Int64, nodes: [any Node]) async throws(LifeboatError) -> (hash: UInt32, revision: Int64)
-  /// Every member answers with a leader (after a rollback).
-  func waitHealthy() async throws(LifeboatError)
+  /// Every member healthy with a leader and `HashKV` equal on every member (after a rollback:
+  /// healthy alone would take a member that diverged for a good one).
+  func waitConsistent(nodes: [any Node]) async throws(LifeboatError) -> (hash: UInt32, revision: Int64)
   /// Deletes Lifeboat's lock keys that came back with a restored snapshot; returns how many.
   func removeLockKeys() async throws(LifeboatError) -> Int64
   /// The address of the node whose member leads now, when one does and answers.
@@ -109,20 +110,8 @@ public struct EtcdClusterCheck: ClusterCheck {
     return (hashes[0], revision)
   }
 
-  /// Every member answers with a leader (after a rollback), polled through one client each.
-  public func waitHealthy() async throws(LifeboatError) {
-    let connection = try context.etcdConnection(certificate: "kube-admin")
-    let timeout = context.config.lifeboat.healthTimeoutSeconds
-    let problem: String? = try? await EtcdClient.withAll(endpoints: connection.endpoints, configuration: connection.client) { clients in
-      let deadline = ContinuousClock.now + .seconds(timeout)
-      var problem = "no answer"
-      while ContinuousClock.now < deadline {
-        guard let current = await MemberSelector.clusterProblem(clients) else { return String?.none }
-        problem = current
-        try await Task.sleep(for: .milliseconds(500))
-      }
-      return problem
-    }
-    if let problem { throw .unavailable(problem) }
+  /// The check of a restore without its revision bound: healthy, the members planned, HashKV equal.
+  public func waitConsistent(nodes: [any Node]) async throws(LifeboatError) -> (hash: UInt32, revision: Int64) {
+    try await checkRestored(snapshotRevision: 0, nodes: nodes)
   }
 }

@@ -32,6 +32,22 @@ extension ClusterEngine {
     }
     let found = statuses.map(Self.describe)
     for line in found { progress("found: \(line)") }
+    // A restore that still runs is not recovered: its command finishes or rolls back itself.
+    for status in statuses {
+      guard let lease = status.lease else { continue }
+      let live: Bool
+      switch lease.holderRunsHere {
+      case true?: live = true
+      case false?: live = false
+      case nil: live = (status.leaseIdleSeconds ?? .infinity) < Self.leaseAbandonedAfter
+      }
+      if live {
+        let wait = lease.holderRunsHere == true
+          ? "its command still runs (PID \(lease.pid ?? 0)): wait for it, or stop it first"
+          : "its command renewed the lease \(Int(status.leaseIdleSeconds ?? 0)) s ago: wait for it; if it is gone, run --recover again in \(Int(Self.leaseAbandonedAfter)) s"
+        throw LifeboatError(.restoreInProgress, "\(lease.line) is running, not interrupted; \(wait)", node: status.address)
+      }
+    }
     let ids = Set(statuses.compactMap { $0.lease?.id } + statuses.flatMap { $0.journals.map(\.id) }).sorted()
     guard let id = ids.last else {
       return RecoveryReport(outcome: .nothingToRecover, id: nil, found: found)
@@ -46,6 +62,27 @@ extension ClusterEngine {
     let name = journals.compactMap { $0?.name }.first ?? statuses.compactMap { $0.lease?.snapshot }.first ?? "?"
     let revision = journals.compactMap { $0?.revision }.max() ?? 0
     let complete = journals.allSatisfy { j in j.map { $0.swapped || $0.staged } ?? false }
+    // The restore's cluster check passed (a node recorded `check.done`, which follows the check
+    // of every member) and no rollback began: the restore was finished, and only its cleanup was
+    // cut short. Nodes without a journal were released after that check. Never roll back part of
+    // such a cluster.
+    let checked = journals.contains { $0?.steps.contains("check.done") == true }
+    let rollingBack = journals.contains { $0?.steps.contains("rollback.begun") == true }
+    if checked, !rollingBack {
+      progress("restore \(id) of \(name) passed its check: making sure every etcd runs, then cleaning up")
+      try await phase(nodes, "start") { (node) async throws(LifeboatError) in
+        guard try await node.health().etcdRunning != true else { return }
+        try await node.startEtcd(quotaBackendBytes: Self.quota(forDB: journals.compactMap { $0?.dbSize }.max() ?? 0))
+      }
+      let result = try await check.checkRestored(snapshotRevision: revision, nodes: nodes)
+      try await phase(nodes, "check") { (node) async throws(LifeboatError) in
+        if let problem = try await node.health().dataDirProblem { throw LifeboatError.verification(problem) }
+      }
+      progress("check: \(members.count) members healthy, HashKV \(result.hash) equal at revision \(result.revision)")
+      if let installed = try installPendingStateFile(id: id) { progress("state file: installed \(installed.installed)") }
+      try await finishRecovery(id)
+      return .finished(snapshot: name)
+    }
     // Nothing was stopped or moved anywhere and every etcd serves its own data dir: only the
     // downloads, journals and leases go; the cluster is not touched.
     let touched = journals.contains { j in j?.steps.contains { $0.hasPrefix("stop.") || $0.hasPrefix("swap.") || $0.hasPrefix("start.") } ?? false }
@@ -82,7 +119,11 @@ extension ClusterEngine {
       progress("rollback: \(node.address): " + (report.actions.isEmpty ? "nothing to undo" : report.actions.joined(separator: ", ")))
     }
     try await phase(nodes, "start") { (node) async throws(LifeboatError) in try await node.startEtcd(quotaBackendBytes: nil) }
-    do throws(LifeboatError) { try await check.waitHealthy() } catch {
+    // Healthy is not enough: every member must serve the same data (HashKV equal).
+    do throws(LifeboatError) {
+      let result = try await check.waitConsistent(nodes: nodes)
+      progress("check: \(members.count) members healthy on their old data, HashKV \(result.hash) equal at revision \(result.revision)")
+    } catch {
       throw LifeboatError(.restoreIncomplete, "every old data dir is back, but the cluster is not healthy: \(error.message)")
     }
     try await phase(nodes, "check") { (node) async throws(LifeboatError) in

@@ -10,7 +10,19 @@ import SnapshotStores
 /// crash anywhere leaves what `recover` needs.
 extension ClusterEngine {
   public func restore(_ plan: RestorePlan, options: RestoreOptions) async throws(LifeboatError) -> RestoreReport {
-    try await takeLeases(RestoreLease(id: plan.id, snapshot: plan.name.value))
+    let lease = RestoreLease(id: plan.id, snapshot: plan.name.value)
+    try await takeLeases(lease)
+    // While this command runs it renews the lease every few seconds, so that `recover` from
+    // another host can tell a running restore from an interrupted one.
+    let renewal = Task { [nodes] in
+      var renew = lease
+      renew.renewal = true
+      while !Task.isCancelled {
+        try? await Task.sleep(for: Self.leaseRenewal)
+        for node in nodes where !Task.isCancelled { try? await node.takeLease(renew) }
+      }
+    }
+    defer { renewal.cancel() }
     let staged: RestoreState.Staged
     do throws(LifeboatError) {
       try await preflight(plan)
@@ -21,12 +33,26 @@ extension ClusterEngine {
       Failpoints.crash("cli", at: "fetch.done")
       staged = try await stage(fetched)
       Failpoints.crash("cli", at: "stage.done")
+      try Self.checkCancellation()
     } catch {
-      // What a node could not clean up stays for `recover`, the pending state file with it.
-      let left = await release(plan.id)
+      // Interrupted or failed before any etcd stopped: clean up even when interrupted. What a
+      // node could not clean up stays for `recover`, the pending state file with it.
+      let left = await Self.shielded { await release(plan.id) }
       if left.isEmpty { removePendingStateFile(id: plan.id) }
-      throw error.prefixed("restore refused, nothing changed").leaving(left)
+      // An interrupt shows as whatever the step in flight made of it: say what it was.
+      let cause = Task.isCancelled ? LifeboatError(.failure, "interrupted", underlying: .cancelled) : error
+      throw cause.prefixed("restore refused, nothing changed").leaving(left)
     }
+    // From the first stop on, an interrupt no longer stops the restore: it finishes, or rolls
+    // every node back, as it would without one (a half-done restore is the worst outcome).
+    return try await Self.shielded { () async throws(LifeboatError) -> RestoreReport in
+      try await finishFromStop(staged)
+    }
+  }
+
+  /// Stop, swap, start, check and complete: run to the end whatever the caller's task does.
+  private func finishFromStop(_ staged: RestoreState.Staged) async throws(LifeboatError) -> RestoreReport {
+    let plan = staged.fetched.plan
     let stopped: RestoreState.Stopped
     do throws(LifeboatError) {
       stopped = try await stop(staged)
@@ -35,7 +61,11 @@ extension ClusterEngine {
       let restarted = await restartStopped()
       let left = restarted.isEmpty ? await release(plan.id) : restarted
       if left.isEmpty { removePendingStateFile(id: plan.id) }
-      throw error.prefixed("restore stopped before any data dir moved; etcd started again where it was stopped").leaving(left)
+      let outcome =
+        restarted.isEmpty
+        ? "restore stopped before any data dir moved; etcd started again where it was stopped"
+        : "restore stopped before any data dir moved, but etcd could not be started again everywhere"
+      throw error.prefixed(outcome).leaving(left)
     }
     // The point of no return: data dirs move from here on.
     let checked: RestoreState.Checked
@@ -52,6 +82,31 @@ extension ClusterEngine {
     }
     return try await complete(checked)
   }
+
+  /// Runs `body` in a task of its own, so that cancelling the caller (Ctrl-C) does not cut it
+  /// short: cleanup and the steps past the first stop always run to their end.
+  static func shielded<T: Sendable>(
+    _ body: @escaping @Sendable () async throws(LifeboatError) -> T
+  ) async throws(LifeboatError) -> T {
+    let task = Task { () async -> Result<T, LifeboatError> in
+      do throws(LifeboatError) { return .success(try await body()) } catch { return .failure(error) }
+    }
+    return try await task.value.get()
+  }
+
+  static func shielded<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+    await Task { await body() }.value
+  }
+
+  /// An interrupt before the first stop ends the restore there, as a failure that cleans up.
+  static func checkCancellation() throws(LifeboatError) {
+    if Task.isCancelled { throw LifeboatError(.failure, "interrupted", underlying: .cancelled) }
+  }
+
+  /// How often a running restore renews its lease, and how long `recover` waits after the last
+  /// renewal before it takes a lease held from another host for abandoned.
+  static let leaseRenewal: Duration = .seconds(3)
+  static let leaseAbandonedAfter: Double = 20
 
   /// The lease on every node, in config order, or on none (those taken are given back).
   func takeLeases(_ lease: RestoreLease) async throws(LifeboatError) {
@@ -250,9 +305,10 @@ extension ClusterEngine {
     }
     let left = await release(plan.id)
     if !left.isEmpty { progress("cleanup: \(left.map(\.message).joined(separator: "; "))") }
-    let report = RestoreReport(
+    var report = RestoreReport(
       plan: plan, revision: checked.revision, hash: checked.hash, oldDataDirs: checked.swapped.oldDataDirs, stateFile: stateFile,
       lockKeysRemoved: removed)
+    report.cleanupLeft = left.map(\.message)
     try await runHooks(plan)
     return report
   }

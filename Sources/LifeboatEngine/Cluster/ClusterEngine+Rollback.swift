@@ -37,7 +37,8 @@ extension ClusterEngine {
         node: failures[0].node, step: "rollback")
     }
     do throws(LifeboatError) {
-      try await check.waitHealthy()
+      let consistent = try await check.waitConsistent(nodes: nodes)
+      progress("rollback: \(nodes.count) members healthy on their old data, HashKV \(consistent.hash) equal at revision \(consistent.revision)")
     } catch {
       throw LifeboatError(
         .restoreIncomplete, "restore failed (\(cause.message)); every old data dir is back, but the cluster is not healthy: \(error.message)",

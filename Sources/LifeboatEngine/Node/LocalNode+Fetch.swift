@@ -14,7 +14,10 @@ extension LocalNode {
   func fetchUnlocked(_ request: FetchRequest) async throws(LifeboatError) -> FetchReport {
     let name = try SnapshotName(request.name)
     let paths = RestoreJournal.Paths(node: node, id: request.id)
-    if let lease = currentLease(), lease.id != request.id { throw lease.refusal("fetch for restore \(request.id)", on: address) }
+    guard let lease = currentLease() else {
+      throw .usage("fetch for restore \(request.id) refused: this node holds no lease for it (a restore takes it first)")
+    }
+    if lease.id != request.id { throw lease.refusal("fetch for restore \(request.id)", on: address) }
     try makeDirectories(paths.work)
     // The journal first: whatever happens from here, recovery finds what this restore left.
     var journal = try RestoreJournal.loadIfPresent(paths, address: address) ?? RestoreJournal(id: request.id, name: name.value, paths: paths)

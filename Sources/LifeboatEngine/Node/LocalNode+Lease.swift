@@ -22,8 +22,15 @@ extension LocalNode {
     }
   }
 
+  /// Taking a lease this node already holds for the same restore renews it (the file's time).
   public func takeLease(_ lease: RestoreLease) async throws(LifeboatError) {
-    try RestoreID.validate(lease.id)
+    try lease.validate()
+    // Renewals do not wait for a restore step running on this node.
+    if let held = currentLease(), held.id == lease.id {
+      utimes(leasePath, nil)
+      return
+    }
+    if lease.renewal == true { return }
     try await steps.run { () async throws(LifeboatError) in
       if let held = currentLease() {
         if held.id == lease.id { return }
@@ -66,12 +73,16 @@ extension LocalNode {
       journals.append(
         NodeRestoreStatus.Journal(
           id: id, name: journal.name, steps: journal.steps, swapped: NodeFiles.exists(journal.oldDataDir),
-          staged: isDirectory(journal.stagingDir + "/member"), oldDataDir: journal.oldDataDir,
+          staged: journal.stagingFinished && isDirectory(journal.stagingDir + "/member"), oldDataDir: journal.oldDataDir,
           revision: journal.revision, dbSize: journal.dbSize))
     }
     let process = node.listeningProcess()
-    return NodeRestoreStatus(
+    var status = NodeRestoreStatus(
       address: address, lease: currentLease(), journals: journals, etcd: process, dataDirProblem: dataDirProblem(process))
+    if status.lease != nil, let modified = (try? FileManager.default.attributesOfItem(atPath: leasePath))?[.modificationDate] as? Date {
+      status.leaseIdleSeconds = max(0, Date().timeIntervalSince(modified))
+    }
+    return status
   }
 
   /// Why the etcd serving this node is not the one it should be: it serves from another data dir

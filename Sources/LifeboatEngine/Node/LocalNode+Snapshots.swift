@@ -47,6 +47,7 @@ extension LocalNode {
       connection.endpoints = [connection.endpoints[index]]
     }
     let s3 = request.upload ? try context.s3Configuration() : nil
+    if request.upload, s3 == nil { throw .usage("an upload was asked, but \(context.config.path) has no s3backupconfig") }
     let stateFile = FileManager.default.fileExists(atPath: context.config.stateFilePath) ? context.config.stateFilePath : nil
     let naming = SnapshotNaming(safeTimestamp: context.config.backup.safeTimestamp)
     let result: SaveResult

@@ -62,7 +62,9 @@ extension LocalNode {
   public func swap(_ id: String) async throws(LifeboatError) -> SwapReport {
     try await steps.run { () async throws(LifeboatError) in
       var (journal, paths) = try journal(id)
-      guard isDirectory(journal.stagingDir) else { throw LifeboatError.failure("nothing staged for restore \(id)").on(address) }
+      guard journal.stagingFinished, isDirectory(journal.stagingDir) else {
+        throw LifeboatError.failure("nothing staged for restore \(id) (the restore tool did not finish here)").on(address)
+      }
       if await runtime.isRunning() == true { throw LifeboatError.failure("etcd still runs; stop it before the swap").on(address) }
       guard !NodeFiles.exists(journal.oldDataDir) else {
         throw LifeboatError.failure("\(journal.oldDataDir) already exists").on(address)
@@ -126,6 +128,7 @@ extension LocalNode {
   /// fetch leaves a partial one). Never touches the data dir, the old data dir or the journal.
   public func finish(_ id: String) async throws(LifeboatError) {
     try RestoreID.validate(id)
+    Failpoints.crash("agent", at: "cleanup")
     let paths = RestoreJournal.Paths(node: node, id: id)
     try await steps.run { () async throws(LifeboatError) in
       await runtime.removeRestoreLeftovers(id: id)

@@ -52,6 +52,13 @@ struct RestoreJournal: Codable {
     var oldDataDir: String { node.dataDir + ".lifeboat-old-" + id }
   }
 
+  /// The restore tool finished and its output was synced (`stage.done` recorded after the last
+  /// `stage.begun`): a staging dir without it may hold a db and no WAL, and must never be swapped in.
+  var stagingFinished: Bool {
+    guard let done = events.lastIndex(where: { $0.step == "stage.done" }) else { return false }
+    return !events[done...].contains { $0.step == "stage.begun" }
+  }
+
   init(id: String, name: String, paths: Paths) {
     self.id = id
     self.name = name

@@ -11,8 +11,19 @@ public struct RestoreLease: Codable, Sendable, Equatable {
   public var started: Date
   /// Where the operator's command runs: host name and PID.
   public var origin: String
+  /// The same, for `recover` to tell whether that command still runs (absent in older leases).
+  public var host: String?
+  public var pid: Int32?
+  /// A renewal: refresh the lease where this restore holds it, never take it anew (a renewal
+  /// arriving after the release must not bring the lease back).
+  public var renewal: Bool?
 
-  public init(id: String, snapshot: String, started: Date = Date(), origin: String = RestoreLease.thisProcess) {
+  public init(
+    id: String, snapshot: String, started: Date = Date(), origin: String = RestoreLease.thisProcess,
+    host: String? = ProcessInfo.processInfo.hostName, pid: Int32? = getpid()
+  ) {
+    self.host = host
+    self.pid = pid
     self.id = id
     self.snapshot = snapshot
     // Whole seconds: the lease travels and is stored as RFC 3339 text and must compare equal.
@@ -21,6 +32,26 @@ public struct RestoreLease: Codable, Sendable, Equatable {
   }
 
   public static var thisProcess: String { "\(ProcessInfo.processInfo.hostName) (PID \(getpid()))" }
+
+  /// A lease from a request body: printable text of sane length only (it is printed by `status`
+  /// and `recover`, and it names a snapshot).
+  public func validate() throws(LifeboatError) {
+    try RestoreID.validate(id)
+    for (field, value) in [("snapshot", snapshot), ("origin", origin), ("host", host ?? "")] {
+      guard value.utf8.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        throw .usage("the lease's \(field) must be at most 256 bytes of printable text")
+      }
+    }
+    if let pid, pid < 0 { throw .usage("the lease's pid \(pid) is out of range") }
+  }
+
+  /// Whether the command that holds this lease still runs, as far as this host can tell: on
+  /// this host by its PID (nil when the lease names another host or no PID).
+  public var holderRunsHere: Bool? {
+    guard let host, host == ProcessInfo.processInfo.hostName, let pid, pid > 0 else { return nil }
+    if pid == getpid() { return false }
+    return kill(pid, 0) == 0 || errno == EPERM
+  }
 
   /// One line naming the restore: id, snapshot, when and from where it started.
   public var line: String {
@@ -46,6 +77,9 @@ public struct NodeRestoreStatus: Codable, Sendable, Equatable {
   /// The etcd serving the node (found by its port) and whether it uses the expected data dir.
   public var etcd: EtcdProcess?
   public var dataDirProblem: String?
+  /// Seconds since the lease holder last renewed the lease (by the node's own clock): a running
+  /// restore renews it every few seconds.
+  public var leaseIdleSeconds: Double?
 
   public struct Journal: Codable, Sendable, Equatable {
     public var id: String

@@ -77,6 +77,9 @@ public struct RestoreReport: Sendable {
   public var stateFile: (installed: String, backup: String?)?
   /// Lifeboat lock keys removed after the restore.
   public var lockKeysRemoved: Int64
+  /// Nodes whose lease or journal could not be removed after the good check (an agent that
+  /// died then): the cluster is restored, but `recover` must finish the cleanup.
+  public var cleanupLeft: [String] = []
 }
 
 /// The restore's typed state, one value per step reached (see `ClusterEngine.restore`).

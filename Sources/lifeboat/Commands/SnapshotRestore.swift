@@ -69,6 +69,13 @@ struct SnapshotRestore: AsyncParsableCommand {
     if let stateFile = report.stateFile {
       print("  state file from the archive installed: \(stateFile.installed)" + (stateFile.backup.map { " (old one: \($0))" } ?? ""))
     }
+    // Restored, but not everything is clean: status says so (9) until `--recover` finished it.
+    if !report.cleanupLeft.isEmpty {
+      throw LifeboatError(
+        .restoreInProgress,
+        "restored, but the restore's lease or journal stays where cleanup failed (\(report.cleanupLeft.joined(separator: "; "))): "
+          + "run `lifeboat snapshot restore --recover --config \(cluster.config) --yes` to finish it")
+    }
   }
 
   private func recoverCluster(_ context: ClusterContext) async throws {

@@ -58,6 +58,8 @@ enum CommandRunner {
 }
 
 func printError(_ line: String) {
+  // What went to stdout first (a plan) stays before the error, also when both are redirected.
+  fflush(nil)
   FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
