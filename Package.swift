@@ -89,7 +89,9 @@ let package = Package(
     .target(
       name: "LifeboatEngine",
       dependencies: [
-        "LifeboatCore", "EtcdClient", "SnapshotStores",
+        "LifeboatCore", "EtcdClient", "SnapshotStores", "EtcdAPI",
+        // mvccpb.KeyValue, read from snapshots offline (inspect --objects).
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         .product(name: "Subprocess", package: "swift-subprocess"),
         .product(name: "SystemPackage", package: "swift-system"),

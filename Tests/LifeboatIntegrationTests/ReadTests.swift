@@ -110,6 +110,57 @@ extension Integration {
 
     /// The native bbolt reader reports exactly what `etcdctl snapshot status` reports, on a
     /// database with branch pages, overflow pages, deleted keys and many revisions.
+    /// `inspect --objects` counts what the live member serves: the same keys as `etcdctl get
+    /// --prefix --keys-only`, grouped by resource and namespace, with history, deletions, a
+    /// re-created key, cluster-scoped objects, a CRD, a custom resource and a non-Kubernetes key.
+    @Test func inspectObjectsCountsWhatTheMemberServes() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        try await cluster.withClient { client in
+          var pairs: [(key: String, value: [UInt8])] = []
+          for (namespace, count) in [("default", 40), ("kube-system", 25), ("bench", 300)] {
+            pairs += (0..<count).map { (key: "/registry/configmaps/\(namespace)/cm-\($0)", value: Array("{\"n\":\($0)}".utf8)) }
+          }
+          pairs += (0..<30).map { (key: "/registry/pods/default/pod-\($0)", value: [UInt8](repeating: 7, count: 500)) }
+          pairs += (0..<3).map { (key: "/registry/namespaces/ns-\($0)", value: [1]) }
+          pairs += [
+            (key: "/registry/apiextensions.k8s.io/customresourcedefinitions/foos.example.com", value: [1]),
+            (key: "/registry/example.com/foos/default/foo-1", value: [1]),
+            (key: "/lifeboat/lock/local", value: [1]),
+          ]
+          try await client.putAll(pairs)
+          _ = try await client.deletePrefix("/registry/configmaps/bench/cm-1")  // cm-1, cm-10..19, cm-100..199
+          for i in 0..<5 { try await client.put("/registry/pods/default/pod-0", Array("rev-\(i)".utf8)) }
+          _ = try await client.deletePrefix("/registry/pods/default/pod-29")
+          try await client.put("/registry/pods/default/pod-29", Array("again".utf8))
+        }
+        let dir = cluster.directory.file("snapshots")
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "objects", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(save.status == 0, "\(save.stderr)")
+        let inspect = try await LifeboatCLI.run(["snapshot", "inspect", "objects", "--snapshot-dir", dir, "--objects", "--json"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let report = try JSONDecoder().decode(ObjectsShape.self, from: Data(inspect.stdout.utf8))
+
+        // What the live member serves, counted independently of Lifeboat's code.
+        let listing = try await etcdctl(["--endpoints", cluster.endpoints[0], "get", "", "--prefix", "--keys-only"])
+        let keys = listing.stdout.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        #expect(report.objects.total == keys.count)
+        func served(_ prefix: String) -> Int { keys.filter { $0.hasPrefix(prefix) }.count }
+        func counted(_ resource: String, _ namespace: String?) -> Int {
+          report.objects.kubernetes.first { $0.resource == resource && $0.namespace == namespace }?.count ?? 0
+        }
+        #expect(counted("configmaps", "bench") == served("/registry/configmaps/bench/"))
+        #expect(counted("configmaps", "bench") == 300 - 111)
+        #expect(counted("configmaps", "default") == 40 && counted("configmaps", "kube-system") == 25)
+        #expect(counted("pods", "default") == served("/registry/pods/default/") && counted("pods", "default") == 30)
+        #expect(counted("namespaces", nil) == 3)
+        #expect(counted("apiextensions.k8s.io/customresourcedefinitions", nil) == 1)
+        #expect(counted("example.com/foos", "default") == 1)
+        #expect(report.objects.other == ["/lifeboat/": 1])
+        let text = try await LifeboatCLI.run(["snapshot", "inspect", "objects", "--snapshot-dir", dir, "--objects"])
+        #expect(text.stdout.contains("configmaps") && text.stdout.contains("\(keys.count) live keys"), "\(text.stdout)")
+      }
+    }
+
     @Test func nativeStatusMatchesEtcdctl() async throws {
       try await withEtcdCluster(nodes: 1) { cluster in
         _ = try await writeKeys(cluster, count: 3000, size: 300)
@@ -138,6 +189,16 @@ struct EtcdctlStatus: Decodable, Equatable {
   var revision: Int64
   var totalKey: Int64
   var totalSize: Int64
+}
+
+struct ObjectsShape: Decodable {
+  struct Objects: Decodable {
+    struct Count: Decodable { var resource: String; var namespace: String?; var count: Int }
+    var kubernetes: [Count]
+    var other: [String: Int]
+    var total: Int
+  }
+  var objects: Objects
 }
 
 struct InspectReportShape: Decodable {

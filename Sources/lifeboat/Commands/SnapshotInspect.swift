@@ -10,13 +10,16 @@ struct SnapshotInspect: AsyncParsableCommand {
 
   @OptionGroup var snapshot: NamedSnapshotOptions
   @OptionGroup var output: JSONOption
+
+  @Flag(help: "Also count the Kubernetes objects in the snapshot (by resource and namespace) and other keys, read offline.")
+  var objects = false
   @OptionGroup var remote: S3Options
 
   func run() async throws {
     let name = try snapshot.snapshotName
     let report = try await remote.withStore { s3 in
       let catalog = s3.map { SnapshotCatalog(store: $0) } ?? snapshot.storage.catalog
-      return try await SnapshotInspector().inspect(try await catalog.find(name), in: catalog)
+      return try await SnapshotInspector().inspect(try await catalog.find(name), in: catalog, objects: objects)
     }
     if output.json {
       try printJSON(report)
@@ -50,6 +53,14 @@ struct SnapshotInspect: AsyncParsableCommand {
     if let m = report.manifest { rows.append(["archive sha256", m.archiveSHA256]) }
     if report.kind == .archive { rows.append(["state file", report.stateFile ? "yes" : "no"]) }
     print(table(rows.map { [$0[0] + ":", $0[1]] }))
+    if let objects = report.objects {
+      print("")
+      print("objects at revision \(objects.revision): \(objects.total) live keys")
+      var lines = [["RESOURCE", "NAMESPACE", "COUNT"]]
+      lines += objects.kubernetes.map { [$0.resource, $0.namespace ?? "(cluster)", String($0.count)] }
+      lines += objects.other.sorted { $0.key < $1.key }.map { ["(not Kubernetes) \($0.key)", "", String($0.value)] }
+      print(table(lines))
+    }
   }
 
   static func describeKind(_ report: InspectReport) -> String {

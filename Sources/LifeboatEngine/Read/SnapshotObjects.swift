@@ -1,0 +1,104 @@
+import EtcdAPI
+import Foundation
+import LifeboatCore
+import SwiftProtobuf
+
+/// What a snapshot holds in Kubernetes terms, read offline from its bbolt file: the latest
+/// revision of every key (deletions applied), counted by resource and namespace from the
+/// `/registry/...` keys, and keys outside `/registry/` by their first path component.
+///
+/// etcd's `key` bucket holds one entry per revision: the bucket key is the revision (8 bytes
+/// main, `_`, 8 bytes sub, big-endian; a deletion's tombstone ends in `t`), the value an
+/// `mvccpb.KeyValue`. Walked in revision order, a key lives when its last entry is not a
+/// tombstone. Memory: the counts, and 8 bytes per live key (a 64-bit hash of the key, to know
+/// whether a later entry replaces or adds one), never the keys or values themselves.
+public struct SnapshotObjects: Sendable, Codable, Equatable {
+  /// One resource in one namespace (`nil` for cluster-scoped objects).
+  public struct Count: Sendable, Codable, Equatable {
+    /// `configmaps`, `deployments`, `apiextensions.k8s.io/customresourcedefinitions`, ...
+    public var resource: String
+    public var namespace: String?
+    public var count: Int
+  }
+
+  /// Kubernetes objects by resource and namespace, sorted.
+  public var kubernetes: [Count]
+  /// Keys outside `/registry/`, by their first path component (`/lifeboat/`), sorted.
+  public var other: [String: Int]
+  /// Live keys in all.
+  public var total: Int
+  /// The snapshot's revision (the highest in the `key` bucket).
+  public var revision: Int64
+
+  /// Objects of `resource` in every namespace.
+  public func count(of resource: String) -> Int { kubernetes.filter { $0.resource == resource }.reduce(0) { $0 + $1.count } }
+
+  /// Reads the bbolt file at `path`.
+  public static func read(path: String) throws(LifeboatError) -> SnapshotObjects {
+    let reader = try BoltReader(file: try ReadOnlyFile(path: path))
+    var live = Set<Int>()
+    var groups: [Group: Int] = [:]
+    var revision: Int64 = 0
+    var inKeyBucket = false
+    try reader.forEachBucket { name in
+      inKeyBucket = name.elementsEqual("key".utf8)
+    } entry: { (bucketKey, value) throws(LifeboatError) in
+      guard inKeyBucket else { return }
+      guard bucketKey.count == 17 || bucketKey.count == 18 else {
+        throw .verification("\(path): a key in bucket \"key\" is not a revision (\(bucketKey.count) bytes)")
+      }
+      revision = Int64(bitPattern: bucketKey.prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
+      let tombstone = bucketKey.count == 18 && bucketKey.last == UInt8(ascii: "t")
+      let kv: Mvccpb_KeyValue
+      do { kv = try Mvccpb_KeyValue(serializedBytes: Array(value)) } catch {
+        throw .verification("\(path): the value at revision \(revision) is not an etcd KeyValue")
+      }
+      var hasher = Hasher()
+      hasher.combine(kv.key)
+      let id = hasher.finalize()
+      let group = Group(kv.key)
+      if tombstone {
+        if live.remove(id) != nil { groups[group, default: 0] -= 1 }
+      } else if live.insert(id).inserted {
+        groups[group, default: 0] += 1
+      }
+    }
+    var kubernetes: [Count] = []
+    var other: [String: Int] = [:]
+    for (group, count) in groups where count > 0 {
+      switch group {
+      case .kubernetes(let resource, let namespace): kubernetes.append(Count(resource: resource, namespace: namespace, count: count))
+      case .other(let prefix): other[prefix] = count
+      }
+    }
+    kubernetes.sort { ($0.resource, $0.namespace ?? "") < ($1.resource, $1.namespace ?? "") }
+    return SnapshotObjects(kubernetes: kubernetes, other: other, total: live.count, revision: revision)
+  }
+
+  /// Where a key is counted.
+  enum Group: Hashable {
+    case kubernetes(resource: String, namespace: String?)
+    case other(prefix: String)
+
+    /// `/registry/<resource>/<namespace>/<name>`, `/registry/<resource>/<name>` (cluster-scoped),
+    /// and with an API group first (`/registry/apiextensions.k8s.io/customresourcedefinitions/<name>`,
+    /// custom resources `/registry/<group>/<plural>/<namespace>/<name>`): a first component with
+    /// a dot is a group.
+    init(_ key: Data) {
+      let text = String(decoding: key, as: UTF8.self)
+      guard text.hasPrefix("/registry/") else {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: true)
+        self = .other(prefix: text.hasPrefix("/") && !parts.isEmpty ? "/\(parts[0])/" : "(no leading /)")
+        return
+      }
+      var parts = text.dropFirst("/registry/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+      guard !parts.isEmpty, !parts[0].isEmpty else {
+        self = .other(prefix: "/registry/")
+        return
+      }
+      var resource = parts.removeFirst()
+      if resource.contains("."), parts.count >= 2 { resource += "/" + parts.removeFirst() }
+      self = .kubernetes(resource: resource, namespace: parts.count >= 2 ? parts[0] : nil)
+    }
+  }
+}
