@@ -122,10 +122,8 @@ extension Integration {
         for (index, member) in cluster.members.enumerated() {
           var lines = yaml.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("data_dir:") }.map(String.init)
           let section = lines.firstIndex(of: "lifeboat:")!
-          lines.insert(contentsOf: [
-            "  state_file: \(cluster.directory.file("no-state-file-here"))",
-            "  cert_dir: \(member.runDir)/etc/kubernetes/ssl",
-          ], at: section + 1)
+          // No cert_dir either: the agent reads where its container's --trusted-ca-file is.
+          lines.insert("  state_file: \(cluster.directory.file("no-state-file-here"))", at: section + 1)
           let nodeConfig = cluster.directory.file("node\(index + 1).yml")
           try AtomicFile.write(Array(lines.joined(separator: "\n").utf8), to: nodeConfig, mode: 0o600)
           try await cluster.restartAgent(index, config: nodeConfig)
@@ -143,6 +141,7 @@ extension Integration {
         }
         let log = try String(contentsOfFile: cluster.members[0].runDir + "/agent.log", encoding: .utf8)
         #expect(log.contains("data dir \(cluster.members[0].dataDir), as container etcd binds it"))
+        #expect(log.contains("certificates from \(cluster.members[0].runDir)/etc/kubernetes/ssl, where container etcd reads them"), "\(log)")
       }
     }
 

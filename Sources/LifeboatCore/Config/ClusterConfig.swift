@@ -187,6 +187,8 @@ public struct LifeboatSettings: Sendable, Equatable {
   /// The node's certificates, read when there is no state file (an agent on an RKE node needs
   /// only `kube-ca.pem` and the `kube-etcd-*` files RKE put there). Default `/etc/kubernetes/ssl`.
   public var certDir = "/etc/kubernetes/ssl"
+  /// Whether `cert_dir` was given (else the docker runtime's agent reads it from its container).
+  public var certDirStated = false
   /// How etcd is stopped, started and restored on the nodes.
   public var runtime = RuntimeSettings()
   /// Common names allowed to call the agents besides `kube-etcd` and `kube-admin`.

@@ -84,6 +84,7 @@ extension ClusterConfig {
       settings.runDir = try absolutePath(section["run_dir"]) ?? settings.runDir
       settings.stateFile = try section["state_file"]?.string()
       settings.certDir = try absolutePath(section["cert_dir"]) ?? settings.certDir
+      settings.certDirStated = try section["cert_dir"] != nil
       settings.allowedClients = try section["allowed_clients"]?.strings() ?? []
       settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
       settings.healthTimeoutSeconds = try positive(section["health_timeout"], max: Self.maxSeconds) ?? settings.healthTimeoutSeconds

@@ -17,7 +17,11 @@ public struct ClusterContext: Sendable {
   /// Reads `cluster.yml` and its state file; without a state file (an etcd node of a real RKE
   /// cluster), the node's certificate directory (`lifeboat.cert_dir`, `/etc/kubernetes/ssl`).
   public static func load(_ path: String) throws(LifeboatError) -> ClusterContext {
-    let config = try ClusterConfig.load(path)
+    try load(config: try ClusterConfig.load(path))
+  }
+
+  /// The state file (or certificate directory) of an already read config.
+  public static func load(config: ClusterConfig) throws(LifeboatError) -> ClusterContext {
     if !FileManager.default.fileExists(atPath: config.stateFilePath), isDirectory(config.lifeboat.certDir) {
       return ClusterContext(config: config, state: try RKEState.load(certificateDirectory: config.lifeboat.certDir))
     }

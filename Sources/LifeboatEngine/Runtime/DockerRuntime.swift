@@ -147,6 +147,9 @@ public struct DockerRuntime: EtcdRuntime {
     if let peer = flags["initial-advertise-peer-urls"], !peer.split(separator: ",").map(String.init).contains(node.peerURL) {
       problems.append("the container's peer URL is \(peer), the config says \(node.peerURL)")
     }
+    if let advertised = flags["advertise-client-urls"], !advertised.split(separator: ",").map(String.init).contains(node.clientURL) {
+      problems.append("the container's client URLs are \(advertised), the config says \(node.clientURL)")
+    }
     if let containerToken = flags["initial-cluster-token"], containerToken != token {
       problems.append("the container's cluster token is \(containerToken), a restore uses \(token)")
     }

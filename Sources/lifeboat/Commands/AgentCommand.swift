@@ -23,7 +23,21 @@ struct AgentCommand: AsyncParsableCommand {
   func run() async throws {
     AgentMetrics.bootstrap()
     let logger = Logger(label: "lifeboat.agent")
-    var context = try ClusterContext.load(cluster.config)
+    var config = try ClusterConfig.load(cluster.config)
+    // An RKE node without the cluster's state file: the certificates are where the container
+    // reads them (its --trusted-ca-file, through its binds), unless cluster.yml says.
+    if config.lifeboat.runtime.kind == .docker, !FileManager.default.fileExists(atPath: config.stateFilePath),
+      !config.lifeboat.certDirStated
+    {
+      let runtime = DockerRuntime(settings: config.lifeboat.runtime, node: try config.etcdNode(node), config: config)
+      if let container = try? await runtime.inspect(), let ca = container.etcdFlags["trusted-ca-file"],
+        let host = container.hostPath(of: ca)
+      {
+        config.lifeboat.certDir = parentDirectory(of: host)
+        logger.info("certificates from \(config.lifeboat.certDir), where container \(config.lifeboat.runtime.container) reads them")
+      }
+    }
+    var context = try ClusterContext.load(config: config)
     var own = try context.config.etcdNode(node)
     guard let state = context.state else { throw LifeboatError.usage("no state file") }
     // RKE's node: where the container really keeps its data, unless cluster.yml says.
