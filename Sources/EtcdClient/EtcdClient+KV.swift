@@ -129,6 +129,27 @@ extension EtcdClient {
     }
   }
 
+  /// Every key (keys only, no values) at `revision`, in key order, read `batch` at a time: a
+  /// read of the whole key space that never holds more than one batch.
+  public func forEachKey(
+    revision: Int64, batch: Int64 = 10_000, _ body: (Data) -> Void
+  ) async throws(EtcdClientError) {
+    let kv = Etcdserverpb_KV.Client(wrapping: grpc)
+    var start = Data([0])
+    while true {
+      var request = Etcdserverpb_RangeRequest()
+      request.key = start
+      request.rangeEnd = Data([0])
+      request.keysOnly = true
+      request.limit = batch
+      request.revision = revision
+      let r = try await call { try await kv.range(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+      for item in r.kvs { body(item.key) }
+      guard r.more, let last = r.kvs.last?.key else { return }
+      start = last + Data([0])
+    }
+  }
+
   /// Deletes every key starting with `prefix`; returns how many.
   @discardableResult
   public func deletePrefix(_ prefix: String) async throws(EtcdClientError) -> Int64 {

@@ -33,13 +33,41 @@ public struct SnapshotObjects: Sendable, Codable, Equatable {
   /// Objects of `resource` in every namespace.
   public func count(of resource: String) -> Int { kubernetes.filter { $0.resource == resource }.reduce(0) { $0 + $1.count } }
 
+  /// Counts keys by group, as `read` and the drill's read of a live etcd do.
+  public struct Counter: Sendable {
+    var groups: [Group: Int] = [:]
+    public init() {}
+
+    public mutating func add(_ key: Data, _ delta: Int = 1) { groups[Group(key), default: 0] += delta }
+
+    public func result(total: Int, revision: Int64) -> SnapshotObjects {
+      var kubernetes: [Count] = []
+      var other: [String: Int] = [:]
+      for (group, count) in groups where count > 0 {
+        switch group {
+        case .kubernetes(let resource, let namespace): kubernetes.append(Count(resource: resource, namespace: namespace, count: count))
+        case .other(let prefix): other[prefix] = count
+        }
+      }
+      kubernetes.sort { ($0.resource, $0.namespace ?? "") < ($1.resource, $1.namespace ?? "") }
+      return SnapshotObjects(kubernetes: kubernetes, other: other, total: total, revision: revision)
+    }
+  }
+
+  /// etcd's `HashKV` at the snapshot's revision, computed offline: CRC-32C over the bucket name
+  /// `key`, then every (revision, KeyValue) of the bucket in order (what a member restored from
+  /// the snapshot answers, compaction done).
+  public var hashKV: UInt32 = 0
+
   /// Reads the bbolt file at `path`.
   public static func read(path: String) throws(LifeboatError) -> SnapshotObjects {
     let reader = try BoltReader(file: try ReadOnlyFile(path: path))
     var live = Set<Int>()
-    var groups: [Group: Int] = [:]
+    var counter = Counter()
     var revision: Int64 = 0
     var inKeyBucket = false
+    var crc = CRC32C()
+    crc.update(Array("key".utf8)[...])
     try reader.forEachBucket { name in
       inKeyBucket = name.elementsEqual("key".utf8)
     } entry: { (bucketKey, value) throws(LifeboatError) in
@@ -47,6 +75,8 @@ public struct SnapshotObjects: Sendable, Codable, Equatable {
       guard bucketKey.count == 17 || bucketKey.count == 18 else {
         throw .verification("\(path): a key in bucket \"key\" is not a revision (\(bucketKey.count) bytes)")
       }
+      crc.update(bucketKey)
+      crc.update(value)
       revision = Int64(bitPattern: bucketKey.prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
       let tombstone = bucketKey.count == 18 && bucketKey.last == UInt8(ascii: "t")
       let kv: Mvccpb_KeyValue
@@ -56,23 +86,15 @@ public struct SnapshotObjects: Sendable, Codable, Equatable {
       var hasher = Hasher()
       hasher.combine(kv.key)
       let id = hasher.finalize()
-      let group = Group(kv.key)
       if tombstone {
-        if live.remove(id) != nil { groups[group, default: 0] -= 1 }
+        if live.remove(id) != nil { counter.add(kv.key, -1) }
       } else if live.insert(id).inserted {
-        groups[group, default: 0] += 1
+        counter.add(kv.key)
       }
     }
-    var kubernetes: [Count] = []
-    var other: [String: Int] = [:]
-    for (group, count) in groups where count > 0 {
-      switch group {
-      case .kubernetes(let resource, let namespace): kubernetes.append(Count(resource: resource, namespace: namespace, count: count))
-      case .other(let prefix): other[prefix] = count
-      }
-    }
-    kubernetes.sort { ($0.resource, $0.namespace ?? "") < ($1.resource, $1.namespace ?? "") }
-    return SnapshotObjects(kubernetes: kubernetes, other: other, total: live.count, revision: revision)
+    var objects = counter.result(total: live.count, revision: revision)
+    objects.hashKV = crc.value
+    return objects
   }
 
   /// Where a key is counted.

@@ -18,8 +18,8 @@ struct Lifeboat: AsyncParsableCommand {
 
 struct Snapshot: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Save, list, inspect, verify and delete etcd snapshots, locally and in S3.",
-    subcommands: [SnapshotSave.self, SnapshotList.self, SnapshotInspect.self, SnapshotVerify.self, SnapshotDelete.self, SnapshotRestore.self, SnapshotPrune.self]
+    abstract: "Save, list, inspect, verify, drill and delete etcd snapshots, locally and in S3; restore and prune clusters.",
+    subcommands: [SnapshotSave.self, SnapshotList.self, SnapshotInspect.self, SnapshotVerify.self, SnapshotDelete.self, SnapshotRestore.self, SnapshotPrune.self, SnapshotDrillCommand.self]
   )
 }
 

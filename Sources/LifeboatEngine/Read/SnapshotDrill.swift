@@ -1,0 +1,243 @@
+import EtcdClient
+import Foundation
+import LifeboatCore
+import SnapshotStores
+
+/// What `lifeboat snapshot drill` found: every check, whether it held, and how long it took.
+public struct DrillReport: Sendable, Codable {
+  public struct Check: Sendable, Codable, Equatable {
+    public var name: String
+    public var passed: Bool
+    public var detail: String
+    public var seconds: Double
+  }
+  public var name: String
+  public var path: String
+  public var checks: [Check] = []
+  /// The objects the scratch etcd served, counted as `inspect --objects` counts them.
+  public var objects: SnapshotObjects?
+  /// Every check held.
+  public var passed: Bool { !checks.isEmpty && checks.allSatisfy(\.passed) }
+  /// The first check that did not hold.
+  public var failure: Check? { checks.first { !$0.passed } }
+}
+
+/// A restore drill: proves a snapshot restorable without touching the cluster. The snapshot is
+/// verified, its database extracted to a scratch directory and read offline (revision, HashKV,
+/// objects), restored with the host's restore tool into a member of its own (its own name and
+/// cluster token: it can never join the real cluster), started on 127.0.0.1 with free ports, at
+/// lower CPU priority (`nice`), then asked what it serves: the revision must be the snapshot's
+/// (and the manifest's), `HashKV` the one computed offline, and a read of every key must give
+/// the offline object counts. The scratch etcd is stopped and the scratch directory removed
+/// whatever happens, also when the caller is cancelled (Ctrl-C).
+public struct SnapshotDrill: Sendable {
+  public var scratchParent: String
+  /// The etcd binary (default `etcd` from PATH) and the restore tool (default etcdutl, else etcdctl).
+  public var etcdBinary = "etcd"
+  public var restoreTool: String?
+  /// The whole drill's time limit.
+  public var timeout: Duration = .seconds(1800)
+  public var progress: @Sendable (String) -> Void
+
+  public init(scratchParent: String = NSTemporaryDirectory(), progress: @escaping @Sendable (String) -> Void = { _ in }) {
+    self.scratchParent = (scratchParent as NSString).standardizingPath
+    self.progress = progress
+  }
+
+  public func drill(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> DrillReport {
+    guard let etcd = ProcessRunner.which(etcdBinary) else { throw .usage("\(etcdBinary) not found on PATH (Debian: etcd-server)") }
+    guard let tool = RestoreTool.find(restoreTool) else { throw .usage("neither etcdutl nor etcdctl found on PATH (Debian: etcd-client)") }
+    var report = DrillReport(name: snapshot.name.value, path: snapshot.path)
+    let deadline = ContinuousClock.now + timeout
+
+    // 1. The archive holds what it claims (the checks of `verify`).
+    let verified: VerifyReport
+    do {
+      verified = try await timed(&report, "verify") { () async throws(LifeboatError) in
+        let result = try await SnapshotVerifier().verify(snapshot, in: catalog)
+        return (result, result.checks.joined(separator: "; "))
+      }
+    } catch where error.kind == .verification {
+      return report
+    }
+    // 2. Room for the db and the restored data dir, before anything is written.
+    let scratchParent = (scratchParent as NSString).standardizingPath
+    try makeDirectories(scratchParent)
+    let free = NodeFiles.freeBytes(scratchParent)
+    let needed = NodeFiles.sum([verified.dbSize, verified.dbSize, 64 << 20])
+    guard free >= needed else {
+      throw .storage("not enough free disk in \(scratchParent) for a drill: \(free) bytes free, \(needed) needed (the db and its restored copy)")
+    }
+    let scratch = scratchParent + "/lifeboat-drill-" + UUID().uuidString.prefix(8).lowercased()
+    try makeDirectories(scratch)
+    var pid: Int32?
+    do throws(LifeboatError) {
+      try await run(&report, snapshot: snapshot, catalog: catalog, scratch: scratch, etcd: etcd, tool: tool, deadline: deadline, pid: &pid)
+    } catch {
+      await Self.cleanUp(pid: pid, scratch: scratch)
+      // A snapshot that does not restore or serve is the drill's finding, not an error of its own.
+      if error.kind == .verification, report.failure != nil { return report }
+      throw error
+    }
+    await Self.cleanUp(pid: pid, scratch: scratch)
+    return report
+  }
+
+  /// Stops the scratch etcd and removes the scratch directory, in a task of its own so that a
+  /// cancelled caller cannot cut it short.
+  static func cleanUp(pid: Int32?, scratch: String) async {
+    await Task {
+      if let pid { await DetachedProcess.stop(pid, timeout: .seconds(10)) }
+      try? FileManager.default.removeItem(atPath: scratch)
+    }.value
+  }
+
+  private func run(
+    _ report: inout DrillReport, snapshot: StoredSnapshot, catalog: SnapshotCatalog, scratch: String, etcd: String, tool: String,
+    deadline: ContinuousClock.Instant, pid: inout Int32?
+  ) async throws(LifeboatError) {
+    // 3. The database, extracted, read offline.
+    let database = scratch + "/db"
+    let (offline, trailer) = try await timed(&report, "read offline") { () async throws(LifeboatError) in
+      let content = try await SnapshotContent.open(snapshot, in: catalog)
+      let file = try AtomicFile(finalPath: database)
+      let digest: SnapshotDigest.Result
+      do throws(LifeboatError) {
+        digest = try await content.readDatabase { (chunk) throws(LifeboatError) in try file.write(chunk) }
+        try file.commit()
+      } catch {
+        file.discard()
+        throw error
+      }
+      let objects = try SnapshotObjects.read(path: database)
+      return ((objects, digest.trailer), "revision \(objects.revision), \(objects.total) live keys, HashKV \(objects.hashKV)")
+    }
+    // 4. Restored into a member of its own.
+    let client = try freeTCPPort(on: "127.0.0.1")
+    var peer = try freeTCPPort(on: "127.0.0.1")
+    while peer == client { peer = try freeTCPPort(on: "127.0.0.1") }
+    let name = "lifeboat-drill"
+    let token = "lifeboat-drill-" + UUID().uuidString.lowercased()
+    let peerURL = "http://127.0.0.1:\(peer)"
+    let dataDir = scratch + "/data"
+    try await timed(&report, "restore") { () async throws(LifeboatError) -> (Void, String) in
+      let command = RestoreTool.command(
+        tool: tool,
+        RestoreInvocation(
+          database: database, stagingDir: dataDir, memberName: name, initialCluster: "\(name)=\(peerURL)", token: token,
+          peerURL: peerURL, skipHashCheck: trailer == .absent, id: "drill"))
+      let result = try await ProcessRunner.run(tool, command.arguments, environment: command.environment, timeout: remaining(deadline))
+      guard result.status == 0 else {
+        throw LifeboatError(.verification, "the snapshot does not restore: \(result.lastLine)", underlying: .process)
+      }
+      return ((), "into \(dataDir) with \((tool as NSString).lastPathComponent)")
+    }
+    // 5. Started on loopback, at lower CPU priority.
+    let clientURL = "http://127.0.0.1:\(client)"
+    let quota = max(Int64(2) << 30, Int64(clamping: UInt64(snapshot.size) &* 3))
+    var arguments = [
+      "--name=\(name)", "--data-dir=\(dataDir)", "--listen-client-urls=\(clientURL)",
+      "--advertise-client-urls=\(clientURL)", "--listen-peer-urls=\(peerURL)", "--initial-advertise-peer-urls=\(peerURL)",
+      "--initial-cluster=\(name)=\(peerURL)", "--initial-cluster-token=\(token)", "--quota-backend-bytes=\(quota)",
+      "--logger=zap", "--log-outputs=stderr",
+    ]
+    var executable = etcd
+    if let nice = ProcessRunner.which("nice") {
+      executable = nice
+      arguments = ["-n", "10", etcd] + arguments
+    }
+    pid = try DetachedProcess.spawn(executable: executable, arguments: arguments, logFile: scratch + "/etcd.log")
+    let endpoint: EtcdEndpoint
+    do { endpoint = try EtcdEndpoint(parsing: clientURL) } catch { throw .failure("drill endpoint \(clientURL): \(error.message)") }
+    let started = pid
+    let served: (revision: Int64, hash: UInt32, objects: SnapshotObjects) = try await timed(&report, "serve") {
+      () async throws(LifeboatError) in
+      let result = try await Self.whenServing(endpoint, pid: started, deadline: deadline, log: scratch + "/etcd.log")
+      return (result, "etcd on \(clientURL) served revision \(result.revision)")
+    }
+    // 6. What it serves against what the snapshot claims.
+    var claimed = "offline \(offline.revision)"
+    var revisionHolds = served.revision == offline.revision
+    if let manifest = snapshot.manifest {
+      claimed += ", manifest \(manifest.revision)"
+      revisionHolds = revisionHolds && manifest.revision == offline.revision
+    }
+    report.checks.append(.init(name: "revision", passed: revisionHolds, detail: "served \(served.revision); \(claimed)", seconds: 0))
+    report.checks.append(
+      .init(
+        name: "hashkv", passed: served.hash == offline.hashKV, detail: "served \(served.hash), offline \(offline.hashKV)", seconds: 0))
+    var servedObjects = served.objects
+    servedObjects.hashKV = offline.hashKV
+    let objectsHold = servedObjects.kubernetes == offline.kubernetes && servedObjects.other == offline.other
+      && servedObjects.total == offline.total
+    report.checks.append(
+      .init(
+        name: "objects", passed: objectsHold,
+        detail: "served \(served.objects.total) keys in \(served.objects.kubernetes.count) resource/namespace groups; offline \(offline.total) in \(offline.kubernetes.count)",
+        seconds: 0))
+    report.objects = servedObjects
+  }
+
+  /// Waits until the scratch member answers with a leader, then reads its revision, HashKV and
+  /// every key.
+  static func whenServing(
+    _ endpoint: EtcdEndpoint, pid: Int32?, deadline: ContinuousClock.Instant, log: String
+  ) async throws(LifeboatError) -> (revision: Int64, hash: UInt32, objects: SnapshotObjects) {
+    do {
+      return try await EtcdClient.with(endpoint: endpoint) { client in
+        var problem = "no answer"
+        while ContinuousClock.now < deadline {
+          if let pid, !DetachedProcess.isRunning(pid) {
+            throw LifeboatError(.verification, "the restored etcd exited: \(LocalCluster.logTail(log))")
+          }
+          if let status = try? await client.status(), status.hasLeader {
+            let hash = try await client.hashKV(revision: status.revision)
+            var counter = SnapshotObjects.Counter()
+            var total = 0
+            try await client.forEachKey(revision: status.revision) { key in
+              counter.add(key)
+              total += 1
+            }
+            return (status.revision, hash.hash, counter.result(total: total, revision: status.revision))
+          }
+          problem = "not serving yet"
+          try await Task.sleep(for: .milliseconds(200))
+        }
+        throw LifeboatError(.verification, "the restored etcd did not serve in time: \(problem)")
+      }
+    } catch let error as LifeboatError {
+      throw error
+    } catch is CancellationError {
+      throw LifeboatError(.failure, "interrupted", underlying: .cancelled)
+    } catch {
+      throw LifeboatError(.verification, "reading the restored etcd failed: \(error)")
+    }
+  }
+
+  /// Runs one step and records it as a check (failed when it throws a verification error).
+  private func timed<T>(
+    _ report: inout DrillReport, _ name: String, _ body: () async throws(LifeboatError) -> (T, String)
+  ) async throws(LifeboatError) -> T {
+    let start = ContinuousClock.now
+    progress("\(name) ...")
+    do {
+      let (value, detail) = try await body()
+      report.checks.append(.init(name: name, passed: true, detail: detail, seconds: Self.seconds(since: start)))
+      return value
+    } catch {
+      if error.kind == .verification {
+        report.checks.append(.init(name: name, passed: false, detail: error.message, seconds: Self.seconds(since: start)))
+      }
+      throw error
+    }
+  }
+
+  static func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+  }
+
+  private func remaining(_ deadline: ContinuousClock.Instant) -> Duration {
+    max(.seconds(1), deadline - ContinuousClock.now)
+  }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import TestSupport
+import Testing
+
+extension Integration {
+  /// `lifeboat snapshot drill`: a throwaway etcd restored from the snapshot, on loopback.
+  @Suite struct DrillTests {
+    static func drillProcesses() -> [String] {
+      let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+      return entries.compactMap { Int32($0) }.compactMap { DetachedProcess.commandLine($0)?.joined(separator: " ") }
+        .filter { $0.contains("--name=lifeboat-drill") }
+    }
+
+    @Test func aGoodSnapshotPassesEveryCheckAndLeavesNothing() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 500)
+        try await cluster.withClient { client in
+          _ = try await client.deletePrefix("/registry/test/001")
+          try await client.putAll((0..<20).map { (key: "/registry/pods/default/p\($0)", value: [UInt8](repeating: 1, count: 300)) })
+        }
+        let dir = cluster.directory.file("snapshots")
+        let scratch = cluster.directory.file("scratch")
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "good", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(save.status == 0, "\(save.stderr)")
+        let drill = try await LifeboatCLI.run(["snapshot", "drill", "good", "--snapshot-dir", dir, "--scratch-dir", scratch, "--json"])
+        #expect(drill.status == 0, "\(drill.stdout)\(drill.stderr)")
+        let report = try JSONDecoder().decode(DrillShape.self, from: Data(drill.stdout.utf8))
+        #expect(report.checks.map(\.name) == ["verify", "read offline", "restore", "serve", "revision", "hashkv", "objects"])
+        #expect(report.checks.filter { !$0.passed }.isEmpty, "\(report.checks)")
+        let served = try #require(report.objects)
+        #expect(served.total == 500 - 100 + 20)
+        #expect(served.kubernetes.first { $0.resource == "pods" }?.count == 20)
+        // Nothing left: no scratch dir, no process.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
+        #expect(Self.drillProcesses().isEmpty)
+        let text = try await LifeboatCLI.run(["snapshot", "drill", "good", "--snapshot-dir", dir, "--scratch-dir", scratch])
+        #expect(text.status == 0 && text.stdout.contains("hashkv") && text.stdout.contains("ok"), "\(text.stdout)")
+      }
+    }
+
+    /// Passes `verify` (every hash holds) but claims a revision the data does not have.
+    @Test func aManifestClaimingAnotherRevisionFailsTheDrillWithExit4() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 100)
+        let dir = cluster.directory.file("snapshots")
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "edited", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(save.status == 0, "\(save.stderr)")
+        let manifestPath = dir + "/edited.manifest.json"
+        var manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: manifestPath))) as! [String: Any]
+        manifest["revision"] = (manifest["revision"] as! Int) + 1000
+        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: manifestPath))
+        let verify = try await LifeboatCLI.run(["snapshot", "verify", "edited", "--snapshot-dir", dir])
+        #expect(verify.status == 0, "verify cannot see it: \(verify.stderr)")
+        let drill = try await LifeboatCLI.run(["snapshot", "drill", "edited", "--snapshot-dir", dir, "--scratch-dir", cluster.directory.file("s")])
+        #expect(drill.status == 4, "\(drill.stdout)\(drill.stderr)")
+        #expect(drill.stderr.contains("failed at revision"), "\(drill.stderr)")
+        #expect(Self.drillProcesses().isEmpty)
+      }
+    }
+
+    /// A bbolt file without etcd's buckets, packaged as RKE packages snapshots.
+    @Test func aDatabaseWithoutEtcdsBucketsFailsTheDrill() async throws {
+      let directory = try TemporaryDirectory(prefix: "lifeboat-drill")
+      defer { directory.remove() }
+      let dir = directory.file("snapshots")
+      try makeDirectories(dir)
+      let name = "rke_etcd_snapshot_2026-11-30T00-00-00Z"
+      let made = try await ProcessRunner.run(
+        "/usr/bin/env",
+        [
+          "python3", "-c",
+          """
+          import struct, sys, zipfile
+          P = 4096
+          def fnv(b):
+              h = 0xcbf29ce484222325
+              for x in b:
+                  h ^= x; h = (h * 0x100000001b3) & 0xffffffffffffffff
+              return h
+          def meta(pid, txid):
+              body = struct.pack('<IIIIQQQQQ', 0xED0CDAED, 2, P, 0, 3, 0, 2, 4, txid)
+              return (struct.pack('<QHHI', pid, 0x04, 0, 0) + body + struct.pack('<Q', fnv(body))).ljust(P, b'\\0')
+          db = meta(0, 1) + meta(1, 2) + struct.pack('<QHHI', 2, 0x10, 0, 0).ljust(P, b'\\0') + struct.pack('<QHHI', 3, 0x02, 0, 0).ljust(P, b'\\0')
+          z = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)
+          z.writestr('/backup/' + sys.argv[2], db)
+          z.close()
+          """,
+          dir + "/\(name).zip", name,
+        ])
+      #expect(made.status == 0, "\(made.stderr)")
+      let drill = try await LifeboatCLI.run(["snapshot", "drill", name, "--snapshot-dir", dir, "--scratch-dir", directory.file("s")])
+      #expect(drill.status == 4, "\(drill.stdout)\(drill.stderr)")
+      #expect(drill.stderr.contains("drill of \(name) failed at"), "\(drill.stderr)")
+      #expect(Self.drillProcesses().isEmpty)
+      #expect(((try? FileManager.default.contentsOfDirectory(atPath: directory.file("s"))) ?? []).isEmpty)
+    }
+  }
+}
+
+struct DrillShape: Decodable {
+  struct Check: Decodable { var name: String; var passed: Bool; var detail: String }
+  struct Objects: Decodable {
+    struct Count: Decodable { var resource: String; var namespace: String?; var count: Int }
+    var kubernetes: [Count]
+    var total: Int
+  }
+  var checks: [Check]
+  var objects: Objects?
+}
