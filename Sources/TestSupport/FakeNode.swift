@@ -178,9 +178,12 @@ public final class FakeNode: Node {
           oldDataDir: "/data.lifeboat-old-\(id)", revision: 42, dbSize: 1000)
       ]
     } ?? []
-    return NodeRestoreStatus(
+    var status = NodeRestoreStatus(
       address: address, lease: s.lease, journals: journals, etcd: s.etcdRunning ? EtcdProcess(pid: 1, dataDir: "/data", dataDirArgument: "/data") : nil,
       dataDirProblem: nil)
+    // Renewed when taken, as far as a fake can tell.
+    status.leaseIdleSeconds = s.lease.map { max(0, Date().timeIntervalSince($0.started)) }
+    return status
   }
 
   public func stopEtcd() async throws(LifeboatError) {

@@ -115,11 +115,19 @@ import TestSupport
   /// A lease whose command still runs on this host (its PID alive) is a running restore.
   @Test func aRestoreThatStillRunsIsNotRecovered() async throws {
     let cluster = try Self.snapCluster()
+    // A process that looks like the holder: its command line names lifeboat.
     let sleeper = Process()
-    sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
-    sleeper.arguments = ["30"]
+    sleeper.executableURL = URL(fileURLWithPath: "/bin/sh")
+    sleeper.arguments = ["-c", "sleep 30; true", "lifeboat-holder"]
     try sleeper.run()
     defer { sleeper.terminate() }
+    // A PID now used by another program is not the holder.
+    let other = Process()
+    other.executableURL = URL(fileURLWithPath: "/bin/sleep")
+    other.arguments = ["30"]
+    try other.run()
+    defer { other.terminate() }
+    #expect(RestoreLease(id: "20261130T000000Z-0000000f", snapshot: "snap", pid: other.processIdentifier).holderRunsHere == false)
     let id = "20261130T000000Z-0000000f"
     let lease = RestoreLease(id: id, snapshot: "snap", origin: "this host (PID \(sleeper.processIdentifier))", pid: sleeper.processIdentifier)
     for node in cluster.nodes { node.update { $0.lease = lease } }
@@ -145,6 +153,32 @@ import TestSupport
     #expect(throws: LifeboatError.self) { try RestoreLease(id: "../x", snapshot: "s").validate() }
     #expect(throws: LifeboatError.self) { try RestoreLease(id: id, snapshot: "s", pid: -3).validate() }
     #expect((try? RestoreLease(id: id, snapshot: "rke_etcd_snapshot_2026").validate()) != nil)
+  }
+
+  /// Found by a review: every node staged, but no data dir moved (the command died before its
+  /// swap) and the cluster took writes meanwhile. Finishing would lose them: every node keeps
+  /// its data, nothing is stopped, the staging is removed.
+  @Test func stagedButNeverSwappedKeepsEveryNodesData() async throws {
+    let cluster = try Self.snapCluster()
+    let id = "20261130T000000Z-00000011"
+    for node in cluster.nodes {
+      node.update { s in
+        s.lease = RestoreLease(id: id, snapshot: "snap", pid: 999_999_999)
+        s.journal = id
+        s.journalSteps = ["fetch.done", "stage.begun", "stage.done"]
+        s.fetched = "snap"
+        s.staged = "snap"
+        s.data = "old"
+        s.etcdRunning = true
+      }
+    }
+    let report = try await cluster.engine().recover()
+    #expect(report.outcome == .rolledBack(snapshot: "snap"))
+    #expect(cluster.log.of(.stop).isEmpty && cluster.log.of(.swap).isEmpty, "nothing stopped or swapped")
+    for node in cluster.nodes {
+      #expect(node.current.data == "old" && node.current.etcdRunning)
+      #expect(node.current.lease == nil && node.current.journal == nil && node.current.staged == nil, "\(node.address) cleaned up")
+    }
   }
 
   /// One node never got the staged data (its agent died during stage): every node goes back.

@@ -23,13 +23,12 @@ extension Integration {
       }
     }
 
-    /// Where the data ends, by the recovery's rule: finished when every node held the restored
-    /// data (staged or swapped in) at the crash, rolled back otherwise.
+    /// Where the data ends, by the recovery's rule: finished once a data dir moved anywhere (the
+    /// swap is the point of no return) and every node held the restored data; before any swap,
+    /// every node keeps its own data (the cluster may have taken writes meanwhile: a review found
+    /// that finishing then lost them).
     static func finishes(_ crasher: Crasher, at point: String) -> Bool {
-      switch crasher {
-      case .command: point != "fetch.done"
-      case .servingAgent, .otherAgent: !["fetch.done", "stage.done"].contains(point)
-      }
+      ["swap.moved", "swap.started", "check.done"].contains(point)
     }
 
     static func hasKey(_ cluster: EtcdClusterFixture, _ key: String, member: Int) async throws -> Bool {
@@ -140,6 +139,29 @@ extension Integration {
           #expect(try await Self.hasKey(cluster, "/registry/after-restore", member: i), "member \(i) kept the write made after the restore")
           #expect(try await !Self.hasKey(cluster, "/registry/after-save", member: i), "member \(i) serves the snapshot's data")
         }
+        try Self.expectNothingLeft(cluster, "after recovery")
+      }
+    }
+
+    /// Found by a review: the command died after every node staged, the cluster (never stopped)
+    /// took a write, and `--recover` finished the restore, losing it. Before any swap every node
+    /// keeps its data.
+    @Test func writesMadeAfterACrashBeforeTheSwapSurviveRecovery() async throws {
+      try await withAgentCluster { cluster in
+        _ = try await writeKeys(cluster, count: 100)
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "snap"])
+        try #require(save.status == 0, "\(save.stderr)")
+        let restore = try await LifeboatCLI.run(
+          ["snapshot", "restore", "snap", "--config", cluster.configFile, "--yes"], environment: ["LIFEBOAT_FAILPOINTS": "cli.crash=stage.done"])
+        #expect(restore.status == 137, "\(restore.stderr)")
+        _ = try await cluster.withClient { try await $0.put("/registry/written-after-the-crash", Array("keep me".utf8)) }
+        let recover = try await LifeboatCLI.run(["snapshot", "restore", "--recover", "--config", cluster.configFile, "--yes"])
+        #expect(recover.status == 0, "\(recover.stdout)\n\(recover.stderr)")
+        #expect(recover.stderr.contains("stopped before any data dir moved"), "\(recover.stderr)")
+        for i in 0..<3 {
+          #expect(try await Self.hasKey(cluster, "/registry/written-after-the-crash", member: i), "member \(i) kept the write")
+        }
+        try await Self.expectOneDataset(cluster, "after recovery")
         try Self.expectNothingLeft(cluster, "after recovery")
       }
     }

@@ -35,12 +35,10 @@ extension ClusterEngine {
     // A restore that still runs is not recovered: its command finishes or rolls back itself.
     for status in statuses {
       guard let lease = status.lease else { continue }
-      let live: Bool
-      switch lease.holderRunsHere {
-      case true?: live = true
-      case false?: live = false
-      case nil: live = (status.leaseIdleSeconds ?? .infinity) < Self.leaseAbandonedAfter
-      }
+      // A running restore renews its lease every few seconds: one idle for longer is abandoned,
+      // whatever process now has its PID. On the holder's own host a dead PID needs no wait.
+      let fresh = (status.leaseIdleSeconds ?? .infinity) < Self.leaseAbandonedAfter
+      let live = fresh && lease.holderRunsHere != false
       if live {
         let wait = lease.holderRunsHere == true
           ? "its command still runs (PID \(lease.pid ?? 0)): wait for it, or stop it first"
@@ -83,11 +81,29 @@ extension ClusterEngine {
       try await finishRecovery(id)
       return .finished(snapshot: name)
     }
-    // Nothing was stopped or moved anywhere and every etcd serves its own data dir: only the
-    // downloads, journals and leases go; the cluster is not touched.
-    let touched = journals.contains { j in j?.steps.contains { $0.hasPrefix("stop.") || $0.hasPrefix("swap.") || $0.hasPrefix("start.") } ?? false }
-    if !complete, !touched, statuses.allSatisfy({ $0.etcd != nil && $0.dataDirProblem == nil }) {
-      progress("restore \(id) of \(name) stopped before any etcd did: removing what it left")
+    // No data dir moved anywhere (the swap is the point of no return): every node still holds
+    // its own data, and the cluster may have served and taken writes since (the command died
+    // while staging, or its stop failed and it started etcd again). Finishing would lose those
+    // writes: only start what is stopped and remove what the restore left.
+    let swappedAnywhere = journals.contains { j in j.map { $0.swapped || $0.steps.contains { $0.hasPrefix("swap.") } } ?? false }
+    if !swappedAnywhere {
+      progress("restore \(id) of \(name) stopped before any data dir moved: every node keeps its data; removing what it left")
+      let withJournal = zip(nodes, journals).filter { $0.1 != nil }.map(\.0)
+      try await phase(withJournal, "rollback") { (node) async throws(LifeboatError) in _ = try await node.rollback(id) }
+      try await phase(nodes, "start") { (node) async throws(LifeboatError) in
+        guard try await node.health().etcdRunning != true else { return }
+        try await node.startEtcd(quotaBackendBytes: nil)
+        progress("start: etcd started again on \(node.address)")
+      }
+      do throws(LifeboatError) {
+        let result = try await check.waitConsistent(nodes: nodes)
+        progress("check: \(members.count) members healthy on their own data, HashKV \(result.hash) equal at revision \(result.revision)")
+      } catch {
+        throw LifeboatError(.restoreIncomplete, "every node keeps its data, but the cluster is not healthy: \(error.message)")
+      }
+      try await phase(nodes, "check") { (node) async throws(LifeboatError) in
+        if let problem = try await node.health().dataDirProblem { throw LifeboatError.verification(problem) }
+      }
       removePendingStateFile(id: id)
       try await finishRecovery(id)
       return .rolledBack(snapshot: name)

@@ -149,6 +149,7 @@ public struct LocalCluster: Sendable {
     }
     try state.save(to: directory)
     if purge {
+      if state.runtime == .docker { LocalDockerNodes.unmountAll(under: directory) }
       do { try FileManager.default.removeItem(atPath: directory) } catch {
         throw .storage("cannot remove \(directory): \(error.localizedDescription)")
       }

@@ -79,13 +79,36 @@ struct LocalDockerNodes: Sendable {
   /// node's socket. Containers are removed first.
   func stopEngine(_ member: LocalClusterState.Member) async -> Bool {
     let paths = enginePaths(member)
-    if let engine = try? DockerEngine(host: paths.host) { try? await engine.removeContainer("etcd") }
-    guard let pid = member.enginePid ?? Self.enginePID(paths), let command = DetachedProcess.commandLine(pid),
-      command.contains(paths.host)
-    else { return false }
-    let stopped = await DetachedProcess.stop(pid, timeout: .seconds(30))
+    // Every container of the node's engine (a renamed etcd too: with restart policy `always` it
+    // would start again with the engine).
+    if let engine = try? DockerEngine(host: paths.host), let containers = try? await engine.listContainers() {
+      for container in containers { try? await engine.removeContainer(container.id) }
+    }
+    // The engine `up` started, or the one its PID file names now (an engine restarted since).
+    let candidates = [member.enginePid, Self.enginePID(paths)].compactMap { $0 }
+    var stopped = false
+    for pid in candidates where DetachedProcess.commandLine(pid)?.contains(paths.host) == true {
+      stopped = await DetachedProcess.stop(pid, timeout: .seconds(30)) || stopped
+    }
+    // dockerd leaves its network namespace mounted in the exec root.
+    Self.unmountAll(under: paths.execRoot)
     try? FileManager.default.removeItem(atPath: paths.execRoot)
     return stopped
+  }
+
+  /// Detaches every mount at or below `directory` (deepest first): what an engine killed
+  /// without its cleanup leaves (its data root's overlay and bind mounts, its netns).
+  static func unmountAll(under directory: String) {
+    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return }
+    let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+    let points = text.split(separator: "\n").compactMap { line -> String? in
+      let fields = line.split(separator: " ")
+      guard fields.count > 4 else { return nil }
+      // Mount points escape spaces and the like as octal (\040).
+      let point = String(fields[4]).replacingOccurrences(of: "\\040", with: " ")
+      return point == directory || point.hasPrefix(prefix) ? point : nil
+    }
+    for point in points.sorted(by: { $0.count > $1.count }) { umount2(point, Int32(MNT_DETACH)) }
   }
 
   // MARK: - Image

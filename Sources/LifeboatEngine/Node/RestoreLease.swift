@@ -38,19 +38,29 @@ public struct RestoreLease: Codable, Sendable, Equatable {
   public func validate() throws(LifeboatError) {
     try RestoreID.validate(id)
     for (field, value) in [("snapshot", snapshot), ("origin", origin), ("host", host ?? "")] {
-      guard value.utf8.count <= 256, !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+      // Control and format characters (escape sequences, right-to-left overrides) and line or
+      // paragraph separators would be printed by `status` and `recover` as they are.
+      let unprintable: Set<Unicode.GeneralCategory> = [.control, .format, .lineSeparator, .paragraphSeparator]
+      guard value.utf8.count <= 256, !value.unicodeScalars.contains(where: { unprintable.contains($0.properties.generalCategory) }) else {
         throw .usage("the lease's \(field) must be at most 256 bytes of printable text")
       }
     }
     if let pid, pid < 0 { throw .usage("the lease's pid \(pid) is out of range") }
   }
 
-  /// Whether the command that holds this lease still runs, as far as this host can tell: on
-  /// this host by its PID (nil when the lease names another host or no PID).
+  /// Whether the command that holds this lease may still run, as far as this host can tell: on
+  /// this host, a live (not zombie) `lifeboat` process with its PID (nil when the lease names
+  /// another host or no PID). A PID reused by another program is not the holder.
   public var holderRunsHere: Bool? {
     guard let host, host == ProcessInfo.processInfo.hostName, let pid, pid > 0 else { return nil }
     if pid == getpid() { return false }
-    return kill(pid, 0) == 0 || errno == EPERM
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    // "pid (comm) S ...": the state follows the last ')'.
+    if let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z") {
+      return false
+    }
+    guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+    return String(decoding: cmdline, as: UTF8.self).contains("lifeboat")
   }
 
   /// One line naming the restore: id, snapshot, when and from where it started.

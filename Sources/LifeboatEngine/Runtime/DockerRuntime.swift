@@ -37,9 +37,15 @@ public struct DockerRuntime: EtcdRuntime {
     return found
   }
 
+  /// nil when the engine does not answer (within 5 s: health must stay quick); false when it
+  /// answers and the container is gone.
   public func isRunning() async -> Bool? {
-    guard let engine = try? engine(), let found = try? await engine.inspectContainer(container) else { return nil }
-    return found.State.Running
+    guard let engine = try? engine() else { return nil }
+    do {
+      return try await engine.inspectContainer(container, timeout: .seconds(5))?.State.Running ?? false
+    } catch {
+      return nil
+    }
   }
 
   public func currentPID() async -> Int32? {
@@ -47,15 +53,25 @@ public struct DockerRuntime: EtcdRuntime {
     return found.State.Pid
   }
 
+  /// A container that is gone runs no etcd: stopped (a rollback must go on to the other nodes).
   public func stop() async throws(LifeboatError) {
-    try await engine().stopContainer(container, grace: 30)
+    do {
+      try await engine().stopContainer(container, grace: 30)
+    } catch where error.kind == .notFound {
+      return
+    }
   }
 
   /// Starts the same container. The backend quota is the container's own (preflight made sure
   /// it holds the restored db).
   public func start(quotaBackendBytes: Int64?) async throws(LifeboatError) {
     let engine = try engine()
-    try await engine.startContainer(container)
+    do {
+      try await engine.startContainer(container)
+    } catch where error.kind == .notFound {
+      throw .failure(
+        "no container \(container) in the Docker engine at \(host): re-create it (RKE: rke up), then run `lifeboat snapshot restore --recover`")
+    }
     // Failpoint: etcd exits right after it started (the container stops).
     if Failpoints.fire("start.exit") { try await engine.killContainer(container) }
   }

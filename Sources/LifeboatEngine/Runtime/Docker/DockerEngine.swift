@@ -46,8 +46,8 @@ public struct DockerEngine: Sendable {
   }
 
   /// `GET /containers/{name}/json`; nil when no such container exists.
-  public func inspectContainer(_ name: String) async throws(LifeboatError) -> DockerContainer? {
-    let response = try await send(.GET, "/containers/\(Self.escape(name))/json", timeout: .seconds(30))
+  public func inspectContainer(_ name: String, timeout: Duration = .seconds(30)) async throws(LifeboatError) -> DockerContainer? {
+    let response = try await send(.GET, "/containers/\(Self.escape(name))/json", timeout: timeout)
     if response.status == 404 { return nil }
     try expect(response, [200], "inspect container \(name)")
     return try decode(DockerContainer.self, response, "inspect container \(name)")
