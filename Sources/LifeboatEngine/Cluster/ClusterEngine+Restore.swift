@@ -45,8 +45,9 @@ extension ClusterEngine {
     }
     // From the first stop on, an interrupt no longer stops the restore: it finishes, or rolls
     // every node back, as it would without one (a half-done restore is the worst outcome).
-    return try await Self.shielded { () async throws(LifeboatError) -> RestoreReport in
-      try await finishFromStop(staged)
+    return try await Interruption.deferring("the restore is past its first stop and runs to its end (finished or rolled back)") {
+      () async throws(LifeboatError) -> RestoreReport in
+      try await Self.shielded { () async throws(LifeboatError) -> RestoreReport in try await finishFromStop(staged) }
     }
   }
 
@@ -281,12 +282,16 @@ extension ClusterEngine {
   func verify(_ swapped: RestoreState.Swapped) async throws(LifeboatError) -> RestoreState.Checked {
     let revision = swapped.stopped.staged.fetched.snapshotRevision
     let result = try await self.check.checkRestored(snapshotRevision: revision, nodes: nodes)
-    // And on every node, the etcd serving is the one on the restored data dir.
-    _ = try await onEach(nodes, "check") { (node) async throws(LifeboatError) in
+    // And on every node, the etcd serving is the one on the restored data dir. An agent lost
+    // now (its etcd passed the cluster check) is no reason to undo a good restore: it is left
+    // to `recover`, which confirms it once the agent is back.
+    let confirmations = await settle(nodes, "check") { (node) async throws(LifeboatError) in
       try await node.confirmRestored(swapped.stopped.staged.fetched.plan.id)
-    }
+    }.failures()
+    if let wrong = confirmations.first(where: { $0.underlying != .unreachable }) { throw wrong }
     progress("check: \(members.count) members healthy, HashKV \(result.hash) equal at revision \(result.revision) (snapshot revision \(revision))")
-    return RestoreState.Checked(swapped: swapped, hash: result.hash, revision: result.revision)
+    return RestoreState.Checked(
+      swapped: swapped, hash: result.hash, revision: result.revision, unconfirmed: confirmations.map { "not confirmed: \($0.message)" })
   }
 
   /// After a good check: Lifeboat's lock keys that came back with the snapshot go, the archive's
@@ -308,7 +313,7 @@ extension ClusterEngine {
     var report = RestoreReport(
       plan: plan, revision: checked.revision, hash: checked.hash, oldDataDirs: checked.swapped.oldDataDirs, stateFile: stateFile,
       lockKeysRemoved: removed)
-    report.cleanupLeft = left.map(\.message)
+    report.cleanupLeft = checked.unconfirmed + left.map(\.message)
     try await runHooks(plan)
     return report
   }

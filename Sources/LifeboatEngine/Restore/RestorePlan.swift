@@ -107,5 +107,7 @@ enum RestoreState {
     var swapped: Swapped
     var hash: UInt32
     var revision: Int64
+    /// Nodes whose agent could not confirm (lost after the cluster check passed): left to `recover`.
+    var unconfirmed: [String] = []
   }
 }

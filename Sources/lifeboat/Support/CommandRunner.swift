@@ -75,8 +75,17 @@ final class SignalCanceller: @unchecked Sendable {
       source.setEventHandler { [weak self] in
         guard let self else { return }
         self.count += 1
-        if self.count > 1 { exit(130) }
-        printError("lifeboat: interrupted, cleaning up (press Ctrl-C again to quit at once)")
+        if self.count > 1 {
+          if Interruption.deferredReason != nil {
+            printError("lifeboat: quit during a restore: run `lifeboat snapshot restore --recover --config ...` to finish or undo it")
+          }
+          exit(130)
+        }
+        if let reason = Interruption.deferredReason {
+          printError("lifeboat: interrupt noted: \(reason) (press Ctrl-C again to quit at once, then run --recover)")
+        } else {
+          printError("lifeboat: interrupted, cleaning up (press Ctrl-C again to quit at once)")
+        }
         task.cancel()
       }
       source.resume()
