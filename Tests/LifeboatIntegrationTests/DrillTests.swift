@@ -37,6 +37,15 @@ extension Integration {
         #expect(Self.drillProcesses().isEmpty)
         let text = try await LifeboatCLI.run(["snapshot", "drill", "good", "--snapshot-dir", dir, "--scratch-dir", scratch])
         #expect(text.status == 0 && text.stdout.contains("hashkv") && text.stdout.contains("ok"), "\(text.stdout)")
+        // --latest: the newest snapshot of the directory.
+        try await Task.sleep(for: .seconds(1))
+        let newer = try await LifeboatCLI.run(["snapshot", "save", "--name", "newer", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(newer.status == 0, "\(newer.stderr)")
+        let latest = try await LifeboatCLI.run(["snapshot", "drill", "--latest", "--snapshot-dir", dir, "--scratch-dir", scratch, "--json"])
+        #expect(latest.status == 0, "\(latest.stderr)")
+        #expect(try JSONDecoder().decode(DrillShape.self, from: Data(latest.stdout.utf8)).name == "newer")
+        let neither = try await LifeboatCLI.run(["snapshot", "drill", "--snapshot-dir", dir])
+        #expect(neither.status == 2, "\(neither.stderr)")
       }
     }
 
@@ -106,6 +115,7 @@ struct DrillShape: Decodable {
     var kubernetes: [Count]
     var total: Int
   }
+  var name: String
   var checks: [Check]
   var objects: Objects?
 }

@@ -17,20 +17,39 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
       disagrees with what it claims.
       """)
 
-  @OptionGroup var snapshot: NamedSnapshotOptions
+  @Argument(help: "The snapshot's name (as `list` shows it).")
+  var name: String?
+
+  @Flag(help: "Drill the newest snapshot (by its manifest's time, else the file's) instead of a named one.")
+  var latest = false
+
+  @OptionGroup var storage: SnapshotDirectoryOptions
   @OptionGroup var output: JSONOption
   @OptionGroup var remote: S3Options
 
   @Option(help: "Where the scratch directory goes (default: the system's temporary directory).")
   var scratchDir: String?
 
+  func validate() throws {
+    if latest == (name != nil) { throw ValidationError("give a snapshot NAME or --latest (one of them)") }
+  }
+
   func run() async throws {
-    let name = try snapshot.snapshotName
+    let wanted = try name.map { (name) throws(LifeboatError) in try SnapshotName.lookup(name) }
     var drill = SnapshotDrill(progress: progressLine)
     if let scratchDir { drill.scratchParent = scratchDir }
     let report = try await remote.withStore { s3 in
-      let catalog = s3.map { SnapshotCatalog(store: $0) } ?? snapshot.storage.catalog
-      return try await drill.drill(try await catalog.find(name), in: catalog)
+      let catalog = s3.map { SnapshotCatalog(store: $0) } ?? storage.catalog
+      let snapshot: StoredSnapshot
+      if let wanted {
+        snapshot = try await catalog.find(wanted)
+      } else {
+        guard let newest = try await catalog.list().max(by: { $0.created < $1.created }) else {
+          throw LifeboatError.notFound("no snapshot in \(s3 == nil ? storage.snapshotDir : "the bucket") to drill")
+        }
+        snapshot = newest
+      }
+      return try await drill.drill(snapshot, in: catalog)
     }
     if output.json {
       try printJSON(report)
