@@ -68,14 +68,9 @@ extension ClusterEngine {
     let rollingBack = journals.contains { $0?.steps.contains("rollback.begun") == true }
     if checked, !rollingBack {
       progress("restore \(id) of \(name) passed its check: making sure every etcd runs, then cleaning up")
-      try await phase(nodes, "start") { (node) async throws(LifeboatError) in
-        guard try await node.health().etcdRunning != true else { return }
-        try await node.startEtcd(quotaBackendBytes: Self.quota(forDB: journals.compactMap { $0?.dbSize }.max() ?? 0))
-      }
+      try await startWhereStopped(quotaBackendBytes: Self.quota(forDB: journals.compactMap { $0?.dbSize }.max() ?? 0))
       let result = try await check.checkRestored(snapshotRevision: revision, nodes: nodes)
-      try await phase(nodes, "check") { (node) async throws(LifeboatError) in
-        if let problem = try await node.health().dataDirProblem { throw LifeboatError.verification(problem) }
-      }
+      try await checkDataDirs()
       progress("check: \(members.count) members healthy, HashKV \(result.hash) equal at revision \(result.revision)")
       if let installed = try installPendingStateFile(id: id) { progress("state file: installed \(installed.installed)") }
       try await finishRecovery(id)
@@ -88,25 +83,7 @@ extension ClusterEngine {
     let swappedAnywhere = journals.contains { j in j.map { $0.swapped || $0.steps.contains { $0.hasPrefix("swap.") } } ?? false }
     if !swappedAnywhere {
       progress("restore \(id) of \(name) stopped before any data dir moved: every node keeps its data; removing what it left")
-      let withJournal = zip(nodes, journals).filter { $0.1 != nil }.map(\.0)
-      try await phase(withJournal, "rollback") { (node) async throws(LifeboatError) in _ = try await node.rollback(id) }
-      try await phase(nodes, "start") { (node) async throws(LifeboatError) in
-        guard try await node.health().etcdRunning != true else { return }
-        try await node.startEtcd(quotaBackendBytes: nil)
-        progress("start: etcd started again on \(node.address)")
-      }
-      do throws(LifeboatError) {
-        let result = try await check.waitConsistent(nodes: nodes)
-        progress("check: \(members.count) members healthy on their own data, HashKV \(result.hash) equal at revision \(result.revision)")
-      } catch {
-        throw LifeboatError(.restoreIncomplete, "every node keeps its data, but the cluster is not healthy: \(error.message)")
-      }
-      try await phase(nodes, "check") { (node) async throws(LifeboatError) in
-        if let problem = try await node.health().dataDirProblem { throw LifeboatError.verification(problem) }
-      }
-      removePendingStateFile(id: id)
-      try await finishRecovery(id)
-      return .rolledBack(snapshot: name)
+      return try await rollBackEveryNode(id, name: name, journals: journals, data: "their own data")
     }
     progress("restore \(id) of \(name): " + (complete ? "every node holds the restored data: finishing it" : "rolling every node back"))
     try await stopEveryEtcd()
@@ -129,25 +106,47 @@ extension ClusterEngine {
         try await stopEveryEtcd()
       }
     }
+    return try await rollBackEveryNode(id, name: name, journals: journals, data: "their old data")
+  }
+
+  /// Every node with a journal rolled back (from its disk: with nothing aside, only the staging
+  /// goes), etcd started where it is stopped, every member healthy with HashKV equal and serving
+  /// its data dir; then cleanup.
+  private func rollBackEveryNode(
+    _ id: String, name: String, journals: [NodeRestoreStatus.Journal?], data: String
+  ) async throws(LifeboatError) -> RecoveryReport.Outcome {
     let withJournal = zip(nodes, journals).filter { $0.1 != nil }.map(\.0)
     try await phase(withJournal, "rollback") { (node) async throws(LifeboatError) in
       let report = try await node.rollback(id)
       progress("rollback: \(node.address): " + (report.actions.isEmpty ? "nothing to undo" : report.actions.joined(separator: ", ")))
     }
-    try await phase(nodes, "start") { (node) async throws(LifeboatError) in try await node.startEtcd(quotaBackendBytes: nil) }
+    try await startWhereStopped(quotaBackendBytes: nil)
     // Healthy is not enough: every member must serve the same data (HashKV equal).
     do throws(LifeboatError) {
       let result = try await check.waitConsistent(nodes: nodes)
-      progress("check: \(members.count) members healthy on their old data, HashKV \(result.hash) equal at revision \(result.revision)")
+      progress("check: \(members.count) members healthy on \(data), HashKV \(result.hash) equal at revision \(result.revision)")
     } catch {
-      throw LifeboatError(.restoreIncomplete, "every old data dir is back, but the cluster is not healthy: \(error.message)")
+      throw LifeboatError(.restoreIncomplete, "every node is back on \(data), but the cluster is not healthy: \(error.message)")
     }
-    try await phase(nodes, "check") { (node) async throws(LifeboatError) in
-      if let problem = try await node.health().dataDirProblem { throw LifeboatError.verification(problem) }
-    }
+    try await checkDataDirs()
     removePendingStateFile(id: id)
     try await finishRecovery(id)
     return .rolledBack(snapshot: name)
+  }
+
+  private func startWhereStopped(quotaBackendBytes: Int64?) async throws(LifeboatError) {
+    try await phase(nodes, "start") { (node) async throws(LifeboatError) in
+      guard try await node.health().etcdRunning != true else { return }
+      try await node.startEtcd(quotaBackendBytes: quotaBackendBytes)
+      progress("start: etcd started on \(node.address)")
+    }
+  }
+
+  /// Every node's etcd serves from its data dir (never an old or staged one).
+  private func checkDataDirs() async throws(LifeboatError) {
+    try await phase(nodes, "check") { (node) async throws(LifeboatError) in
+      if let problem = try await node.health().dataDirProblem { throw LifeboatError.verification(problem) }
+    }
   }
 
   private func stopEveryEtcd() async throws(LifeboatError) {
