@@ -37,6 +37,13 @@ extension Integration {
       }
     }
 
+    /// `keys` keys written, then snapshot `snap` saved through the agents.
+    static func saveSnap(_ cluster: EtcdClusterFixture, keys: Int) async throws {
+      _ = try await writeKeys(cluster, count: keys)
+      let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "snap"])
+      try #require(save.status == 0, "\(save.stderr)")
+    }
+
     /// Every member healthy, `HashKV` equal at one revision on all three.
     static func expectOneDataset(_ cluster: EtcdClusterFixture, _ comment: String) async throws {
       var revision: Int64 = .max
@@ -66,9 +73,7 @@ extension Integration {
     @Test(arguments: Crasher.allCases)
     func aCrashAtEveryPointIsRecovered(crasher: Crasher) async throws {
       try await withAgentCluster { cluster in
-        _ = try await writeKeys(cluster, count: 200)
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "snap"])
-        try #require(save.status == 0, "\(save.stderr)")
+        try await Self.saveSnap(cluster, keys: 200)
         for point in Self.points {
           let comment = "\(crasher) crashing at \(point)"
           // Written after the save: present on the old data, absent from the snapshot's.
@@ -114,9 +119,7 @@ extension Integration {
     /// left a restored cluster that `--recover` rolled back on that node alone, splitting the data.
     @Test func anAgentLostAfterTheCheckLeavesOnlyItsCleanupToRecovery() async throws {
       try await withAgentCluster { cluster in
-        _ = try await writeKeys(cluster, count: 200)
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "snap"])
-        try #require(save.status == 0, "\(save.stderr)")
+        try await Self.saveSnap(cluster, keys: 200)
         _ = try await cluster.withClient { try await $0.put("/registry/after-save", Array("old".utf8)) }
         try await cluster.restartAgent(1, environment: ["LIFEBOAT_FAILPOINTS": "agent.crash=cleanup"])
 
@@ -148,9 +151,7 @@ extension Integration {
     /// keeps its data.
     @Test func writesMadeAfterACrashBeforeTheSwapSurviveRecovery() async throws {
       try await withAgentCluster { cluster in
-        _ = try await writeKeys(cluster, count: 100)
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "snap"])
-        try #require(save.status == 0, "\(save.stderr)")
+        try await Self.saveSnap(cluster, keys: 100)
         let restore = try await LifeboatCLI.run(
           ["snapshot", "restore", "snap", "--config", cluster.configFile, "--yes"], environment: ["LIFEBOAT_FAILPOINTS": "cli.crash=stage.done"])
         #expect(restore.status == 137, "\(restore.stderr)")
@@ -170,9 +171,7 @@ extension Integration {
     /// no staged dir), exits 1 saying so, and nothing needs recovering.
     @Test func anInterruptBeforeAnyEtcdStopsCleansUpEverywhere() async throws {
       try await withAgentCluster { cluster in
-        _ = try await writeKeys(cluster, count: 200)
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "snap"])
-        try #require(save.status == 0, "\(save.stderr)")
+        try await Self.saveSnap(cluster, keys: 200)
         _ = try await cluster.withClient { try await $0.put("/registry/after-save", Array("old".utf8)) }
         // Node 1's stage waits 2 s: the window to interrupt in.
         try await cluster.restartAgent(0, environment: ["LIFEBOAT_FAILPOINTS": "stage.slow"])
