@@ -49,6 +49,68 @@ extension Integration {
       }
     }
 
+    /// Found by a review: every Kubernetes snapshot comes from a compacted etcd (the API server
+    /// compacts every 5 minutes); HashKV must be computed as etcd does. Also: compacted at the
+    /// snapshot's own revision, a last write that is a delete, and an empty etcd.
+    @Test func compactedAndEmptySnapshotsPassTheDrill() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        let dir = cluster.directory.file("snapshots")
+        let scratch = cluster.directory.file("scratch")
+        func saveAndDrill(_ name: String) async throws -> ProcessResult {
+          let save = try await LifeboatCLI.run(["snapshot", "save", "--name", name, "--snapshot-dir", dir] + cluster.connectionFlags)
+          #expect(save.status == 0, "\(save.stderr)")
+          return try await LifeboatCLI.run(["snapshot", "drill", name, "--snapshot-dir", dir, "--scratch-dir", scratch])
+        }
+        func compact() async throws {
+          let revision = try await cluster.withClient { try await $0.status().revision }
+          let result = try await etcdctl(["--endpoints", cluster.endpoints[0], "compact", String(revision), "--physical"])
+          #expect(result.status == 0, "\(result.stderr)")
+        }
+        let empty = try await saveAndDrill("empty")
+        #expect(empty.status == 0, "an empty etcd: \(empty.stdout)\(empty.stderr)")
+        try await cluster.withClient { client in
+          for i in 1...3 { _ = try await client.put("/registry/configmaps/default/k", Array("v\(i)".utf8)) }
+          try await client.putAll((0..<60).map { (key: "/registry/pods/default/p\($0)", value: [1, 2, 3]) })
+        }
+        try await compact()
+        _ = try await cluster.withClient { try await $0.put("/registry/pods/default/after", [4]) }
+        let midHistory = try await saveAndDrill("mid-history")
+        #expect(midHistory.status == 0, "compacted mid-history: \(midHistory.stdout)\(midHistory.stderr)")
+        try await compact()
+        let atRevision = try await saveAndDrill("at-revision")
+        #expect(atRevision.status == 0, "compacted at the snapshot's revision: \(atRevision.stdout)\(atRevision.stderr)")
+        _ = try await cluster.withClient { try await $0.deletePrefix("/registry/pods/default/p1") }
+        try await compact()
+        let deleted = try await saveAndDrill("last-write-a-delete")
+        #expect(deleted.status == 0, "a delete, then compacted: \(deleted.stdout)\(deleted.stderr)")
+        #expect(Self.drillProcesses().isEmpty)
+      }
+    }
+
+    /// A drill killed with -9 leaves its throwaway etcd and scratch dir: the next drill removes them.
+    @Test func theNextDrillRemovesWhatAKilledDrillLeft() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 50)
+        let dir = cluster.directory.file("snapshots")
+        let scratch = cluster.directory.file("scratch")
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "s", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(save.status == 0, "\(save.stderr)")
+        // What a killed drill leaves: its directory with a dead owner, and an etcd serving from it.
+        let abandoned = scratch + "/lifeboat-drill-deadbeef"
+        try makeDirectories(abandoned)
+        try Data("999999999\n".utf8).write(to: URL(fileURLWithPath: abandoned + "/owner.pid"))
+        let sleeper = try DetachedProcess.spawn(
+          executable: "/bin/sh", arguments: ["-c", "sleep 60", "--name=lifeboat-drill", "--data-dir=\(abandoned)/data"],
+          logFile: cluster.directory.file("sleeper.log"))
+        #expect(DetachedProcess.isRunning(sleeper))
+        let drill = try await LifeboatCLI.run(["snapshot", "drill", "s", "--snapshot-dir", dir, "--scratch-dir", scratch])
+        #expect(drill.status == 0, "\(drill.stdout)\(drill.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: abandoned))
+        for _ in 0..<50 where DetachedProcess.isRunning(sleeper) { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!DetachedProcess.isRunning(sleeper), "the abandoned etcd was stopped")
+      }
+    }
+
     /// Passes `verify` (every hash holds) but claims a revision the data does not have.
     @Test func aManifestClaimingAnotherRevisionFailsTheDrillWithExit4() async throws {
       try await withEtcdCluster(nodes: 1) { cluster in

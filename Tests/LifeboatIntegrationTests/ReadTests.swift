@@ -126,6 +126,8 @@ extension Integration {
             (key: "/registry/apiextensions.k8s.io/customresourcedefinitions/foos.example.com", value: [1]),
             (key: "/registry/example.com/foos/default/foo-1", value: [1]),
             (key: "/lifeboat/lock/local", value: [1]),
+            (key: "/registry/services/specs/default/kubernetes", value: [1]),
+            (key: "/registry/services/endpoints/default/kubernetes", value: [1]),
           ]
           try await client.putAll(pairs)
           _ = try await client.deletePrefix("/registry/configmaps/bench/cm-1")  // cm-1, cm-10..19, cm-100..199
@@ -155,6 +157,7 @@ extension Integration {
         #expect(counted("namespaces", nil) == 3)
         #expect(counted("apiextensions.k8s.io/customresourcedefinitions", nil) == 1)
         #expect(counted("example.com/foos", "default") == 1)
+        #expect(counted("services", "default") == 1 && counted("endpoints", "default") == 1, "Kubernetes' services/specs and services/endpoints")
         #expect(report.objects.other == ["/lifeboat/": 1])
         let text = try await LifeboatCLI.run(["snapshot", "inspect", "objects", "--snapshot-dir", dir, "--objects"])
         #expect(text.stdout.contains("configmaps") && text.stdout.contains("\(keys.count) live keys"), "\(text.stdout)")

@@ -68,8 +68,11 @@ public struct SnapshotDrill: Sendable {
     guard free >= needed else {
       throw .storage("not enough free disk in \(scratchParent) for a drill: \(free) bytes free, \(needed) needed (the db and its restored copy)")
     }
+    await Self.removeAbandoned(in: scratchParent)
     let scratch = scratchParent + "/lifeboat-drill-" + UUID().uuidString.prefix(8).lowercased()
     try makeDirectories(scratch)
+    // Who owns it: a later drill removes it (and stops its etcd) once this process is gone.
+    try AtomicFile.write(Array("\(getpid())\n".utf8), to: scratch + "/owner.pid", mode: 0o600)
     var pid: Int32?
     do throws(LifeboatError) {
       try await run(&report, snapshot: snapshot, catalog: catalog, scratch: scratch, etcd: etcd, tool: tool, deadline: deadline, pid: &pid)
@@ -90,6 +93,24 @@ public struct SnapshotDrill: Sendable {
       if let pid { await DetachedProcess.stop(pid, timeout: .seconds(10)) }
       try? FileManager.default.removeItem(atPath: scratch)
     }.value
+  }
+
+  /// Scratch directories of drills whose process is gone (killed with -9): their throwaway
+  /// etcd is stopped and the directory removed.
+  static func removeAbandoned(in parent: String) async {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+    for entry in entries where entry.hasPrefix("lifeboat-drill-") {
+      let dir = parent + "/" + entry
+      guard let data = FileManager.default.contents(atPath: dir + "/owner.pid"),
+        let owner = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
+        owner != getpid(), !DetachedProcess.isRunning(owner)
+      else { continue }
+      let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+      for pid in processes.compactMap({ Int32($0) }) where DetachedProcess.commandLine(pid)?.contains("--data-dir=\(dir)/data") == true {
+        await DetachedProcess.stop(pid, timeout: .seconds(10))
+      }
+      try? FileManager.default.removeItem(atPath: dir)
+    }
   }
 
   private func run(
@@ -128,6 +149,10 @@ public struct SnapshotDrill: Sendable {
           peerURL: peerURL, skipHashCheck: trailer == .absent, id: "drill"))
       let result = try await ProcessRunner.run(tool, command.arguments, environment: command.environment, timeout: remaining(deadline))
       guard result.status == 0 else {
+        // A full scratch disk is the machine's problem, not the snapshot's.
+        if (result.stderr + result.stdout).lowercased().contains("no space left on device") {
+          throw LifeboatError(.storage, "the scratch disk \(scratchParent) filled up during the restore: \(result.lastLine)")
+        }
         throw LifeboatError(.verification, "the snapshot does not restore: \(result.lastLine)", underlying: .process)
       }
       return ((), "into \(dataDir) with \((tool as NSString).lastPathComponent)")
@@ -156,11 +181,13 @@ public struct SnapshotDrill: Sendable {
       return (result, "etcd on \(clientURL) served revision \(result.revision)")
     }
     // 6. What it serves against what the snapshot claims.
-    var claimed = "offline \(offline.revision)"
-    var revisionHolds = served.revision == offline.revision
+    // The member starts at the db's revision (the compaction's when that is higher); the
+    // manifest recorded the member's revision before the snapshot was streamed: no higher.
+    var claimed = "offline \(offline.servedRevision)"
+    var revisionHolds = served.revision == offline.servedRevision
     if let manifest = snapshot.manifest {
       claimed += ", manifest \(manifest.revision)"
-      revisionHolds = revisionHolds && manifest.revision == offline.revision
+      revisionHolds = revisionHolds && manifest.revision <= served.revision
     }
     report.checks.append(.init(name: "revision", passed: revisionHolds, detail: "served \(served.revision); \(claimed)", seconds: 0))
     report.checks.append(
@@ -191,7 +218,8 @@ public struct SnapshotDrill: Sendable {
             throw LifeboatError(.verification, "the restored etcd exited: \(LocalCluster.logTail(log))")
           }
           if let status = try? await client.status(), status.hasLeader {
-            let hash = try await client.hashKV(revision: status.revision)
+            // Revision 0: the current one (a revision at or below the compaction one is refused).
+            let hash = try await client.hashKV(revision: 0)
             var counter = SnapshotObjects.Counter()
             var total = 0
             try await client.forEachKey(revision: status.revision) { key in

@@ -54,45 +54,92 @@ public struct SnapshotObjects: Sendable, Codable, Equatable {
     }
   }
 
-  /// etcd's `HashKV` at the snapshot's revision, computed offline: CRC-32C over the bucket name
-  /// `key`, then every (revision, KeyValue) of the bucket in order (what a member restored from
-  /// the snapshot answers, compaction done).
+  /// etcd's `HashKV` at the snapshot's revision, computed offline as etcd computes it
+  /// (`mvcc.store.HashByRev`): CRC-32C over the bucket name `key`, then every (revision,
+  /// KeyValue) of the bucket in order, except that entries at or below the compaction revision
+  /// count only when they are the latest revision of a live key.
   public var hashKV: UInt32 = 0
+  /// The revision a member restored from the snapshot starts at: the highest in the `key`
+  /// bucket, or the compaction revision when that is higher (what a compaction removed), and at
+  /// least 1 (an empty etcd).
+  public var servedRevision: Int64 = 1
+  /// The compaction revision recorded in the `meta` bucket (0 when never compacted).
+  public var compactRevision: Int64 = 0
 
-  /// Reads the bbolt file at `path`.
+  /// A revision as etcd stores it: main and sub.
+  struct Revision: Hashable, Comparable {
+    var main: Int64
+    var sub: Int64
+    init(_ bytes: ArraySlice<UInt8>) {
+      main = Int64(bitPattern: bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
+      sub = Int64(bitPattern: bytes.dropFirst(9).prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
+    }
+    static func < (a: Revision, b: Revision) -> Bool { (a.main, a.sub) < (b.main, b.sub) }
+  }
+
+  /// Reads the bbolt file at `path`: one pass to count and to find each key's latest revision
+  /// and the compaction revision, one more for `HashKV`.
   public static func read(path: String) throws(LifeboatError) -> SnapshotObjects {
     let reader = try BoltReader(file: try ReadOnlyFile(path: path))
-    var live = Set<Int>()
+    // The latest revision of each key (by a 64-bit hash of the key) and whether it deletes it.
+    var latest: [Int: (revision: Revision, tombstone: Bool)] = [:]
     var counter = Counter()
+    var live = 0
     var revision: Int64 = 0
-    var inKeyBucket = false
-    var crc = CRC32C()
-    crc.update(Array("key".utf8)[...])
+    var compacted: Int64 = 0
+    var bucket = ""
     try reader.forEachBucket { name in
-      inKeyBucket = name.elementsEqual("key".utf8)
+      bucket = String(decoding: name, as: UTF8.self)
     } entry: { (bucketKey, value) throws(LifeboatError) in
-      guard inKeyBucket else { return }
+      if bucket == "meta" {
+        // scheduledCompactRev wins over finishedCompactRev: a restored member finishes it.
+        if bucketKey.elementsEqual("scheduledCompactRev".utf8) || (bucketKey.elementsEqual("finishedCompactRev".utf8) && compacted == 0) {
+          if value.count >= 8 { compacted = max(compacted, Revision(value).main) }
+        }
+        return
+      }
+      guard bucket == "key" else { return }
       guard bucketKey.count == 17 || bucketKey.count == 18 else {
         throw .verification("\(path): a key in bucket \"key\" is not a revision (\(bucketKey.count) bytes)")
       }
-      crc.update(bucketKey)
-      crc.update(value)
-      revision = Int64(bitPattern: bucketKey.prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
+      let rev = Revision(bucketKey)
+      revision = rev.main
       let tombstone = bucketKey.count == 18 && bucketKey.last == UInt8(ascii: "t")
       let kv: Mvccpb_KeyValue
       do { kv = try Mvccpb_KeyValue(serializedBytes: Array(value)) } catch {
-        throw .verification("\(path): the value at revision \(revision) is not an etcd KeyValue")
+        throw .verification("\(path): the value at revision \(rev.main) is not an etcd KeyValue")
       }
       var hasher = Hasher()
       hasher.combine(kv.key)
       let id = hasher.finalize()
-      if tombstone {
-        if live.remove(id) != nil { counter.add(kv.key, -1) }
-      } else if live.insert(id).inserted {
+      let wasLive = latest[id].map { !$0.tombstone } ?? false
+      latest[id] = (rev, tombstone)
+      if tombstone, wasLive {
+        counter.add(kv.key, -1)
+        live -= 1
+      } else if !tombstone, !wasLive {
         counter.add(kv.key)
+        live += 1
       }
     }
-    var objects = counter.result(total: live.count, revision: revision)
+    var objects = counter.result(total: live, revision: revision)
+    objects.compactRevision = compacted
+    objects.servedRevision = max(1, revision, compacted)
+    // etcd's Keep(rev): the latest revision of every live key.
+    let keep = Set(latest.values.filter { !$0.tombstone }.map(\.revision))
+    latest = [:]
+    var crc = CRC32C()
+    crc.update(Array("key".utf8)[...])
+    var inKey = false
+    try reader.forEachBucket { name in
+      inKey = name.elementsEqual("key".utf8)
+    } entry: { (bucketKey, value) throws(LifeboatError) in
+      guard inKey else { return }
+      let rev = Revision(bucketKey)
+      if rev.main <= compacted, !keep.isEmpty, !keep.contains(rev) { return }
+      crc.update(bucketKey)
+      crc.update(value)
+    }
     objects.hashKV = crc.value
     return objects
   }
@@ -120,6 +167,10 @@ public struct SnapshotObjects: Sendable, Codable, Equatable {
       }
       var resource = parts.removeFirst()
       if resource.contains("."), parts.count >= 2 { resource += "/" + parts.removeFirst() }
+      // Kubernetes keeps services and their endpoints as /registry/services/{specs,endpoints}/...
+      if resource == "services", parts.count >= 2, ["specs", "endpoints"].contains(parts[0]) {
+        resource = parts.removeFirst() == "specs" ? "services" : "endpoints"
+      }
       self = .kubernetes(resource: resource, namespace: parts.count >= 2 ? parts[0] : nil)
     }
   }
