@@ -87,6 +87,35 @@ extension Integration {
       }
     }
 
+    /// Ctrl-C while the throwaway etcd runs: it is stopped and the scratch dir removed, exit 1.
+    @Test func anInterruptedDrillCleansUp() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 200)
+        let dir = cluster.directory.file("snapshots")
+        let scratch = cluster.directory.file("scratch")
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "s", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(save.status == 0, "\(save.stderr)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: LifeboatCLI.binary)
+        process.arguments = ["snapshot", "drill", "s", "--snapshot-dir", dir, "--scratch-dir", scratch]
+        process.environment = ProcessInfo.processInfo.environment.merging(["LIFEBOAT_FAILPOINTS": "drill.slow"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var running = false
+        for _ in 0..<200 where !running {
+          running = !Self.drillProcesses().isEmpty
+          if !running { try await Task.sleep(for: .milliseconds(25)) }
+        }
+        #expect(running, "the throwaway etcd never started")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(Self.drillProcesses().isEmpty, "the throwaway etcd was stopped")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty, "the scratch dir was removed")
+      }
+    }
+
     /// A drill killed with -9 leaves its throwaway etcd and scratch dir: the next drill removes them.
     @Test func theNextDrillRemovesWhatAKilledDrillLeft() async throws {
       try await withEtcdCluster(nodes: 1) { cluster in

@@ -175,6 +175,8 @@ public struct SnapshotDrill: Sendable {
     let endpoint: EtcdEndpoint
     do { endpoint = try EtcdEndpoint(parsing: clientURL) } catch { throw .failure("drill endpoint \(clientURL): \(error.message)") }
     let started = pid
+    // Failpoint: a drill slow to serve (the window for an interrupt in the tests).
+    if Failpoints.fire("drill.slow") { try? await Task.sleep(for: .seconds(5)) }
     let served: (revision: Int64, hash: UInt32, objects: SnapshotObjects) = try await timed(&report, "serve") {
       () async throws(LifeboatError) in
       let result = try await Self.whenServing(endpoint, pid: started, deadline: deadline, log: scratch + "/etcd.log")

@@ -96,9 +96,10 @@ public struct DockerRuntime: EtcdRuntime {
       // Large databases take minutes: the limit only catches a tool that hangs.
       let status = try await engine.waitContainer(id, timeout: .seconds(6 * 3600))
       guard status == 0 else {
-        let last = (try? await engine.logs(id, tail: 5))?.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+        let output = (try? await engine.logs(id, tail: 5)) ?? ""
+        let last = output.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
         throw LifeboatError(
-          .failure, "snapshot restore into \(invocation.stagingDir) in a container of \(image) failed (exit \(status)): \(last)",
+          output.lowercased().contains("no space left on device") ? .storage : .failure, "snapshot restore into \(invocation.stagingDir) in a container of \(image) failed (exit \(status)): \(last)",
           underlying: .process)
       }
     } catch {

@@ -77,8 +77,10 @@ extension EtcdRuntime {
     // Large databases take minutes: the limit only catches a tool that hangs.
     let result = try await ProcessRunner.run(executable, command.arguments, environment: command.environment, timeout: .seconds(6 * 3600))
     guard result.status == 0 else {
+      // A full disk is a storage error (exit 6), like every other write that runs out of room.
+      let kind: LifeboatError.Kind = (result.stderr + result.stdout).lowercased().contains("no space left on device") ? .storage : .failure
       throw LifeboatError(
-        .failure, "snapshot restore into \(invocation.stagingDir) failed (exit \(result.status)): \(result.lastLine)", underlying: .process)
+        kind, "snapshot restore into \(invocation.stagingDir) failed (exit \(result.status)): \(result.lastLine)", underlying: .process)
     }
   }
 }
