@@ -165,3 +165,16 @@ import Testing
     #expect(save.name == "n1")
   }
 }
+
+/// Found by a review: a save whose copies a restore refused (it started meanwhile) exited 6.
+@Suite struct ClusterSaveOutcomeTests {
+  @Test func aCopyRefusedByARestoreIsExit9AndOtherCopyFailuresExit6() throws {
+    #expect(SnapshotSave.copyFailure([], name: "n") == nil)
+    let refused = LifeboatError(.restoreInProgress, "copy refused: restore 20261130T000000Z-1 holds 10.0.0.2", node: "10.0.0.2")
+    let full = LifeboatError.storage("10.0.0.3: disk full")
+    #expect(try #require(SnapshotSave.copyFailure([full, refused], name: "n")).exitCode == 9)
+    let storage = try #require(SnapshotSave.copyFailure([full], name: "n"))
+    #expect(storage.exitCode == 6)
+    #expect(storage.message == "saved n, but not every node has a copy: 10.0.0.3: disk full")
+  }
+}

@@ -95,10 +95,16 @@ extension SnapshotSave {
       """)
     if let remote = report.saved.remote { print("  uploaded  \(remote)") }
     for line in report.shared { print("  shared    \(line)") }
-    if !report.failures.isEmpty {
-      let list = report.failures.map(\.message).joined(separator: "; ")
-      throw LifeboatError.storage("saved \(s.name), but not every node has a copy: \(list)")
-    }
+    if let error = Self.copyFailure(report.failures, name: s.name) { throw error }
     if let uploadError = report.saved.uploadError { throw LifeboatError.storage(uploadError) }
+  }
+
+  /// Nodes without their copy: a storage error (6), unless a restore that started meanwhile
+  /// refused the copy (9, as every refusal during a restore).
+  static func copyFailure(_ failures: [LifeboatError], name: String) -> LifeboatError? {
+    guard !failures.isEmpty else { return nil }
+    let list = failures.map(\.message).joined(separator: "; ")
+    let kind: LifeboatError.Kind = failures.contains { $0.kind == .restoreInProgress } ? .restoreInProgress : .storage
+    return LifeboatError(kind, "saved \(name), but not every node has a copy: \(list)")
   }
 }
