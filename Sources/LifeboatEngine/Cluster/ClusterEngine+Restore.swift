@@ -37,7 +37,7 @@ extension ClusterEngine {
     } catch {
       // Interrupted or failed before any etcd stopped: clean up even when interrupted. What a
       // node could not clean up stays for `recover`, the pending state file with it.
-      let left = await Self.shielded { await release(plan.id) }
+      let left = await shielded { await release(plan.id) }
       if left.isEmpty { removePendingStateFile(id: plan.id) }
       // An interrupt shows as whatever the step in flight made of it: say what it was.
       let cause = Task.isCancelled ? LifeboatError(.failure, "interrupted", underlying: .cancelled) : error
@@ -47,7 +47,7 @@ extension ClusterEngine {
     // every node back, as it would without one (a half-done restore is the worst outcome).
     return try await Interruption.deferring("the restore is past its first stop and runs to its end (finished or rolled back)") {
       () async throws(LifeboatError) -> RestoreReport in
-      try await Self.shielded { () async throws(LifeboatError) -> RestoreReport in try await finishFromStop(staged) }
+      try await shielded { () async throws(LifeboatError) -> RestoreReport in try await finishFromStop(staged) }
     }
   }
 
@@ -82,21 +82,6 @@ extension ClusterEngine {
       try await rollBack(plan.id, cause: error)
     }
     return try await complete(checked)
-  }
-
-  /// Runs `body` in a task of its own, so that cancelling the caller (Ctrl-C) does not cut it
-  /// short: cleanup and the steps past the first stop always run to their end.
-  static func shielded<T: Sendable>(
-    _ body: @escaping @Sendable () async throws(LifeboatError) -> T
-  ) async throws(LifeboatError) -> T {
-    let task = Task { () async -> Result<T, LifeboatError> in
-      do throws(LifeboatError) { return .success(try await body()) } catch { return .failure(error) }
-    }
-    return try await task.value.get()
-  }
-
-  static func shielded<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
-    await Task { await body() }.value
   }
 
   /// An interrupt before the first stop ends the restore there, as a failure that cleans up.

@@ -40,7 +40,7 @@ public struct SnapshotDrill: Sendable {
   public var progress: @Sendable (String) -> Void
 
   public init(scratchParent: String = NSTemporaryDirectory(), progress: @escaping @Sendable (String) -> Void = { _ in }) {
-    self.scratchParent = (scratchParent as NSString).standardizingPath
+    self.scratchParent = scratchParent
     self.progress = progress
   }
 
@@ -86,13 +86,13 @@ public struct SnapshotDrill: Sendable {
     return report
   }
 
-  /// Stops the scratch etcd and removes the scratch directory, in a task of its own so that a
-  /// cancelled caller cannot cut it short.
+  /// Stops the scratch etcd and removes the scratch directory (shielded: a cancelled caller
+  /// cannot cut it short).
   static func cleanUp(pid: Int32?, scratch: String) async {
-    await Task {
+    await shielded {
       if let pid { await DetachedProcess.stop(pid, timeout: .seconds(10)) }
       try? FileManager.default.removeItem(atPath: scratch)
-    }.value
+    }
   }
 
   /// Scratch directories of drills whose process is gone (killed with -9): their throwaway
