@@ -85,7 +85,7 @@ public struct DockerRuntime: EtcdRuntime {
     let name = Self.restoreContainerName(invocation.id)
     // A container left by an agent killed during an earlier try of this restore.
     try await engine.removeContainer(name)
-    let command = RestoreTool.command(tool: settings.restoreTool ?? "/usr/local/bin/etcdctl", invocation)
+    let command = toolCommand(invocation)
     let spec = DockerContainerSpec(
       Image: image, Cmd: [command.executable] + command.arguments, Env: ["ETCDCTL_API=3"],
       Labels: ["io.lifeboat.restore": invocation.id],
@@ -109,6 +109,11 @@ public struct DockerRuntime: EtcdRuntime {
     try await engine.removeContainer(id)
   }
 
+  /// The restore tool's command line inside the image: RKE's `/usr/local/bin/etcdctl`, or `restore_tool`.
+  func toolCommand(_ invocation: RestoreInvocation) -> NodeCommand {
+    RestoreTool.command(tool: settings.restoreTool ?? "/usr/local/bin/etcdctl", invocation)
+  }
+
   /// The database's directory read-only and the staging directory's parent, each at its host path.
   static func binds(_ invocation: RestoreInvocation) -> [String] {
     let databaseDir = parentDirectory(of: invocation.database)
@@ -119,7 +124,7 @@ public struct DockerRuntime: EtcdRuntime {
   /// The same restore as a `docker run` command line (what an operator would type; RKE's own).
   public func restoreCommand(_ invocation: RestoreInvocation) async throws(LifeboatError) -> NodeCommand {
     let image = try await image()
-    let restore = RestoreTool.command(tool: settings.restoreTool ?? "/usr/local/bin/etcdctl", invocation)
+    let restore = toolCommand(invocation)
     let binds = Self.binds(invocation).flatMap { ["-v", $0] }
     return NodeCommand(
       executable: "docker",
@@ -183,5 +188,41 @@ public struct DockerRuntime: EtcdRuntime {
     return "the snapshot's db (\(dbSize) bytes) is larger than the backend quota of container \(name) (\(quota) bytes"
       + (container.etcdFlags["quota-backend-bytes"] == nil ? ", etcd's default" : "")
       + "): raise --quota-backend-bytes in services.etcd.extra_args and re-create the container first"
+  }
+}
+
+extension DockerRuntime {
+  /// An RKE node's agent: what `config` leaves unsaid, read from the container `etcd` (one
+  /// inspect). Without a state file and without `cert_dir`, the certificates are in the
+  /// directory of the container's `--trusted-ca-file` (through its binds); without a `data_dir`,
+  /// the data dir is the one the container binds. Nothing cluster.yml states is replaced; a
+  /// container that disagrees with it stops a restore in preflight. Returns the config, one line
+  /// per value taken, and why none could be when the container cannot be read.
+  public static func adoptContainerFacts(
+    _ config: ClusterConfig, node address: String
+  ) async throws(LifeboatError) -> (config: ClusterConfig, facts: [String], warning: String?) {
+    guard config.lifeboat.runtime.kind == .docker else { return (config, [], nil) }
+    let node = try config.etcdNode(address)
+    let needsCertificates = !FileManager.default.fileExists(atPath: config.stateFilePath) && !config.lifeboat.certDirStated
+    let needsDataDir = node.dataDirStated != true
+    guard needsCertificates || needsDataDir else { return (config, [], nil) }
+    let runtime = DockerRuntime(settings: config.lifeboat.runtime, node: node, config: config)
+    let container: DockerContainer
+    do { container = try await runtime.inspect() } catch {
+      return (config, [], "cannot read the container (\(error.message)); using cluster.yml's values")
+    }
+    var adopted = config
+    var facts: [String] = []
+    if needsCertificates, let ca = container.etcdFlags["trusted-ca-file"], let host = container.hostPath(of: ca) {
+      adopted.lifeboat.certDir = parentDirectory(of: host)
+      facts.append("certificates from \(adopted.lifeboat.certDir), where container \(runtime.container) reads them")
+    }
+    if needsDataDir, let dataDir = container.hostDataDir, dataDir != node.dataDir {
+      var override = adopted.lifeboat.nodes[node.address] ?? .init()
+      override.dataDir = dataDir
+      adopted.lifeboat.nodes[node.address] = override
+      facts.append("data dir \(dataDir), as container \(runtime.container) binds it")
+    }
+    return (adopted, facts, nil)
   }
 }
