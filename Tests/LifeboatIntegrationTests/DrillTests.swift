@@ -13,6 +13,12 @@ extension Integration {
         .filter { $0.contains("--name=lifeboat-drill") }
     }
 
+    /// `lifeboat snapshot save --name NAME --snapshot-dir DIR` of the cluster's member.
+    static func save(_ cluster: EtcdClusterFixture, _ name: String, in dir: String) async throws {
+      let save = try await LifeboatCLI.run(["snapshot", "save", "--name", name, "--snapshot-dir", dir] + cluster.connectionFlags)
+      #expect(save.status == 0, "\(save.stderr)")
+    }
+
     @Test func aGoodSnapshotPassesEveryCheckAndLeavesNothing() async throws {
       try await withEtcdCluster(nodes: 1) { cluster in
         _ = try await writeKeys(cluster, count: 500)
@@ -22,8 +28,7 @@ extension Integration {
         }
         let dir = cluster.directory.file("snapshots")
         let scratch = cluster.directory.file("scratch")
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "good", "--snapshot-dir", dir] + cluster.connectionFlags)
-        #expect(save.status == 0, "\(save.stderr)")
+        try await Self.save(cluster, "good", in: dir)
         let drill = try await LifeboatCLI.run(["snapshot", "drill", "good", "--snapshot-dir", dir, "--scratch-dir", scratch, "--json"])
         #expect(drill.status == 0, "\(drill.stdout)\(drill.stderr)")
         let report = try JSONDecoder().decode(DrillShape.self, from: Data(drill.stdout.utf8))
@@ -57,8 +62,7 @@ extension Integration {
         let dir = cluster.directory.file("snapshots")
         let scratch = cluster.directory.file("scratch")
         func saveAndDrill(_ name: String) async throws -> ProcessResult {
-          let save = try await LifeboatCLI.run(["snapshot", "save", "--name", name, "--snapshot-dir", dir] + cluster.connectionFlags)
-          #expect(save.status == 0, "\(save.stderr)")
+          try await Self.save(cluster, name, in: dir)
           return try await LifeboatCLI.run(["snapshot", "drill", name, "--snapshot-dir", dir, "--scratch-dir", scratch])
         }
         func compact() async throws {
@@ -93,8 +97,7 @@ extension Integration {
         _ = try await writeKeys(cluster, count: 200)
         let dir = cluster.directory.file("snapshots")
         let scratch = cluster.directory.file("scratch")
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "s", "--snapshot-dir", dir] + cluster.connectionFlags)
-        #expect(save.status == 0, "\(save.stderr)")
+        try await Self.save(cluster, "s", in: dir)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: LifeboatCLI.binary)
         process.arguments = ["snapshot", "drill", "s", "--snapshot-dir", dir, "--scratch-dir", scratch]
@@ -122,8 +125,7 @@ extension Integration {
         _ = try await writeKeys(cluster, count: 50)
         let dir = cluster.directory.file("snapshots")
         let scratch = cluster.directory.file("scratch")
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "s", "--snapshot-dir", dir] + cluster.connectionFlags)
-        #expect(save.status == 0, "\(save.stderr)")
+        try await Self.save(cluster, "s", in: dir)
         // What a killed drill leaves: its directory with a dead owner, and an etcd serving from it.
         let abandoned = scratch + "/lifeboat-drill-deadbeef"
         try makeDirectories(abandoned)
@@ -145,8 +147,7 @@ extension Integration {
       try await withEtcdCluster(nodes: 1) { cluster in
         _ = try await writeKeys(cluster, count: 100)
         let dir = cluster.directory.file("snapshots")
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "edited", "--snapshot-dir", dir] + cluster.connectionFlags)
-        #expect(save.status == 0, "\(save.stderr)")
+        try await Self.save(cluster, "edited", in: dir)
         let manifestPath = dir + "/edited.manifest.json"
         var manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: manifestPath))) as! [String: Any]
         manifest["revision"] = (manifest["revision"] as! Int) + 1000
