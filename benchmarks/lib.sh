@@ -3,7 +3,8 @@
 set -euo pipefail
 [ -n "${local_up_args+x}" ] || local_up_args=()
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-fill=${FILL_ETCD:-../shared/bench/fill-etcd}
+# The team's seeded filler (../shared/bench/fill-etcd), copied here so a fresh clone has it.
+fill=${FILL_ETCD:-benchmarks/fill-etcd}
 [ -x "$fill" ] || fill="python3 $fill"
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 

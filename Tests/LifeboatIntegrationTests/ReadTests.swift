@@ -164,6 +164,33 @@ extension Integration {
       }
     }
 
+    /// The team's seeded filler (`benchmarks/fill-etcd`, a copy of ../shared/bench/fill-etcd) writes
+    /// Kubernetes-like configmaps; `inspect --objects` counts what it wrote, and what the live
+    /// member lists.
+    @Test func inspectObjectsCountsWhatFillEtcdWrote() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let fill = ProcessInfo.processInfo.environment["FILL_ETCD"] ?? root.appendingPathComponent("benchmarks/fill-etcd").path
+        let filled = try await ProcessRunner.run(
+          ProcessRunner.which("python3") ?? "/usr/bin/python3", [fill, cluster.endpoints[0], "--mib", "6", "--value-kib", "4"])
+        #expect(filled.status == 0, "\(filled.stderr)")
+        let written = Int(filled.stdout.split(separator: " ").dropFirst().first ?? "")  // "wrote N keys of ... bytes"
+        #expect(written == 6 * 1024 / 4, "\(filled.stdout)")
+        let dir = cluster.directory.file("snapshots")
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "filled", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(save.status == 0, "\(save.stderr)")
+        let inspect = try await LifeboatCLI.run(["snapshot", "inspect", "filled", "--snapshot-dir", dir, "--objects", "--json"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let report = try JSONDecoder().decode(ObjectsShape.self, from: Data(inspect.stdout.utf8))
+        let listing = try await etcdctl(["--endpoints", cluster.endpoints[0], "get", "", "--prefix", "--keys-only"])
+        let keys = listing.stdout.split(separator: "\n").filter { !$0.isEmpty }
+        let served = keys.filter { $0.hasPrefix("/registry/configmaps/bench/") }.count
+        let bench = report.objects.kubernetes.first { $0.resource == "configmaps" && $0.namespace == "bench" }?.count
+        #expect(bench == written && bench == served, "inspect \(bench ?? -1), fill-etcd \(written ?? -1), etcdctl \(served)")
+        #expect(report.objects.total == keys.count)
+      }
+    }
+
     @Test func nativeStatusMatchesEtcdctl() async throws {
       try await withEtcdCluster(nodes: 1) { cluster in
         _ = try await writeKeys(cluster, count: 3000, size: 300)
