@@ -35,7 +35,7 @@ public enum AgentRole: String, Sendable, Comparable {
 /// `AgentRoutes` (server), `RemoteNode`/`AgentClient` (client) and the authorization use this
 /// table; the request and response bodies below are the only declarations of them.
 public enum AgentRoute: String, CaseIterable, Sendable {
-  case health, metrics, schedule, runSchedule
+  case health, metrics, schedule, runSchedule, drill, runDrill
   case preflight, listSnapshots, saveSnapshot, deleteSnapshot, copySnapshot, snapshotArchive, snapshotManifest, verifySnapshot
   case fetch, restoreArchive, stage, swap, rollback, finish, confirm
   case takeLease, releaseLease, restoreStatus
@@ -43,7 +43,7 @@ public enum AgentRoute: String, CaseIterable, Sendable {
 
   public var method: HTTPRequest.Method {
     switch self {
-    case .health, .metrics, .schedule, .listSnapshots, .snapshotArchive, .snapshotManifest, .restoreArchive, .restoreStatus: .get
+    case .health, .metrics, .schedule, .drill, .listSnapshots, .snapshotArchive, .snapshotManifest, .restoreArchive, .restoreStatus: .get
     case .deleteSnapshot, .releaseLease: .delete
     default: .post
     }
@@ -56,6 +56,8 @@ public enum AgentRoute: String, CaseIterable, Sendable {
     case .metrics: "/metrics"
     case .schedule: "/v1/schedule"
     case .runSchedule: "/v1/schedule/run"
+    case .drill: "/v1/drill"
+    case .runDrill: "/v1/drill/run"
     case .preflight: "/v1/preflight"
     case .listSnapshots, .saveSnapshot: "/v1/snapshots"
     case .deleteSnapshot: "/v1/snapshots/:name"
@@ -80,7 +82,7 @@ public enum AgentRoute: String, CaseIterable, Sendable {
   public var role: AgentRole {
     switch self {
     case .health, .metrics: .metrics
-    case .schedule, .listSnapshots, .snapshotArchive, .snapshotManifest, .restoreArchive, .copySnapshot, .restoreStatus, .verifySnapshot: .peer
+    case .schedule, .drill, .listSnapshots, .snapshotArchive, .snapshotManifest, .restoreArchive, .copySnapshot, .restoreStatus, .verifySnapshot: .peer
     default: .operator
     }
   }

@@ -121,6 +121,16 @@ public final class AgentClient: PeerClient, Sendable {
     try await call(.runSchedule, url, timeout: .seconds(6 * 3600))
   }
 
+  /// The agent's scheduled drills: the last attempt, the cluster's last drill, the next run.
+  public func drillState(at url: String) async throws(LifeboatError) -> DrillState {
+    try await call(.drill, url, timeout: .seconds(10))
+  }
+
+  /// Runs a drill on the agent at `url` now (under the cluster's lock), and returns its state after it.
+  public func runDrill(at url: String) async throws(LifeboatError) -> DrillState {
+    try await call(.runDrill, url, timeout: .seconds(6 * 3600))
+  }
+
   // MARK: - PeerClient
 
   public func restoreArchive(at peer: String, id: String) async throws(LifeboatError) -> any ByteSource {

@@ -30,6 +30,7 @@ struct AgentHTTPError: HTTPResponseError {
 struct AgentRoutes: Sendable {
   let node: LocalNode
   let schedule: RecurringSnapshots?
+  let drills: ScheduledDrills?
 
   func register(_ router: Router<AgentRequestContext>) {
     for route in AgentRoute.allCases {
@@ -54,6 +55,7 @@ struct AgentRoutes: Sendable {
     case .health:
       var health = try await node.health()
       health.schedule = await schedule?.current
+      health.drill = await drills?.current
       return try json(health)
     case .metrics:
       return Response(
@@ -65,6 +67,12 @@ struct AgentRoutes: Sendable {
     case .runSchedule:
       guard let schedule else { throw LifeboatError.notFound("this agent runs no schedule") }
       return try json(await schedule.runNow())
+    case .drill:
+      guard let drills else { throw LifeboatError.notFound("this agent runs no drills") }
+      return try json(await drills.current)
+    case .runDrill:
+      guard let drills else { throw LifeboatError.notFound("this agent runs no drills") }
+      return try json(await drills.runNow())
     case .preflight:
       let body = try await decode(AgentBody.Preflight.self, request, context)
       return try json(try await node.preflight(dbSize: body.dbSize, archiveSize: body.archiveSize))

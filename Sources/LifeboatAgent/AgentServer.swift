@@ -55,10 +55,14 @@ public struct AgentServer: Sendable {
   public let host: String
   public let port: Int
   public let schedule: RecurringSnapshots?
+  public let drills: ScheduledDrills?
   public var logger: Logger
 
-  public init(node: LocalNode, schedule: RecurringSnapshots? = nil, logger: Logger = Logger(label: "lifeboat.agent")) throws(LifeboatError) {
+  public init(
+    node: LocalNode, schedule: RecurringSnapshots? = nil, drills: ScheduledDrills? = nil, logger: Logger = Logger(label: "lifeboat.agent")
+  ) throws(LifeboatError) {
     self.schedule = schedule
+    self.drills = drills
     guard let state = node.context.state else { throw .usage("the agent needs the state file's certificates") }
     self.node = node
     self.tls = try AgentTLS.server(state: state, certificate: node.node.certificateName)
@@ -72,11 +76,12 @@ public struct AgentServer: Sendable {
   public func run(onRunning: @escaping @Sendable () async -> Void = {}) async throws {
     let router = Router(context: AgentRequestContext.self)
     router.add(middleware: CommonNameAuthorization(allowedClients: allowedClients))
-    AgentRoutes(node: node, schedule: schedule).register(router)
+    AgentRoutes(node: node, schedule: schedule, drills: drills).register(router)
     let app = Application(
       router: router, server: try .tls(.http1(), tlsConfiguration: tls),
       configuration: .init(address: .hostname(host, port: port), serverName: "lifeboat-agent"),
-      services: schedule.map { [ScheduleService(schedule: $0)] } ?? [],
+      services: [schedule.map { s in ScheduleService { await s.loop() } }, drills.map { d in ScheduleService { await d.loop() } }]
+        .compactMap { $0 },
       onServerRunning: { _ in await onRunning() }, logger: logger)
     try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
   }
@@ -98,12 +103,12 @@ public enum AgentMetrics {
   }
 }
 
-/// The recurring snapshots as a service of the agent's application (swift-service-lifecycle):
-/// it runs beside the server and stops at graceful shutdown.
+/// A schedule's loop (recurring snapshots, drills) as a service of the agent's application
+/// (swift-service-lifecycle): it runs beside the server and stops at graceful shutdown.
 struct ScheduleService: Service {
-  let schedule: RecurringSnapshots
+  let loop: @Sendable () async -> Void
   func run() async throws {
-    await cancelWhenGracefulShutdown { await schedule.loop() }
+    await cancelWhenGracefulShutdown { await loop() }
     // A disabled schedule returns at once; the service stays until shutdown (a service that
     // returns would stop the whole application).
     try? await gracefulShutdown()

@@ -103,6 +103,10 @@ import Testing
     ("\nlifeboat:\n  interval_seconds: 9223372036854775807\n", "lifeboat.interval_seconds: must be at most"),
     ("\nlifeboat:\n  keep_daily: 9223372036854775807\n", "lifeboat.keep_daily: must be at most"),
     ("\nlifeboat:\n  health_timeout: 9223372036854775807\n", "lifeboat.health_timeout: must be at most"),
+    ("\nlifeboat:\n  drill: {snapshot: latest}\n", "lifeboat.drill: give the drill a schedule (cron) or interval_seconds"),
+    ("\nlifeboat:\n  drill: {schedule: '0 3 * * *', interval_seconds: 60}\n", "give the drill a schedule (cron) or interval_seconds"),
+    ("\nlifeboat:\n  drill: {interval_seconds: 60, snapshot: oldest}\n", "lifeboat.drill.snapshot: only 'latest'"),
+    ("\nlifeboat:\n  drill: {schedule: '61 * * * *'}\n", "lifeboat.drill.schedule"),
   ])
   func settingsThatCanOnlyFailAreRefused(extra: String, expected: String) {
     #expect {
@@ -126,7 +130,9 @@ import Testing
 
   /// A restore moves the data dir aside: a run dir or snapshot dir inside it would go with it
   /// (the journal first of all).
-  @Test(arguments: ["run_dir: /var/lib/etcd", "snapshot_dir: /var/lib/etcd/snapshots"])
+  @Test(arguments: [
+    "run_dir: /var/lib/etcd", "snapshot_dir: /var/lib/etcd/snapshots", "drill: {interval_seconds: 60, scratch_dir: /var/lib/etcd/drills}",
+  ])
   func directoriesInsideTheDataDirAreRefused(setting: String) {
     #expect {
       try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  \(setting)\n", path: "cluster.yml")
@@ -175,6 +181,18 @@ import Testing
     #expect(throws: LifeboatError.self) {
       try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  runtime: {type: command, stop: x}\n", path: "cluster.yml")
     }
+  }
+
+  @Test func scheduledDrills() throws {
+    #expect(try ClusterConfig.parse(Self.rke, path: "cluster.yml").drillSchedule == nil, "no drills unless configured")
+    let text = Self.rke + "\nlifeboat:\n  timezone: Europe/Berlin\n  drill:\n    schedule: '30 4 * * sun'\n    snapshot: latest\n    timeout: 600\n"
+    let config = try ClusterConfig.parse(text, path: "cluster.yml")
+    #expect(config.drillSchedule?.description == "cron 30 4 * * sun (Europe/Berlin)")
+    #expect(config.lifeboat.drill?.timeoutSeconds == 600)
+    #expect(config.drillScratchDir(config.etcdNodes[0]) == config.etcdNodes[0].runDir + "/drills")
+    let every = try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  drill: {interval_seconds: 90, scratch_dir: /srv/drills}\n", path: "cluster.yml")
+    #expect(every.drillSchedule == .interval(90))
+    #expect(every.drillScratchDir(every.etcdNodes[1]) == "/srv/drills")
   }
 
   @Test func legacySnapshotKeys() throws {

@@ -66,6 +66,16 @@ public struct ClusterConfig: Sendable, Equatable {
     return .interval(TimeInterval(backup.intervalHours) * 3600)
   }
 
+  /// When the agents drill the newest snapshot (`lifeboat.drill`); nil: no scheduled drills.
+  public var drillSchedule: Schedule? {
+    guard let drill = lifeboat.drill else { return nil }
+    if let cron = drill.schedule { return .cron(cron, lifeboat.timezone) }
+    return drill.intervalSeconds.map { .interval(TimeInterval($0)) }
+  }
+
+  /// Where a node's scheduled drills put their scratch directories.
+  public func drillScratchDir(_ node: EtcdNode) -> String { lifeboat.drill?.scratchDir ?? node.runDir + "/drills" }
+
   /// Which snapshots `prune` keeps: the `keep_*` counts when set, else RKE's
   /// `retention × interval_hours`.
   public var retentionPolicy: RetentionPolicy {
@@ -213,6 +223,9 @@ public struct LifeboatSettings: Sendable, Equatable {
   public var keepDaily: Int?
   public var keepWeekly: Int?
 
+  /// Scheduled restore drills (`lifeboat.drill`); nil: none.
+  public var drill: DrillSettings?
+
   public struct NodeOverride: Sendable, Equatable {
     public var clientPort: Int?
     public var peerPort: Int?
@@ -224,6 +237,23 @@ public struct LifeboatSettings: Sendable, Equatable {
     public var dockerHost: String?
     public init() {}
   }
+}
+
+/// Scheduled restore drills, run by one agent per slot (`lifeboat.drill`):
+/// `{schedule: "<cron>" | interval_seconds: N, snapshot: latest, scratch_dir: DIR, timeout: S}`.
+public struct DrillSettings: Sendable, Equatable {
+  /// At the times of this cron expression (in `lifeboat.timezone`)...
+  public var schedule: CronExpression?
+  /// ... or every this many seconds (exactly one of the two).
+  public var intervalSeconds: Int?
+  /// Which snapshot: `latest`, the newest in the drilling node's snapshot directory (the only
+  /// choice today).
+  public var snapshot = "latest"
+  /// Where the scratch directory goes; default `<run_dir>/drills` (on disk, unlike a tmpfs /tmp).
+  public var scratchDir: String?
+  /// The whole drill's time limit. Default 1800 seconds.
+  public var timeoutSeconds = 1800
+  public init() {}
 }
 
 /// How a node's etcd runs (`lifeboat.runtime`).

@@ -72,7 +72,7 @@ extension ClusterConfig {
       try section.onlyKeys([
         "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file", "cert_dir",
         "runtime", "allowed_clients", "post_restore_hooks", "health_timeout", "nodes", "s3_insecure_http",
-        "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly",
+        "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "drill",
       ])
       settings.agentPort = try port(section["agent_port"]) ?? settings.agentPort
       settings.clientPort = try port(section["client_port"]) ?? settings.clientPort
@@ -102,6 +102,7 @@ extension ClusterConfig {
       settings.keepDaily = try positive(section["keep_daily"], max: Self.maxRetention)
       settings.keepWeekly = try positive(section["keep_weekly"], max: Self.maxRetention)
       if let runtime = try section["runtime"] { settings.runtime = try parseRuntime(runtime) }
+      if let drill = try section["drill"] { settings.drill = try parseDrill(drill) }
       if let overrides = try section["nodes"] {
         for (address, value) in try overrides.entries() {
           guard nodes.contains(where: { $0.address == address && $0.isEtcd }) else {
@@ -124,7 +125,7 @@ extension ClusterConfig {
     var config = ClusterConfig(nodes: nodes, backup: backup, lifeboat: settings, path: absolute)
     // A restore moves the data dir aside: the agent's own files and the snapshots must not be in it.
     for node in config.etcdNodes {
-      for (key, dir) in [("run_dir", node.runDir), ("snapshot_dir", node.snapshotDir)]
+      for (key, dir) in [("run_dir", node.runDir), ("snapshot_dir", node.snapshotDir), ("drill.scratch_dir", config.drillScratchDir(node))]
       where dir == node.dataDir || dir.hasPrefix(node.dataDir + "/") {
         throw .usage("\(absolute): \(key) \(dir) of \(node.address) is inside its data_dir \(node.dataDir), which a restore moves aside")
       }
@@ -136,6 +137,24 @@ extension ClusterConfig {
       config.clusterName = name
     }
     return config
+  }
+
+  private static func parseDrill(_ value: YAMLValue) throws(LifeboatError) -> DrillSettings {
+    try value.onlyKeys(["schedule", "interval_seconds", "snapshot", "scratch_dir", "timeout"])
+    var drill = DrillSettings()
+    if let schedule = try value["schedule"] {
+      do { drill.schedule = try CronExpression(try schedule.string()) } catch { throw schedule.error(error.message) }
+    }
+    drill.intervalSeconds = try positive(value["interval_seconds"], max: Self.maxHours * 3600)
+    guard (drill.schedule == nil) != (drill.intervalSeconds == nil) else {
+      throw value.error("give the drill a schedule (cron) or interval_seconds, one of them")
+    }
+    if let snapshot = try value["snapshot"] {
+      guard try snapshot.string() == "latest" else { throw snapshot.error("only 'latest' (the newest snapshot of the node) is supported") }
+    }
+    drill.scratchDir = try absolutePath(value["scratch_dir"])
+    drill.timeoutSeconds = try positive(value["timeout"], max: Self.maxSeconds) ?? drill.timeoutSeconds
+    return drill
   }
 
   private static func parseRuntime(_ value: YAMLValue) throws(LifeboatError) -> RuntimeSettings {

@@ -2,9 +2,17 @@ import Foundation
 
 /// When recurring snapshots run: every `interval` (the first run one interval after start, as
 /// RKE does), or at the times of a cron expression in a time zone (UTC unless set).
-public enum Schedule: Sendable, Equatable {
+public enum Schedule: Sendable, Equatable, CustomStringConvertible {
   case interval(TimeInterval)
   case cron(CronExpression, TimeZone)
+
+  /// "every 3600 s" or "cron 0 */6 * * * (UTC)".
+  public var description: String {
+    switch self {
+    case .interval(let seconds): "every \(Int(seconds)) s"
+    case .cron(let cron, let zone): "cron \(cron) (\(zone.identifier))"
+    }
+  }
 
   /// The first run after `date`; `start` is when the schedule began (interval schedules count from it).
   public func nextRun(after date: Date, start: Date) -> Date {

@@ -75,6 +75,8 @@ public struct NodeHealth: Codable, Sendable, Equatable {
   public var version: String
   /// The agent's recurring snapshots (filled in by the agent's `/healthz`).
   public var schedule: ScheduleState?
+  /// The agent's scheduled drills (filled in by the agent's `/healthz`).
+  public var drill: DrillState?
   /// The etcd process serving the member (found by its client port), when one is.
   public var etcdProcess: EtcdProcess?
   /// Set when that process serves from a directory other than the data dir.

@@ -9,6 +9,12 @@ import Logging
 /// under a fresh lease every minute, stamps the slot while still holding it, and revokes the
 /// lease at the end (a crashed holder blocks runs for 3 minutes at most). All calls go through
 /// one client of the agent's own member, open for the run.
+///
+/// Recurring snapshots and scheduled drills share the lock (a drill never runs beside a
+/// snapshot run, anywhere in the cluster) but keep stamps of their own: `<lock>.last` and
+/// `<lock>.drill.last`. A drill's holder value starts with `drill:`; an agent that finds the lock
+/// held for the other purpose is told `busy` and tries again later, instead of taking the slot
+/// for done.
 struct EtcdLock: Sendable {
   static let ttl: Int64 = 180
   let client: EtcdClient
@@ -18,7 +24,16 @@ struct EtcdLock: Sendable {
   let stamp: String
   let lease: Int64
 
-  enum Attempt: Sendable { case taken(EtcdLock), held(lastSuccess: Date?) }
+  enum Purpose: String, Sendable {
+    case snapshot, drill
+    func stampKey(_ lockKey: String) -> String { self == .snapshot ? lockKey + ".last" : lockKey + ".drill.last" }
+    func holder(_ node: String) -> String { self == .snapshot ? node : "drill:" + node }
+    static func of(holder: String) -> Purpose { holder.hasPrefix("drill:") ? .drill : .snapshot }
+  }
+
+  /// `held`: another agent holds the lock for the same purpose or already ran the slot; `busy`:
+  /// the lock is held for the other purpose (a drill during a snapshot run, or the reverse).
+  enum Attempt: Sendable { case taken(EtcdLock), held(lastSuccess: Date?), busy(holder: String) }
 
   /// A new formatter each time (formatters are not Sendable).
   static var formatter: ISO8601DateFormatter {
@@ -32,11 +47,12 @@ struct EtcdLock: Sendable {
   /// (each agent counts from its own start) the stamp is less than half an interval old. Manual
   /// runs ignore the stamp.
   static func take(
-    client: EtcdClient, cluster: String, node: String, slot: Date, now: Date, manual: Bool, schedule: Schedule
+    client: EtcdClient, cluster: String, node: String, purpose: Purpose = .snapshot, slot: Date, now: Date, manual: Bool,
+    schedule: Schedule
   ) async throws(LifeboatError) -> Attempt {
     let lockKey = "/lifeboat/lock/\(cluster)"
-    let stampKey = lockKey + ".last"
-    let holder = node + "@" + formatter.string(from: now)
+    let stampKey = purpose.stampKey(lockKey)
+    let holder = purpose.holder(node) + "@" + formatter.string(from: now)
     do {
       let existing = try await client.range(prefix: stampKey).first { String(decoding: $0.key, as: UTF8.self) == stampKey }
       let last = existing.flatMap { formatter.date(from: String(decoding: $0.value, as: UTF8.self)) }
@@ -51,6 +67,10 @@ struct EtcdLock: Sendable {
         lockKey: lockKey, holder: holder, lease: lease, stampKey: stampKey, stampModRevision: existing?.modRevision ?? 0)
       guard taken else {
         try? await client.revokeLease(lease)
+        let current = try await client.range(prefix: lockKey).first { String(decoding: $0.key, as: UTF8.self) == lockKey }
+        if let current, case let value = String(decoding: current.value, as: UTF8.self), Purpose.of(holder: value) != purpose {
+          return .busy(holder: value)
+        }
         return .held(lastSuccess: last)
       }
       return .taken(
@@ -93,10 +113,13 @@ struct EtcdLock: Sendable {
     }
   }
 
-  /// Writes the slot's stamp, only while this agent still holds the lock.
-  func stampSlot() async -> String? {
+  /// Writes the slot's stamp (unless `stamp` is false: a manual run) and `also`, only while this
+  /// agent still holds the lock.
+  func stampSlot(stamp writesStamp: Bool = true, also: [(key: String, value: String)] = []) async -> String? {
+    let puts = (writesStamp ? [(stampKey, stamp, Int64(0))] : []) + also.map { ($0.key, $0.value, Int64(0)) }
+    guard !puts.isEmpty else { return nil }
     do {
-      return try await client.putIfValue(lockKey, equals: holder, puts: [(stampKey, stamp, 0)])
+      return try await client.putIfValue(lockKey, equals: holder, puts: puts)
         ? nil : "the lock was lost before the slot could be stamped"
     } catch { return "could not stamp the slot: \(error)" }
   }
@@ -110,5 +133,28 @@ struct EtcdLock: Sendable {
         logger.warning("could not release the snapshot lock (it expires with its lease): \(error)")
       }
     }.value
+  }
+}
+
+extension LocalNode {
+  /// Runs `body` with one client of this node's own member (and its endpoint), open for the
+  /// whole call: what a scheduled run's status, lock, renewals, stamp and release go through.
+  func withOwnMember<R: Sendable>(
+    _ body: (EtcdClient, EtcdEndpoint) async throws -> R
+  ) async throws(LifeboatError) -> R {
+    let connection = try context.etcdConnection(certificate: node.certificateName)
+    guard let index = context.config.etcdNodes.firstIndex(where: { $0.address == node.address }) else {
+      throw .usage("\(node.address) is not an etcd node")
+    }
+    let own = connection.endpoints[index]
+    do {
+      return try await EtcdClient.with(endpoint: own, configuration: connection.client) { client in try await body(client, own) }
+    } catch let error as LifeboatError {
+      throw error
+    } catch is CancellationError {
+      throw LifeboatError(.failure, "cancelled", underlying: .cancelled)
+    } catch {
+      throw .unavailable("\(own): \(error)")
+    }
   }
 }

@@ -30,12 +30,7 @@ public actor RecurringSnapshots {
     self.clock = clock
     self.logger = logger
     self.started = clock()
-    let description: String
-    switch context.config.recurringSchedule {
-    case .interval(let seconds): description = "every \(Int(seconds)) s"
-    case .cron(let cron, let zone): description = "cron \(cron) (\(zone.identifier))"
-    }
-    self.state = ScheduleState(enabled: context.config.backup.enabled, schedule: description)
+    self.state = ScheduleState(enabled: context.config.backup.enabled, schedule: context.config.recurringSchedule.description)
   }
 
   public var current: ScheduleState { state }
@@ -53,29 +48,15 @@ public actor RecurringSnapshots {
   }
 
   private func loopBody() async {
-    let schedule = context.config.recurringSchedule
-    var after = started
-    while !Task.isCancelled {
-      let slot = schedule.nextRun(after: after, start: started)
-      state.nextRun = slot
-      guard await sleep(until: slot) else { return }
-      var backoff: TimeInterval = 5
-      while await run(slot: slot, manual: false) == .failed {
-        let retry = clock().addingTimeInterval(backoff)
-        guard retry < schedule.nextRun(after: slot, start: started) else { break }
-        state.nextRun = retry
-        guard await sleep(until: retry) else { return }
-        backoff = min(backoff * 2, 300)
+    await SlotLoop(schedule: context.config.recurringSchedule, started: started, clock: clock).run { next in
+      state.nextRun = next
+    } attempt: { slot, tries in
+      switch await run(slot: slot, manual: false) {
+      case .failed: .retry(after: SlotLoop.backoff(tries))
+      case .busy: .retry(after: 15)
+      case .done, .skipped: .done
       }
-      after = max(slot, clock())
-      state.nextRun = schedule.nextRun(after: after, start: started)
     }
-  }
-
-  private func sleep(until date: Date) async -> Bool {
-    let wait = date.timeIntervalSince(clock())
-    if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
-    return !Task.isCancelled
   }
 
   private func cancelActiveRun() { activeRun?.cancel() }
@@ -87,7 +68,7 @@ public actor RecurringSnapshots {
     return state
   }
 
-  enum Outcome { case done, failed, skipped }
+  enum Outcome { case done, failed, skipped, busy }
 
   /// Runs in a task of its own, so that stopping the agent cancels it even when an HTTP request
   /// started it.
@@ -127,6 +108,10 @@ public actor RecurringSnapshots {
         state.lastResult = .runByAnotherAgent
         if let clusterLastSuccess { metrics.lastSuccess.record(clusterLastSuccess.timeIntervalSince1970) }
         return .done
+      case .busy(let holder):
+        // A drill holds the cluster's lock: the slot waits for it.
+        state.lastResult = .waiting(holder: holder)
+        return .busy
       }
     } catch where error.kind == .restoreInProgress {
       logger.warning("\(error.message)")
@@ -161,54 +146,45 @@ public actor RecurringSnapshots {
     /// A snapshot was saved; `problem` is what failed after it.
     case saved(NodeSnapshot, RunResult, problem: String?)
     case runElsewhere(lastSuccess: Date?)
+    case busy(holder: String)
   }
 
   /// One slot, through one client of this agent's own member for the whole run.
   nonisolated private func runSlot(slot: Date, manual: Bool) async throws(LifeboatError) -> SlotOutcome {
     let config = context.config
-    let connection = try context.etcdConnection(certificate: local.node.certificateName)
-    guard let index = config.etcdNodes.firstIndex(where: { $0.address == local.node.address }) else {
-      throw .usage("\(local.node.address) is not an etcd node")
-    }
-    let own = connection.endpoints[index]
-    do {
-      return try await EtcdClient.with(endpoint: own, configuration: connection.client) { client async throws -> SlotOutcome in
-        let status: EtcdMemberStatus
-        do { status = try await client.status() } catch {
-          throw LifeboatError.unavailable("own member \(own) does not answer: \(error)")
-        }
-        if Failpoints.fire("schedule.slow") { try? await Task.sleep(for: .seconds(4)) }
-        try Task.checkCancellation()
-        let dbSize = UInt64(max(0, status.dbSize))
-        guard status.hasLeader else { return try await saveWithoutQuorum(slot: slot, dbSize: dbSize) }
-        let lock: EtcdLock
-        switch try await EtcdLock.take(
-          client: client, cluster: config.clusterName, node: local.node.address, slot: slot, now: clock(), manual: manual,
-          schedule: config.recurringSchedule)
-        {
-        case .held(let last): return .runElsewhere(lastSuccess: last)
-        case .taken(let taken): lock = taken
-        }
-        let name = SnapshotNaming(safeTimestamp: config.backup.safeTimestamp).recurringName(at: slot)
-        let (result, lease) = await lock.holding(logger: logger) { () async throws(LifeboatError) in
-          try await checkDisk(dbSize: dbSize)
-          return try await engine.recurringRun(name: name, holder: local)
-        }
-        var problems: [String] = []
-        if case .success = result, !manual, let problem = await lock.stampSlot() { problems.append(problem) }
-        await lock.release(lease, logger: logger)
-        let report = try result.get()
-        problems += report.problems
-        if problems.isEmpty { logger.info("recurring snapshot \(report.saved.name) saved, copied to \(engine.nodes.count - 1) nodes") }
-        return .saved(
-          report.saved, .ok, problem: problems.isEmpty ? nil : "saved \(report.saved.name), but: \(problems.joined(separator: "; "))")
+    return try await local.withOwnMember { client, own async throws -> SlotOutcome in
+      let status: EtcdMemberStatus
+      do { status = try await client.status() } catch {
+        throw LifeboatError.unavailable("own member \(own) does not answer: \(error)")
       }
-    } catch let error as LifeboatError {
-      throw error
-    } catch is CancellationError {
-      throw LifeboatError(.failure, "cancelled", underlying: .cancelled)
-    } catch {
-      throw .unavailable("\(own): \(error)")
+      try Task.checkCancellation()
+      let dbSize = UInt64(max(0, status.dbSize))
+      guard status.hasLeader else { return try await saveWithoutQuorum(slot: slot, dbSize: dbSize) }
+      let lock: EtcdLock
+      switch try await EtcdLock.take(
+        client: client, cluster: config.clusterName, node: local.node.address, slot: slot, now: clock(), manual: manual,
+        schedule: config.recurringSchedule)
+      {
+      case .held(let last): return .runElsewhere(lastSuccess: last)
+      case .busy(let holder): return .busy(holder: holder)
+      case .taken(let taken): lock = taken
+      }
+      let name = SnapshotNaming(safeTimestamp: config.backup.safeTimestamp).recurringName(at: slot)
+      let (result, lease) = await lock.holding(logger: logger) { () async throws(LifeboatError) in
+        // Failpoint: a run slow to save, holding the lock (the window for overlaps and SIGTERM in the tests).
+        if Failpoints.fire("schedule.slow") { try? await Task.sleep(for: .seconds(4)) }
+        if Task.isCancelled { throw LifeboatError(.failure, "cancelled", underlying: .cancelled) }
+        try await checkDisk(dbSize: dbSize)
+        return try await engine.recurringRun(name: name, holder: local)
+      }
+      var problems: [String] = []
+      if case .success = result, let problem = await lock.stampSlot(stamp: !manual) { problems.append(problem) }
+      await lock.release(lease, logger: logger)
+      let report = try result.get()
+      problems += report.problems
+      if problems.isEmpty { logger.info("recurring snapshot \(report.saved.name) saved, copied to \(engine.nodes.count - 1) nodes") }
+      return .saved(
+        report.saved, .ok, problem: problems.isEmpty ? nil : "saved \(report.saved.name), but: \(problems.joined(separator: "; "))")
     }
   }
 

@@ -14,6 +14,8 @@ public enum RunResult: Codable, Sendable, Equatable, CustomStringConvertible {
   case skippedOverlap
   /// Not run: a restore has files on this node.
   case pausedForRestore
+  /// Waiting: a drill holds the cluster's lock (`holder`); the slot is tried again shortly.
+  case waiting(holder: String)
   /// The run failed (`saved`: the snapshot was saved and only what came after failed).
   case failed(message: String, saved: Bool)
 
@@ -26,6 +28,7 @@ public enum RunResult: Codable, Sendable, Equatable, CustomStringConvertible {
     case .runByAnotherAgent: "run by another agent"
     case .skippedOverlap: "skipped: the previous run is still in progress"
     case .pausedForRestore: "paused: a restore is in progress"
+    case .waiting(let holder): "waiting: the cluster's lock is held by \(holder)"
     case .failed(let message, _): "failed: \(message)"
     }
   }

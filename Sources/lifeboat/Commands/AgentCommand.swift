@@ -34,10 +34,13 @@ struct AgentCommand: AsyncParsableCommand {
     let local = LocalNode(context: context, node: own, peers: peers)
     let others = context.config.etcdNodes.filter { $0.address != own.address }.map { RemoteNode(node: $0, client: peers) }
     let schedule = RecurringSnapshots(context: context, local: local, peers: others)
+    let drills = ScheduledDrills(context: context, local: local)
     do {
-      let server = try AgentServer(node: local, schedule: schedule)
+      let server = try AgentServer(node: local, schedule: schedule, drills: drills)
       let state = await schedule.current
-      logger.info("agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary); schedule: \(state.enabled ? state.schedule : "off")")
+      let drilling = await drills.current.schedule
+      logger.info(
+        "agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary); schedule: \(state.enabled ? state.schedule : "off"); drills: \(drilling)")
       // The schedule is a service of the agent's application: on SIGTERM the server stops
       // (after requests in flight) and the schedule with it (a run in progress is cancelled and
       // cleans up: no .part, no unfinished upload).

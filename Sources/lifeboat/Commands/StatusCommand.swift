@@ -8,17 +8,21 @@ import LifeboatEngine
 struct StatusCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "status",
-    abstract: "Ask every agent for its node, its etcd and its recurring snapshots: last run, result, next run.",
+    abstract: "Ask every agent for its node, its etcd, its recurring snapshots and drills: last run, result, next run.",
     discussion: """
       Exit code, the first that applies: 9 when a restore is in progress or was interrupted on a \
       node; 5 when an agent does not answer, or an etcd is not running, not healthy, or serving \
-      from the wrong data dir; 1 when a last recurring run failed; else 0.
+      from the wrong data dir; 1 when a last recurring run failed, or the cluster's last drill \
+      (lifeboat.drill, or `lifeboat snapshot drill` run by an agent) failed; else 0.
       """)
 
   @OptionGroup var cluster: ClusterConfigOption
 
   @Flag(help: "Start a recurring run now (on the first agent that answers; one run for the cluster).")
   var runNow = false
+
+  @Flag(help: "Drill the newest snapshot now (on the first agent that answers, under the cluster's lock).")
+  var drillNow = false
 
   func run() async throws {
     let context = try ClusterContext.load(cluster.config)
@@ -31,7 +35,18 @@ struct StatusCommand: AsyncParsableCommand {
     // etcd itself, as the operator reaches it: every member answers, without alarms.
     let probes = await MemberSelector(connection: try context.etcdConnection(certificate: "kube-admin")).probeAll()
     try await AgentClient.with(state: state, certificate: "kube-admin") { (client) async throws(LifeboatError) in
-      if runNow { try await Self.runOnFirstAgent(context, client) }
+      if runNow {
+        try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
+          let after = try await client.runSchedule(at: node.agentURL)
+          return "run on \(node.address): \(after.lastResult?.description ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")"
+        }
+      }
+      if drillNow {
+        try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
+          let after = try await client.runDrill(at: node.agentURL)
+          return "drill on \(node.address): \(after.lastResult?.description ?? "-")\(after.last.map { " (\($0.snapshot ?? "no snapshot"))" } ?? "")"
+        }
+      }
       for (index, node) in context.config.etcdNodes.enumerated() {
         do throws(LifeboatError) {
           let health = try await RemoteNode(node: node, client: client).health()
@@ -70,11 +85,25 @@ struct StatusCommand: AsyncParsableCommand {
           if health.etcdRunning != true || health.dataDirProblem != nil || probe?.problem != nil || probe?.status?.hasLeader == false {
             down.append(node.address)
           }
-          if s.lastResult?.isFailure == true { failed.append(node.address) }
+          if let drill = health.drill, drill.enabled {
+            print("  drills    \(drill.schedule)\(drill.running ? "  (a drill is in progress)" : "")  next \(drill.nextRun.map(formatter.string) ?? "-")  last attempt \(drill.lastResult?.description ?? "none")")
+          }
+          if s.lastResult?.isFailure == true { failed.append("the last recurring run on \(node.address)") }
         } catch {
           print("\(node.address)  UNREACHABLE: \(error.message)")
           down.append(node.address)
         }
+      }
+    }
+    // The cluster's last drill, as etcd holds it (every agent writes it there).
+    if probes.contains(where: \.isHealthy) {
+      let record = try? await DrillRecord.read(cluster: context.config.clusterName, connection: try context.etcdConnection(certificate: "kube-admin"))
+      if let record {
+        print("last drill  \(record.summary)")
+        if let success = record.lastSuccess, !record.passed { print("  last passed \(formatter.string(from: success))") }
+        if !record.passed { failed.append("the cluster's last drill (\(record.snapshot ?? "no snapshot"))") }
+      } else if context.config.lifeboat.drill != nil {
+        print("last drill  never")
       }
     }
     if !restores.isEmpty {
@@ -82,15 +111,17 @@ struct StatusCommand: AsyncParsableCommand {
         .restoreInProgress, "\(restores[0])\(restores.count > 1 ? " (and \(restores.count - 1) more)" : ""); if it was interrupted, run `lifeboat snapshot restore --recover`")
     }
     if !down.isEmpty { throw LifeboatError.unavailable("etcd or its agent is not running or not healthy on \(down.joined(separator: ", "))") }
-    if !failed.isEmpty { throw LifeboatError.failure("the last recurring run failed on \(failed.joined(separator: ", "))") }
+    if !failed.isEmpty { throw LifeboatError.failure("\(failed.joined(separator: ", ")) failed") }
   }
 
-  static func runOnFirstAgent(_ context: ClusterContext, _ client: AgentClient) async throws(LifeboatError) {
+  /// `action` on the first agent that answers; prints what it returns.
+  static func onFirstAgent(
+    _ context: ClusterContext, _ action: (EtcdNode) async throws(LifeboatError) -> String
+  ) async throws(LifeboatError) {
     var problems: [String] = []
     for node in context.config.etcdNodes {
       do throws(LifeboatError) {
-        let after = try await client.runSchedule(at: node.agentURL)
-        print("run on \(node.address): \(after.lastResult?.description ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")")
+        print(try await action(node))
         return
       } catch { problems.append("\(node.address): \(error.message)") }
     }
