@@ -74,6 +74,11 @@ public struct ZipReader: Sendable {
     } catch {
       throw .verification("\(where_): \(error.reason)")
     }
+    // The name and extra field too, though unused: a reader that hashes the file as it goes
+    // (`HashingSource`) then sees one contiguous read from the header on.
+    if dataStart > entry.localHeaderOffset + 30, dataStart - entry.localHeaderOffset <= 30 + 2 * 65535 {
+      _ = try await file.read(at: entry.localHeaderOffset + 30, count: Int(dataStart - entry.localHeaderOffset - 30))
+    }
     guard dataStart + entry.compressedSize <= file.size else {
       throw .verification("\(where_) runs past the end of the file (truncated archive)")
     }
@@ -102,6 +107,7 @@ public struct ZipReader: Sendable {
       try await file.stream(from: dataStart, length: entry.compressedSize, chunkSize: chunkSize) {
         (chunk) async throws(LifeboatError) in
         inflated = []
+        inflated.reserveCapacity(chunk.count * 4)
         try chunk.withBytes { (compressed) throws(LifeboatError) in
           try inflater.inflate(compressed) { (out) throws(LifeboatError) in
             try check(out)

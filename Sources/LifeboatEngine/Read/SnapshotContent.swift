@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import LifeboatCore
 import SnapshotStores
@@ -39,22 +40,54 @@ struct SnapshotContent {
 
   /// Streams the database bytes to `body` and returns their digest. Fails on a bad CRC-32,
   /// a truncated entry or corrupt compressed data.
+  ///
+  /// Two stages on two cores, joined by a rendezvous channel (as `ArchivePipeline`):
+  ///
+  ///     read (+ the archive's SHA-256 when the source hashes) -> inflate + CRC-32 | -> SHA-256 + trailer -> body
+  ///
+  /// The first runs in a child task, the second (and `body`) in the caller's.
   func readDatabase(_ body: ([UInt8]) async throws(LifeboatError) -> Void = { _ in }) async throws(LifeboatError)
     -> SnapshotDigest.Result
   {
-    var digest = SnapshotDigest()
-    if let reader, let layout {
-      try await reader.read(layout.snapshot) { (chunk) async throws(LifeboatError) in
-        digest.update(chunk)
-        try await body(chunk)
+    let chunks = AsyncThrowingChannel<[UInt8], any Error>()
+    let (reader, layout, source) = (reader, layout, source)
+    do {
+      return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+          do {
+            if let reader, let layout {
+              try await reader.read(layout.snapshot) { (chunk) async throws(LifeboatError) in await chunks.send(chunk) }
+            } else {
+              try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
+                await chunks.send(chunk)
+              }
+            }
+            chunks.finish()
+          } catch {
+            chunks.fail(error)
+          }
+        }
+        var digest = SnapshotDigest()
+        do {
+          for try await chunk in chunks {
+            digest.update(chunk)
+            try await body(chunk)
+          }
+        } catch {
+          // The reader may wait in `send`: cancelling its task lets it go.
+          group.cancelAll()
+          throw error
+        }
+        try Task.checkCancellation()
+        return digest.finalize()
       }
-    } else {
-      try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
-        digest.update(chunk)
-        try await body(chunk)
-      }
+    } catch let error as LifeboatError {
+      throw error
+    } catch is CancellationError {
+      throw LifeboatError(.failure, "interrupted", underlying: .cancelled)
+    } catch {
+      throw .failure("reading \(source.name): \(error)")
     }
-    return digest.finalize()
   }
 
   /// Reads the state file entry (CRC-32 checked) and checks that it is a JSON object, as RKE
@@ -78,8 +111,13 @@ struct SnapshotContent {
     return bytes
   }
 
-  /// SHA-256 and size of the whole archive or file.
+  /// SHA-256 and size of the whole archive or file: what `source` hashed while the database
+  /// was read when it is a `HashingSource` (and the rest it skipped), else a read of its own.
   func wholeSHA256() async throws(LifeboatError) -> (sha: String, size: UInt64) {
+    if let hashing = source as? HashingSource {
+      let (sha, size) = try await hashing.finish()
+      return (sha, size)
+    }
     var hash = SHA256Stream()
     try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { hash.update($0) }
     return (hash.finalize(), source.size)

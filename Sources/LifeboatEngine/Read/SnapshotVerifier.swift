@@ -40,7 +40,9 @@ public struct SnapshotVerifier: Sendable {
   public func verify(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> VerifyReport {
     if let problem = snapshot.manifestProblem { throw .verification(problem) }
     var checks: [String] = []
-    let content = try await SnapshotContent.open(snapshot, in: catalog)
+    // With a manifest the archive's SHA-256 is checked too: hashed in the same read as the db.
+    let plain = catalog.source(of: snapshot)
+    let content = try await SnapshotContent.open(snapshot, source: snapshot.manifest == nil ? plain : HashingSource(plain))
     if snapshot.kind == .archive { checks.append("ZIP structure readable; entry \(content.entryPath ?? "")") }
     let digest = try await content.readDatabase()
     if snapshot.kind == .archive { checks.append("CRC-32 and size of the snapshot entry") }

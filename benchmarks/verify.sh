@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Compares `lifeboat snapshot verify` (and `drill`) with the standard tools doing the same checks
+# on the same archive, in one run:
+#   T  unzip -p NAME.zip | openssl dgst -sha256; openssl dgst -sha256 NAME.zip
+#      (inflate with CRC-32, the database's SHA-256, the archive's SHA-256: one after another)
+#   V  lifeboat snapshot verify NAME        (the same checks, plus etcd's trailer and the manifest)
+#   D  lifeboat snapshot drill NAME         (verify, read offline, restore, serve, compare)
+# and prints the median times, the ratio V/T and peak RSS.
+# Targets (issue 13): V <= 0.5x T; every Lifeboat process's peak RSS <= 64 MiB.
+#
+# Usage: benchmarks/verify.sh [--mib 1024] [--reps 3] [--keep]
+# Fills a fresh single-member etcd with benchmarks/fill-etcd (seeded). Not part of CI.
+set -euo pipefail
+mib=1024 reps=3 keep=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mib) mib=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+source "$(dirname "$0")/lib.sh"
+command -v openssl >/dev/null && command -v unzip >/dev/null || { echo "needs openssl and unzip" >&2; exit 1; }
+
+mkdir -p "$work/out" "$work/scratch"
+run S "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/out" --name v
+# /usr/bin/time's peak RSS of the drill includes the children it reaps (the restore tool, the
+# throwaway etcd): the CLI's own peak is sampled from /proc (VmHWM) while it runs.
+drill_own_kib=0
+sample_drill() {
+  "$lifeboat" snapshot drill v --snapshot-dir "$work/out" --scratch-dir "$work/scratch" >/dev/null 2>&1 &
+  local pid=$! hwm
+  while kill -0 "$pid" 2>/dev/null; do
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    [ -n "$hwm" ] && [ "$hwm" -gt "$drill_own_kib" ] && drill_own_kib=$hwm
+    sleep 0.05
+  done
+  wait "$pid"
+}
+for i in $(seq 1 "$reps"); do
+  run T bash -c "unzip -p $work/out/v.zip | openssl dgst -sha256 && openssl dgst -sha256 $work/out/v.zip"
+  run V "$lifeboat" snapshot verify v --snapshot-dir "$work/out"
+  run D "$lifeboat" snapshot drill v --snapshot-dir "$work/out" --scratch-dir "$work/scratch"
+done
+sample_drill
+
+archive=$(stat -c %s "$work/out/v.zip")
+t=$(median "${seconds[T]}") v=$(median "${seconds[V]}") d=$(median "${seconds[D]}")
+printf '\n%s MiB of values, archive %s bytes, %s reps (median seconds)\n' "$mib" "$archive" "$reps"
+printf '  T unzip -p | openssl; openssl     %6.2f s\n' "$t"
+printf '  V lifeboat snapshot verify        %6.2f s   peak RSS %6.1f MiB\n' "$v" "$(calc "${rss[V]}/1024")"
+printf '  D lifeboat snapshot drill         %6.2f s   peak RSS %6.1f MiB (the CLI itself; with the restore tool and etcd %.1f MiB)\n' \
+  "$d" "$(calc "$drill_own_kib/1024")" "$(calc "${rss[D]}/1024")"
+printf '  (save: %.2f s, peak RSS %.1f MiB)\n' "$(median "${seconds[S]}")" "$(calc "${rss[S]}/1024")"
+printf '\nratios\n'
+printf '  V / T (target <= 0.5)                 %.2f\n' "$(calc "$v/$t")"
