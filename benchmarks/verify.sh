@@ -5,7 +5,8 @@
 #      (inflate with CRC-32, the database's SHA-256, the archive's SHA-256: one after another)
 #   V  lifeboat snapshot verify NAME        (the same checks, plus etcd's trailer and the manifest)
 #   D  lifeboat snapshot drill NAME         (verify, read offline, restore, serve, compare)
-# and prints the median times, the ratio V/T and peak RSS.
+# and, once each, A `etcdctl snapshot save` against S `lifeboat snapshot save` of the same member
+# (the save ratio at this size); prints the median times, the ratios and peak RSS.
 # Targets (issue 13): V <= 0.5x T; every Lifeboat process's peak RSS <= 64 MiB.
 #
 # Usage: benchmarks/verify.sh [--mib 1024] [--reps 3] [--keep]
@@ -24,6 +25,8 @@ source "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null && command -v unzip >/dev/null || { echo "needs openssl and unzip" >&2; exit 1; }
 
 mkdir -p "$work/out" "$work/scratch"
+run A etcdctl --endpoints "$endpoint" snapshot save "$work/a.db"
+rm -f "$work/a.db"
 run S "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/out" --name v
 # /usr/bin/time's peak RSS of the drill includes the children it reaps (the restore tool, the
 # throwaway etcd): the CLI's own peak is sampled from /proc (VmHWM) while it runs.
@@ -52,6 +55,8 @@ printf '  T unzip -p | openssl; openssl     %6.2f s\n' "$t"
 printf '  V lifeboat snapshot verify        %6.2f s   peak RSS %6.1f MiB\n' "$v" "$(calc "${rss[V]}/1024")"
 printf '  D lifeboat snapshot drill         %6.2f s   peak RSS %6.1f MiB (the CLI itself; with the restore tool and etcd %.1f MiB)\n' \
   "$d" "$(calc "$drill_own_kib/1024")" "$(calc "${rss[D]}/1024")"
-printf '  (save: %.2f s, peak RSS %.1f MiB)\n' "$(median "${seconds[S]}")" "$(calc "${rss[S]}/1024")"
+printf '  A etcdctl snapshot save           %6.2f s\n' "$(median "${seconds[A]}")"
+printf '  S lifeboat snapshot save          %6.2f s   peak RSS %6.1f MiB\n' "$(median "${seconds[S]}")" "$(calc "${rss[S]}/1024")"
 printf '\nratios\n'
 printf '  V / T (target <= 0.5)                 %.2f\n' "$(calc "$v/$t")"
+printf '  S / A (save, target <= 1.25)          %.2f\n' "$(calc "$(median "${seconds[S]}")/$(median "${seconds[A]}")")"
