@@ -208,6 +208,7 @@ struct DrillShape: Decodable {
     var total: Int
   }
   var name: String
+  var path: String
   var checks: [Check]
   var objects: Objects?
 }

@@ -116,6 +116,65 @@ extension Integration {
       }
     }
 
+    /// `drill --config`: the snapshot where a restore finds it (a node through its agent, else
+    /// the bucket; `--s3` straight to the bucket), read where it is.
+    @Test func drillWithConfigReadsTheSnapshotWhereRestoreFindsIt() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        try await withAgentCluster(configure: { spec in
+          spec.s3 = moto.backupConfig(bucket: "snaps", folder: "c")
+          spec.s3InsecureHTTP = true
+        }) { cluster in
+          _ = try await writeKeys(cluster, count: 200)
+          let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "c1"])
+          #expect(save.status == 0, "\(save.stderr)")
+          let nodes = try cluster.context().config.etcdNodes
+          func drill(_ extra: [String]) async throws -> (ProcessResult, DrillShape?) {
+            let result = try await LifeboatCLI.run(
+              ["snapshot", "drill"] + extra + ["--config", cluster.configFile, "--scratch-dir", cluster.directory.file("scratch"), "--json"])
+            return (result, try? JSONDecoder().decode(DrillShape.self, from: Data(result.stdout.utf8)))
+          }
+          let first = try await drill(["c1"])
+          #expect(first.0.status == 0, "\(first.0.stdout)\(first.0.stderr)")
+          #expect(first.1?.path.hasPrefix(nodes[0].address + ":") == true, "the first node serves it: \(first.1?.path ?? "")")
+          #expect(first.1?.checks.allSatisfy(\.passed) == true)
+
+          // Not on the first node: the next one that has it.
+          try FileManager.default.removeItem(atPath: cluster.members[0].snapshotDir! + "/c1.zip")
+          let second = try await drill(["c1"])
+          #expect(second.0.status == 0, "\(second.0.stderr)")
+          #expect(second.1?.path.hasPrefix(nodes[1].address + ":") == true, "\(second.1?.path ?? "")")
+
+          // A corrupt copy where it is found: exit 4, nothing left behind.
+          let archive = cluster.members[1].snapshotDir! + "/c1.zip"
+          let handle = try FileHandle(forUpdating: URL(fileURLWithPath: archive))
+          try handle.seek(toOffset: 4000)
+          let byte = try handle.read(upToCount: 1)!
+          try handle.seek(toOffset: 4000)
+          try handle.write(contentsOf: Data([byte[0] ^ 0xFF]))
+          try handle.close()
+          let corrupt = try await drill(["c1"])
+          #expect(corrupt.0.status == 4, "\(corrupt.0.stdout)\(corrupt.0.stderr)")
+          #expect(corrupt.1?.checks.first { !$0.passed }?.name == "verify")
+          #expect(DrillTests.drillProcesses().isEmpty)
+
+          // --s3: the bucket's copy, untouched.
+          let fromS3 = try await drill(["--latest", "--s3"])
+          #expect(fromS3.0.status == 0, "\(fromS3.0.stdout)\(fromS3.0.stderr)")
+          #expect(fromS3.1?.name == "c1" && fromS3.1?.path.contains("s3://snaps/c/c1.zip") == true, "\(fromS3.1?.path ?? "")")
+          // On no node: the bucket.
+          for member in cluster.members { try? FileManager.default.removeItem(atPath: member.snapshotDir! + "/c1.zip") }
+          let fallback = try await drill(["c1"])
+          #expect(fallback.0.status == 0 && fallback.1?.path.contains("s3://") == true, "\(fallback.0.stderr)")
+          let missing = try await drill(["nope"])
+          #expect(missing.0.status == 3, "\(missing.0.stderr)")
+          let mixed = try await LifeboatCLI.run(["snapshot", "drill", "c1", "--config", cluster.configFile, "--snapshot-dir", "/tmp"])
+          #expect(mixed.status == 2, "\(mixed.stderr)")
+          #expect(try FileManager.default.contentsOfDirectory(atPath: cluster.directory.file("scratch")).isEmpty)
+        }
+      }
+    }
+
     /// The lock is the recurring snapshots' own: a snapshot run waits while a drill holds it, a
     /// drill waits while a snapshot run holds it, and no drill runs while a restore holds the node.
     @Test func aDrillNeverRunsBesideARecurringRunOrARestore() async throws {

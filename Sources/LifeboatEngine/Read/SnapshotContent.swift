@@ -36,6 +36,9 @@ struct SnapshotContent {
   }
 
   var hasStateFile: Bool { layout?.stateFile != nil }
+  /// The database's size as the ZIP's directory records it (a legacy file: its size), known
+  /// before it is read.
+  var recordedDatabaseSize: UInt64 { layout?.snapshot.uncompressedSize ?? source.size }
   var entryPath: String? { layout?.snapshot.path }
 
   /// Streams the database bytes to `body` and returns their digest. Fails on a bad CRC-32,

@@ -45,26 +45,33 @@ public struct SnapshotDrill: Sendable {
   }
 
   public func drill(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> DrillReport {
+    try await drill(snapshot, source: catalog.source(of: snapshot))
+  }
+
+  /// Drills `snapshot` read from `source` (a local file, an S3 object, a node's copy through
+  /// its agent): one read of it, which verifies and extracts the database at once.
+  public func drill(_ snapshot: StoredSnapshot, source: any ByteSource) async throws(LifeboatError) -> DrillReport {
     guard let etcd = ProcessRunner.which(etcdBinary) else { throw .usage("\(etcdBinary) not found on PATH (Debian: etcd-server)") }
     guard let tool = RestoreTool.find(restoreTool) else { throw .usage("neither etcdutl nor etcdctl found on PATH (Debian: etcd-client)") }
     var report = DrillReport(name: snapshot.name.value, path: snapshot.path)
     let deadline = ContinuousClock.now + timeout
 
-    // 1. The archive holds what it claims (the checks of `verify`).
-    let verified: VerifyReport
+    // 1. The archive's structure (its directory, the manifest beside it).
+    let verifyStart = ContinuousClock.now
+    progress("verify ...")
+    let content: SnapshotContent
     do {
-      verified = try await timed(&report, "verify") { () async throws(LifeboatError) in
-        let result = try await SnapshotVerifier().verify(snapshot, in: catalog)
-        return (result, result.checks.joined(separator: "; "))
-      }
+      content = try await SnapshotVerifier.open(snapshot, source: source)
     } catch where error.kind == .verification {
+      report.checks.append(.init(name: "verify", passed: false, detail: error.message, seconds: Self.seconds(since: verifyStart)))
       return report
     }
     // 2. Room for the db and the restored data dir, before anything is written.
     let scratchParent = (scratchParent as NSString).standardizingPath
     try makeDirectories(scratchParent)
+    let dbSize = max(snapshot.manifest?.dbSize ?? 0, content.recordedDatabaseSize)
     let free = NodeFiles.freeBytes(scratchParent)
-    let needed = NodeFiles.sum([verified.dbSize, verified.dbSize, 64 << 20])
+    let needed = NodeFiles.sum([dbSize, dbSize, 64 << 20])
     guard free >= needed else {
       throw .storage("not enough free disk in \(scratchParent) for a drill: \(free) bytes free, \(needed) needed (the db and its restored copy)")
     }
@@ -75,7 +82,8 @@ public struct SnapshotDrill: Sendable {
     try AtomicFile.write(Array("\(getpid())\n".utf8), to: scratch + "/owner.pid", mode: 0o600)
     var pid: Int32?
     do throws(LifeboatError) {
-      try await run(&report, snapshot: snapshot, catalog: catalog, scratch: scratch, etcd: etcd, tool: tool, deadline: deadline, pid: &pid)
+      try await run(
+        &report, content: content, verifyStart: verifyStart, scratch: scratch, etcd: etcd, tool: tool, deadline: deadline, pid: &pid)
     } catch {
       await Self.cleanUp(pid: pid, scratch: scratch)
       // A snapshot that does not restore or serve is the drill's finding, not an error of its own.
@@ -114,24 +122,26 @@ public struct SnapshotDrill: Sendable {
   }
 
   private func run(
-    _ report: inout DrillReport, snapshot: StoredSnapshot, catalog: SnapshotCatalog, scratch: String, etcd: String, tool: String,
-    deadline: ContinuousClock.Instant, pid: inout Int32?
+    _ report: inout DrillReport, content: SnapshotContent, verifyStart: ContinuousClock.Instant, scratch: String, etcd: String,
+    tool: String, deadline: ContinuousClock.Instant, pid: inout Int32?
   ) async throws(LifeboatError) {
-    // 3. The database, extracted, read offline.
+    let snapshot = content.snapshot
+    // 3. Every check of `verify`, extracting the database in the same read; then read offline.
     let database = scratch + "/db"
-    let (offline, trailer) = try await timed(&report, "read offline") { () async throws(LifeboatError) in
-      let content = try await SnapshotContent.open(snapshot, in: catalog)
+    try await timed(&report, "verify", since: verifyStart) { () async throws(LifeboatError) -> (Void, String) in
       let file = try AtomicFile(finalPath: database)
-      let digest: SnapshotDigest.Result
       do throws(LifeboatError) {
-        digest = try await content.readDatabase { (chunk) throws(LifeboatError) in try file.write(chunk) }
+        let verified = try await SnapshotVerifier().verify(content) { (chunk) throws(LifeboatError) in try file.write(chunk) }
         try file.commit()
+        return ((), verified.checks.joined(separator: "; "))
       } catch {
         file.discard()
         throw error
       }
+    }
+    let offline = try await timed(&report, "read offline") { () async throws(LifeboatError) in
       let objects = try SnapshotObjects.read(path: database)
-      return ((objects, digest.trailer), "revision \(objects.revision), \(objects.total) live keys, HashKV \(objects.hashKV)")
+      return (objects, "revision \(objects.revision), \(objects.total) live keys, HashKV \(objects.hashKV)")
     }
     // 4. Restored into a member of its own.
     let client = try freeTCPPort(on: "127.0.0.1")
@@ -146,7 +156,7 @@ public struct SnapshotDrill: Sendable {
         tool: tool,
         RestoreInvocation(
           database: database, stagingDir: dataDir, memberName: name, initialCluster: "\(name)=\(peerURL)", token: token,
-          peerURL: peerURL, skipHashCheck: trailer == .absent, id: "drill"))
+          peerURL: peerURL, skipHashCheck: false, id: "drill"))
       let result = try await ProcessRunner.run(tool, command.arguments, environment: command.environment, timeout: remaining(deadline))
       guard result.status == 0 else {
         // A full scratch disk is the machine's problem, not the snapshot's.
@@ -246,10 +256,12 @@ public struct SnapshotDrill: Sendable {
 
   /// Runs one step and records it as a check (failed when it throws a verification error).
   private func timed<T>(
-    _ report: inout DrillReport, _ name: String, _ body: () async throws(LifeboatError) -> (T, String)
+    _ report: inout DrillReport, _ name: String, since began: ContinuousClock.Instant? = nil,
+    _ body: () async throws(LifeboatError) -> (T, String)
   ) async throws(LifeboatError) -> T {
-    let start = ContinuousClock.now
-    progress("\(name) ...")
+    // A step that began earlier (`began`) announced itself then.
+    if began == nil { progress("\(name) ...") }
+    let start = began ?? ContinuousClock.now
     do {
       let (value, detail) = try await body()
       report.checks.append(.init(name: name, passed: true, detail: detail, seconds: Self.seconds(since: start)))

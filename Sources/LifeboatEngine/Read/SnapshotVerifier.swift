@@ -38,13 +38,25 @@ public struct SnapshotVerifier: Sendable {
   public init() {}
 
   public func verify(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> VerifyReport {
+    try await verify(try await Self.open(snapshot, source: catalog.source(of: snapshot)))
+  }
+
+  /// Opens a snapshot for `verify(_:sink:)`: the ZIP's directory read, and, when a manifest
+  /// gives the archive's SHA-256, the archive hashed in the same read as the database.
+  static func open(_ snapshot: StoredSnapshot, source: any ByteSource) async throws(LifeboatError) -> SnapshotContent {
     if let problem = snapshot.manifestProblem { throw .verification(problem) }
+    return try await SnapshotContent.open(snapshot, source: snapshot.manifest == nil ? source : HashingSource(source))
+  }
+
+  /// Every check, in one read of the snapshot; `sink` gets the database's bytes as they are
+  /// checked (a drill extracts it in the same read).
+  func verify(
+    _ content: SnapshotContent, sink: ([UInt8]) async throws(LifeboatError) -> Void = { _ in }
+  ) async throws(LifeboatError) -> VerifyReport {
+    let snapshot = content.snapshot
     var checks: [String] = []
-    // With a manifest the archive's SHA-256 is checked too: hashed in the same read as the db.
-    let plain = catalog.source(of: snapshot)
-    let content = try await SnapshotContent.open(snapshot, source: snapshot.manifest == nil ? plain : HashingSource(plain))
     if snapshot.kind == .archive { checks.append("ZIP structure readable; entry \(content.entryPath ?? "")") }
-    let digest = try await content.readDatabase()
+    let digest = try await content.readDatabase(sink)
     if snapshot.kind == .archive { checks.append("CRC-32 and size of the snapshot entry") }
     try Self.requireTrailer(digest, snapshot)
     checks.append("etcd's SHA-256 trailer")

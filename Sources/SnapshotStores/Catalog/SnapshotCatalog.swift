@@ -97,15 +97,24 @@ public struct SnapshotCatalog: Sendable {
   private func archive(_ name: SnapshotName, object: StoredObject, hasManifest: Bool) async throws(LifeboatError)
     -> StoredSnapshot
   {
-    var snapshot = StoredSnapshot(name: name, kind: .archive, object: object, location: store.location)
-    guard hasManifest else { return snapshot }
-    let where_ = "\(store.location)/\(name.manifestFileName)"
-    let bytes: [UInt8]
+    guard hasManifest else { return Self.described(name, kind: .archive, object: object, location: store.location, manifest: nil) }
+    let bytes: [UInt8]?
     do {
       bytes = try await store.readAll(name.manifestFileName, limit: 1 << 20)
     } catch where error.kind == .notFound {
-      return snapshot  // deleted since the listing
+      bytes = nil  // deleted since the listing
     }
+    return Self.described(name, kind: .archive, object: object, location: store.location, manifest: bytes)
+  }
+
+  /// A snapshot as a catalog describes it, from its object and its manifest's bytes (nil: none):
+  /// also for one read from elsewhere (a node's copy through its agent).
+  public static func described(
+    _ name: SnapshotName, kind: StoredSnapshot.Kind, object: StoredObject, location: String, manifest bytes: [UInt8]?
+  ) -> StoredSnapshot {
+    var snapshot = StoredSnapshot(name: name, kind: kind, object: object, location: location)
+    guard let bytes else { return snapshot }
+    let where_ = "\(location)/\(name.manifestFileName)"
     do {
       let manifest = try Manifest.decode(bytes, path: where_)
       if manifest.name == name {

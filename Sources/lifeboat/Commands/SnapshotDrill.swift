@@ -14,7 +14,9 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
       priority), then checks that the member serves the snapshot's revision (and the manifest's), \
       the same HashKV and the same objects. The throwaway etcd and its directory are removed \
       whatever happens. Exit 0 when every check held, 4 when the snapshot does not restore or \
-      disagrees with what it claims.
+      disagrees with what it claims. With --config the snapshot is found where a restore finds it \
+      (a node's snapshot directory through its agent, else cluster.yml's S3 bucket; --s3 goes \
+      straight to the bucket) and read where it is, never copied first.
       """)
 
   @Argument(help: "The snapshot's name (as `list` shows it).")
@@ -30,15 +32,36 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
   @Option(help: "Where the scratch directory goes (default: the system's temporary directory).")
   var scratchDir: String?
 
+  @Option(help: "RKE's cluster.yml: drill a snapshot of the cluster's nodes or its S3 bucket (as restore finds it).")
+  var config: String?
+
   func validate() throws {
     if latest == (name != nil) { throw ValidationError("give a snapshot NAME or --latest (one of them)") }
+    if config != nil {
+      if !remote.given.isEmpty { throw ValidationError("with --config, S3 comes from cluster.yml (give only --s3): \(remote.given.joined(separator: ", "))") }
+      if storage.snapshotDir != LocalStore.rkeDefault { throw ValidationError("--config and --snapshot-dir do not go together") }
+    }
   }
 
   func run() async throws {
     let wanted = try name.map { (name) throws(LifeboatError) in try SnapshotName.lookup(name) }
     var drill = SnapshotDrill(progress: progressLine)
     if let scratchDir { drill.scratchParent = scratchDir }
-    let report = try await remote.withStore { s3 in
+    let report: DrillReport
+    if let config {
+      let context = try ClusterContext.load(config)
+      report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) in
+        try await ClusterEngine(context: context, nodes: nodes, progress: progressLine).drill(wanted, fromS3: remote.s3, with: drill)
+      }
+    } else {
+      report = try await drillHere(wanted, drill)
+    }
+    try show(report)
+  }
+
+  /// The snapshot directory's snapshot, or the bucket's with --s3.
+  private func drillHere(_ wanted: SnapshotName?, _ drill: SnapshotDrill) async throws -> DrillReport {
+    try await remote.withStore { s3 in
       let catalog = s3.map { SnapshotCatalog(store: $0) } ?? storage.catalog
       let snapshot: StoredSnapshot
       if let wanted {
@@ -51,6 +74,9 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
       }
       return try await drill.drill(snapshot, in: catalog)
     }
+  }
+
+  private func show(_ report: DrillReport) throws {
     if output.json {
       try printJSON(report)
     } else {

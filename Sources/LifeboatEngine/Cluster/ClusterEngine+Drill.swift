@@ -1,0 +1,60 @@
+import Foundation
+import LifeboatCore
+import SnapshotStores
+
+extension ClusterEngine {
+  /// `snapshot drill --config`: drills the snapshot where a restore would find it, read where it
+  /// is (nothing is copied first): on the first node in config order that has `name` (`nil`: the
+  /// newest snapshot on any node that answers), else, or with `fromS3`, in the config's bucket.
+  public func drill(_ name: SnapshotName?, fromS3: Bool, with drill: SnapshotDrill) async throws(LifeboatError) -> DrillReport {
+    var unreachable: [String] = []
+    if !fromS3 {
+      var chosen: (node: any Node, listed: NodeSnapshot)?
+      for node in nodes {
+        let listed: [NodeSnapshot]
+        do { listed = try await node.listSnapshots() } catch {
+          unreachable.append(error.message)
+          continue
+        }
+        if let name {
+          if let found = listed.first(where: { $0.name == name.value }) {
+            chosen = (node, found)
+            break
+          }
+        } else if let newest = listed.max(by: { $0.created < $1.created }), newest.created > chosen?.listed.created ?? .distantPast {
+          chosen = (node, newest)
+        }
+      }
+      if let (node, listed) = chosen {
+        let found = try SnapshotName(listed.name)
+        let (archive, manifest) = try await node.openSnapshot(found)
+        let directory = context.config.etcdNodes.first { $0.address == node.address }?.snapshotDir ?? ""
+        let snapshot = SnapshotCatalog.described(
+          found, kind: listed.kind,
+          object: StoredObject(key: listed.kind == .archive ? found.archiveFileName : found.value, size: archive.size, modified: listed.created),
+          location: "\(node.address):\(directory)", manifest: manifest)
+        progress("drilling \(found) from \(node.address)")
+        return try await drill.drill(snapshot, source: archive)
+      }
+    }
+    guard let s3 = try context.s3Configuration() else {
+      let extra = unreachable.isEmpty ? "" : "; unreachable: \(unreachable.joined(separator: ", "))"
+      if fromS3 { throw .usage("\(context.config.path) has no s3backupconfig: cannot drill from S3") }
+      throw .notFound("\(name.map { "snapshot \($0) is" } ?? "no snapshot is") on no etcd node and no S3 is configured\(extra)")
+    }
+    return try await withS3(s3) { (store) async throws(LifeboatError) in
+      let catalog = SnapshotCatalog(store: store)
+      let snapshot: StoredSnapshot
+      if let name {
+        snapshot = try await catalog.find(name)
+      } else {
+        guard let newest = try await catalog.list().max(by: { $0.created < $1.created }) else {
+          throw LifeboatError.notFound("no snapshot on any etcd node or in \(store.location)")
+        }
+        snapshot = newest
+      }
+      progress("drilling \(snapshot.name) from \(snapshot.path)")
+      return try await drill.drill(snapshot, in: catalog)
+    }
+  }
+}
