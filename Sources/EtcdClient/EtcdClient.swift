@@ -153,7 +153,7 @@ public final class EtcdClient: Sendable {
     let maintenance = Etcdserverpb_Maintenance.Client(wrapping: grpc)
     var request = Etcdserverpb_HashKVRequest()
     request.revision = revision
-    let r = try await call { try await maintenance.hashKV(request, options: self.options(timeout: self.configuration.requestTimeout)) }
+    let r = try await call { try await maintenance.hashKV(request, options: self.options(timeout: self.configuration.hashTimeout)) }
     return (r.hash, r.header.revision, r.compactRevision)
   }
 

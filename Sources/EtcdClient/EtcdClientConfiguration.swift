@@ -7,6 +7,10 @@ public struct EtcdClientConfiguration: Sendable {
   /// How long a snapshot stream may stay silent before it is abandoned. There is no limit on
   /// the stream's total duration: large databases take as long as they take. Default 30 seconds.
   public var snapshotIdleTimeout: Duration
+  /// Deadline of `HashKV`, which reads every key and revision the member holds: seconds on
+  /// small databases, minutes on etcd's 8 GiB maximum (a 5-second deadline failed every check
+  /// of an 8 GiB restore). Default 10 minutes.
+  public var hashTimeout: Duration
   /// Largest message accepted or sent. Default 64 MiB (snapshot chunks are 32 KiB).
   public var maxMessageBytes: Int
   /// HTTP/2 flow-control window: how much etcd may send ahead of what Lifeboat has consumed.
@@ -16,10 +20,11 @@ public struct EtcdClientConfiguration: Sendable {
 
   public init(
     tls: EtcdTLS? = nil, requestTimeout: Duration = .seconds(5), snapshotIdleTimeout: Duration = .seconds(30),
-    maxMessageBytes: Int = 64 << 20, windowSize: Int = 2 << 20
+    maxMessageBytes: Int = 64 << 20, windowSize: Int = 2 << 20, hashTimeout: Duration = .seconds(600)
   ) {
     self.tls = tls
     self.requestTimeout = requestTimeout
+    self.hashTimeout = hashTimeout
     self.snapshotIdleTimeout = snapshotIdleTimeout
     self.maxMessageBytes = maxMessageBytes
     self.windowSize = windowSize

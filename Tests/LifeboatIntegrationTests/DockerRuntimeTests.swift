@@ -52,6 +52,18 @@ extension Integration {
         }
         let prune = try await LifeboatCLI.run(["snapshot", "prune", "--config", cluster.configFile, "--dry-run"])
         #expect(prune.status == 0, "\(prune.stderr)")
+        // A drill on an RKE node, which has no etcd of its own: in containers of its etcd image.
+        let drill = try await LifeboatCLI.run(["status", "--config", cluster.configFile, "--drill-now"])
+        #expect(drill.status == 0, "\(drill.stdout)\(drill.stderr)")
+        let context = try cluster.context()
+        let record = try #require(
+          try await DrillRecord.read(cluster: context.config.clusterName, connection: try context.etcdConnection(certificate: "kube-admin")))
+        #expect(record.passed && record.snapshot == recurring, "\(record) \(drill.stdout)")
+        #expect(record.runner?.contains("containers of the image") == true, "\(record)")
+        for member in cluster.members {
+          let names = try await DockerEngine(host: member.dockerHost!).listContainers().flatMap(\.names)
+          #expect(!names.contains { $0.contains("lifeboat-drill") || $0.contains("lifeboat-restore") }, "\(names)")
+        }
         // A member's container stopped: status says so.
         await cluster.stopMember(2)
         let down = try await LifeboatCLI.run(["status", "--config", cluster.configFile])

@@ -59,6 +59,7 @@ extension Integration {
 
         let passed = try await Self.waitForRecord(cluster) { $0.passed && $0.snapshot == "good" }
         #expect(passed.lastSuccess == passed.time)
+        #expect(passed.runner?.contains("on this host") == true, "\(passed)")
         var states = try await Self.drillStates(cluster)
         let drills = states.map(\.runs).reduce(0, +)
         let slots = Int(Date().timeIntervalSince(begin) / 4) + 1

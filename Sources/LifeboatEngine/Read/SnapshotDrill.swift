@@ -13,6 +13,8 @@ public struct DrillReport: Sendable, Codable {
   }
   public var name: String
   public var path: String
+  /// Where the restore tool and the throwaway etcd ran (`DrillHost.summary`).
+  public var runner: String = ""
   public var checks: [Check] = []
   /// The objects the scratch etcd served, counted as `inspect --objects` counts them.
   public var objects: SnapshotObjects?
@@ -32,9 +34,8 @@ public struct DrillReport: Sendable, Codable {
 /// whatever happens, also when the caller is cancelled (Ctrl-C).
 public struct SnapshotDrill: Sendable {
   public var scratchParent: String
-  /// The etcd binary (default `etcd` from PATH) and the restore tool (default etcdutl, else etcdctl).
-  public var etcdBinary = "etcd"
-  public var restoreTool: String?
+  /// Where the restore tool and the throwaway etcd run (default: this host's, from PATH).
+  public var host: any DrillHost = HostDrill()
   /// The whole drill's time limit.
   public var timeout: Duration = .seconds(1800)
   public var progress: @Sendable (String) -> Void
@@ -51,9 +52,8 @@ public struct SnapshotDrill: Sendable {
   /// Drills `snapshot` read from `source` (a local file, an S3 object, a node's copy through
   /// its agent): one read of it, which verifies and extracts the database at once.
   public func drill(_ snapshot: StoredSnapshot, source: any ByteSource) async throws(LifeboatError) -> DrillReport {
-    guard let etcd = ProcessRunner.which(etcdBinary) else { throw .usage("\(etcdBinary) not found on PATH (Debian: etcd-server)") }
-    guard let tool = RestoreTool.find(restoreTool) else { throw .usage("neither etcdutl nor etcdctl found on PATH (Debian: etcd-client)") }
-    var report = DrillReport(name: snapshot.name.value, path: snapshot.path)
+    try await host.check()
+    var report = DrillReport(name: snapshot.name.value, path: snapshot.path, runner: host.summary)
     let deadline = ContinuousClock.now + timeout
 
     // 1. The archive's structure (its directory, the manifest beside it).
@@ -75,37 +75,38 @@ public struct SnapshotDrill: Sendable {
     guard free >= needed else {
       throw .storage("not enough free disk in \(scratchParent) for a drill: \(free) bytes free, \(needed) needed (the db and its restored copy)")
     }
-    await Self.removeAbandoned(in: scratchParent)
+    await removeAbandoned(in: scratchParent)
     let scratch = scratchParent + "/lifeboat-drill-" + UUID().uuidString.prefix(8).lowercased()
+    let name = (scratch as NSString).lastPathComponent
     try makeDirectories(scratch)
     // Who owns it: a later drill removes it (and stops its etcd) once this process is gone.
     try AtomicFile.write(Array("\(getpid())\n".utf8), to: scratch + "/owner.pid", mode: 0o600)
-    var pid: Int32?
+    var etcd: DrillEtcd?
     do throws(LifeboatError) {
-      try await run(
-        &report, content: content, verifyStart: verifyStart, scratch: scratch, etcd: etcd, tool: tool, deadline: deadline, pid: &pid)
+      try await run(&report, content: content, verifyStart: verifyStart, scratch: scratch, deadline: deadline, etcd: &etcd)
     } catch {
-      await Self.cleanUp(pid: pid, scratch: scratch)
+      await cleanUp(etcd, scratch: scratch)
       // A snapshot that does not restore or serve is the drill's finding, not an error of its own.
       if error.kind == .verification, report.failure != nil { return report }
       throw error
     }
-    await Self.cleanUp(pid: pid, scratch: scratch)
+    await cleanUp(etcd, scratch: scratch)
     return report
   }
 
   /// Stops the scratch etcd and removes the scratch directory (shielded: a cancelled caller
   /// cannot cut it short).
-  static func cleanUp(pid: Int32?, scratch: String) async {
+  func cleanUp(_ etcd: DrillEtcd?, scratch: String) async {
+    let host = host
     await shielded {
-      if let pid { await DetachedProcess.stop(pid, timeout: .seconds(10)) }
+      await host.stop(etcd, name: (scratch as NSString).lastPathComponent)
       try? FileManager.default.removeItem(atPath: scratch)
     }
   }
 
   /// Scratch directories of drills whose process is gone (killed with -9): their throwaway
   /// etcd is stopped and the directory removed.
-  static func removeAbandoned(in parent: String) async {
+  func removeAbandoned(in parent: String) async {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
     for entry in entries where entry.hasPrefix("lifeboat-drill-") {
       let dir = parent + "/" + entry
@@ -117,13 +118,14 @@ public struct SnapshotDrill: Sendable {
       for pid in processes.compactMap({ Int32($0) }) where DetachedProcess.commandLine(pid)?.contains("--data-dir=\(dir)/data") == true {
         await DetachedProcess.stop(pid, timeout: .seconds(10))
       }
+      await host.stop(nil, name: entry)
       try? FileManager.default.removeItem(atPath: dir)
     }
   }
 
   private func run(
-    _ report: inout DrillReport, content: SnapshotContent, verifyStart: ContinuousClock.Instant, scratch: String, etcd: String,
-    tool: String, deadline: ContinuousClock.Instant, pid: inout Int32?
+    _ report: inout DrillReport, content: SnapshotContent, verifyStart: ContinuousClock.Instant, scratch: String,
+    deadline: ContinuousClock.Instant, etcd: inout DrillEtcd?
   ) async throws(LifeboatError) {
     let snapshot = content.snapshot
     // 3. Every check of `verify`, extracting the database in the same read; then read offline.
@@ -152,44 +154,31 @@ public struct SnapshotDrill: Sendable {
     let peerURL = "http://127.0.0.1:\(peer)"
     let dataDir = scratch + "/data"
     try await timed(&report, "restore") { () async throws(LifeboatError) -> (Void, String) in
-      let command = RestoreTool.command(
-        tool: tool,
+      try await host.restore(
         RestoreInvocation(
           database: database, stagingDir: dataDir, memberName: name, initialCluster: "\(name)=\(peerURL)", token: token,
-          peerURL: peerURL, skipHashCheck: false, id: "drill"))
-      let result = try await ProcessRunner.run(tool, command.arguments, environment: command.environment, timeout: remaining(deadline))
-      guard result.status == 0 else {
-        // A full scratch disk is the machine's problem, not the snapshot's.
-        if (result.stderr + result.stdout).lowercased().contains("no space left on device") {
-          throw LifeboatError(.storage, "the scratch disk \(scratchParent) filled up during the restore: \(result.lastLine)")
-        }
-        throw LifeboatError(.verification, "the snapshot does not restore: \(result.lastLine)", underlying: .process)
-      }
-      return ((), "into \(dataDir) with \((tool as NSString).lastPathComponent)")
+          peerURL: peerURL, skipHashCheck: false, id: "drill-" + (scratch as NSString).lastPathComponent.suffix(8)),
+        timeout: remaining(deadline))
+      return ((), "into \(dataDir) with \(host.summary)")
     }
     // 5. Started on loopback, at lower CPU priority.
     let clientURL = "http://127.0.0.1:\(client)"
     let quota = max(Int64(2) << 30, Int64(clamping: UInt64(snapshot.size) &* 3))
-    var arguments = [
+    let arguments = [
       "--name=\(name)", "--data-dir=\(dataDir)", "--listen-client-urls=\(clientURL)",
       "--advertise-client-urls=\(clientURL)", "--listen-peer-urls=\(peerURL)", "--initial-advertise-peer-urls=\(peerURL)",
       "--initial-cluster=\(name)=\(peerURL)", "--initial-cluster-token=\(token)", "--quota-backend-bytes=\(quota)",
       "--logger=zap", "--log-outputs=stderr",
     ]
-    var executable = etcd
-    if let nice = ProcessRunner.which("nice") {
-      executable = nice
-      arguments = ["-n", "10", etcd] + arguments
-    }
-    pid = try DetachedProcess.spawn(executable: executable, arguments: arguments, logFile: scratch + "/etcd.log")
+    etcd = try await host.start(arguments, scratch: scratch, name: (scratch as NSString).lastPathComponent)
     let endpoint: EtcdEndpoint
     do { endpoint = try EtcdEndpoint(parsing: clientURL) } catch { throw .failure("drill endpoint \(clientURL): \(error.message)") }
-    let started = pid
+    let started = etcd
     // Failpoint: a drill slow to serve (the window for an interrupt in the tests).
     if Failpoints.fire("drill.slow") { try? await Task.sleep(for: .seconds(5)) }
     let served: (revision: Int64, hash: UInt32, objects: SnapshotObjects) = try await timed(&report, "serve") {
       () async throws(LifeboatError) in
-      let result = try await Self.whenServing(endpoint, pid: started, deadline: deadline, log: scratch + "/etcd.log")
+      let result = try await whenServing(endpoint, etcd: started, deadline: deadline, scratch: scratch)
       return (result, "etcd on \(clientURL) served revision \(result.revision)")
     }
     // 6. What it serves against what the snapshot claims.
@@ -219,15 +208,16 @@ public struct SnapshotDrill: Sendable {
 
   /// Waits until the scratch member answers with a leader, then reads its revision, HashKV and
   /// every key.
-  static func whenServing(
-    _ endpoint: EtcdEndpoint, pid: Int32?, deadline: ContinuousClock.Instant, log: String
+  func whenServing(
+    _ endpoint: EtcdEndpoint, etcd: DrillEtcd?, deadline: ContinuousClock.Instant, scratch: String
   ) async throws(LifeboatError) -> (revision: Int64, hash: UInt32, objects: SnapshotObjects) {
+    let host = host
     do {
       return try await EtcdClient.with(endpoint: endpoint) { client in
         var problem = "no answer"
         while ContinuousClock.now < deadline {
-          if let pid, !DetachedProcess.isRunning(pid) {
-            throw LifeboatError(.verification, "the restored etcd exited: \(LocalCluster.logTail(log))")
+          if let etcd, await !host.isRunning(etcd) {
+            throw LifeboatError(.verification, "the restored etcd exited: \(await host.logTail(etcd, scratch: scratch))")
           }
           if let status = try? await client.status(), status.hasLeader {
             // Revision 0: the current one (a revision at or below the compaction one is refused).

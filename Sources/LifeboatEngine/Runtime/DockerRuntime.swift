@@ -114,10 +114,12 @@ public struct DockerRuntime: EtcdRuntime {
     RestoreTool.command(tool: settings.restoreTool ?? "/usr/local/bin/etcdctl", invocation)
   }
 
-  /// The database's directory read-only and the staging directory's parent, each at its host path.
+  /// The database's directory read-only and the staging directory's parent, each at its host
+  /// path (one writable bind when they are the same directory, as a drill's scratch is).
   static func binds(_ invocation: RestoreInvocation) -> [String] {
     let databaseDir = parentDirectory(of: invocation.database)
     let stagingParent = parentDirectory(of: invocation.stagingDir)
+    if databaseDir == stagingParent { return ["\(stagingParent):\(stagingParent)"] }
     return ["\(databaseDir):\(databaseDir):ro", "\(stagingParent):\(stagingParent)"]
   }
 

@@ -18,6 +18,8 @@ public struct DrillRecord: Codable, Sendable, Equatable {
   public var durationSeconds: Double
   /// The last drill that passed (this one, or carried over from the record before).
   public var lastSuccess: Date?
+  /// Where the restore tool and the throwaway etcd ran.
+  public var runner: String?
 
   public init(
     time: Date, node: String, snapshot: String?, passed: Bool, failure: String?, durationSeconds: Double, lastSuccess: Date?

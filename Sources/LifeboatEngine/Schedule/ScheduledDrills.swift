@@ -133,7 +133,8 @@ public actor ScheduledDrills {
 
   nonisolated private func drillSlot(slot: Date, manual: Bool) async throws(LifeboatError) -> SlotOutcome {
     let config = context.config
-    guard let schedule = config.drillSchedule else { throw .usage("no drill schedule (lifeboat.drill)") }
+    // A manual drill needs no schedule (it neither checks nor writes the slot's stamp).
+    let schedule = config.drillSchedule ?? .interval(86_400)
     let recordKey = DrillRecord.key(cluster: config.clusterName)
     return try await local.withOwnMember { client, own async throws -> SlotOutcome in
       func readRecord() async throws -> DrillRecord? {
@@ -167,6 +168,7 @@ public actor ScheduledDrills {
         durationSeconds: clock().timeIntervalSince(begin), lastSuccess: previous?.lastSuccess)
       switch result {
       case .success(let report):
+        record.runner = report.runner
         record.passed = report.passed
         record.failure = report.failure.map { "\($0.name): \($0.detail)" }
         if report.passed { record.lastSuccess = record.time }
@@ -195,8 +197,12 @@ public actor ScheduledDrills {
     var drill = SnapshotDrill(scratchParent: context.config.drillScratchDir(local.node)) { [logger] line in
       logger.debug("drill \(newest.name.value): \(line)")
     }
-    drill.etcdBinary = settings.runtime.etcdBinary
-    drill.restoreTool = settings.runtime.restoreTool
+    // An RKE node has no etcd of its own: the drill runs in containers of its etcd image.
+    if let docker = local.runtime as? DockerRuntime {
+      drill.host = DockerDrill(runtime: docker)
+    } else {
+      drill.host = HostDrill(etcdBinary: settings.runtime.etcdBinary, restoreTool: settings.runtime.restoreTool)
+    }
     drill.timeout = .seconds(settings.drill?.timeoutSeconds ?? 1800)
     do throws(LifeboatError) {
       return (newest.name.value, .success(try await drill.drill(newest, in: catalog)))

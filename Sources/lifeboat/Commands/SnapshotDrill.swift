@@ -83,6 +83,7 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
       var rows = [["CHECK", "RESULT", "SECONDS", "DETAIL"]]
       rows += report.checks.map { [$0.name, $0.passed ? "ok" : "FAILED", String(format: "%.2f", $0.seconds), $0.detail] }
       print(table(rows))
+      print("ran with: \(report.runner)")
       if let objects = report.objects {
         print("served: \(objects.total) keys at revision \(objects.revision); "
           + objects.kubernetes.prefix(8).map { "\($0.resource)\($0.namespace.map { "/" + $0 } ?? "") \($0.count)" }.joined(separator: ", ")

@@ -100,6 +100,15 @@ public struct DockerContainerSpec: Encodable, Sendable {
     public var Binds: [String]
     public var NetworkMode: String
     public var RestartPolicy: RestartPolicy?
+    /// Relative CPU weight (the engine's default is 1024).
+    public var CpuShares: Int?
+
+    public init(Binds: [String], NetworkMode: String, RestartPolicy: RestartPolicy? = nil, CpuShares: Int? = nil) {
+      self.Binds = Binds
+      self.NetworkMode = NetworkMode
+      self.RestartPolicy = RestartPolicy
+      self.CpuShares = CpuShares
+    }
   }
 
   public struct RestartPolicy: Encodable, Sendable {
