@@ -89,9 +89,7 @@ let package = Package(
     .target(
       name: "LifeboatEngine",
       dependencies: [
-        "LifeboatCore", "EtcdClient", "SnapshotStores", "EtcdAPI",
-        // mvccpb.KeyValue, read from snapshots offline (inspect --objects).
-        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        "LifeboatCore", "EtcdClient", "SnapshotStores",
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         .product(name: "Subprocess", package: "swift-subprocess"),
         .product(name: "SystemPackage", package: "swift-system"),
@@ -170,7 +168,11 @@ let package = Package(
     // The cluster workflows over FakeNodes: no etcd, no agents.
     .testTarget(
       name: "LifeboatEngineTests",
-      dependencies: ["LifeboatEngine", "LifeboatCore", "TestSupport", "lifeboat-fuzz"],
+      dependencies: [
+        "LifeboatEngine", "LifeboatCore", "TestSupport", "lifeboat-fuzz",
+        // mvccpb.KeyValue as SwiftProtobuf writes it: the oracle of SnapshotObjects.keyField.
+        "EtcdAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
       swiftSettings: strict
     ),
     .testTarget(
