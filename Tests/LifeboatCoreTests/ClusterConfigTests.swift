@@ -104,6 +104,7 @@ import Testing
     ("\nlifeboat:\n  keep_daily: 9223372036854775807\n", "lifeboat.keep_daily: must be at most"),
     ("\nlifeboat:\n  health_timeout: 9223372036854775807\n", "lifeboat.health_timeout: must be at most"),
     ("\nlifeboat:\n  drill: {snapshot: latest}\n", "lifeboat.drill: give the drill a schedule (cron) or interval_seconds"),
+    ("\nlifeboat:\n  drill:\n", "drill: give it a schedule (cron) or interval_seconds"),
     ("\nlifeboat:\n  drill: {schedule: '0 3 * * *', interval_seconds: 60}\n", "give the drill a schedule (cron) or interval_seconds"),
     ("\nlifeboat:\n  drill: {interval_seconds: 60, snapshot: oldest}\n", "lifeboat.drill.snapshot: only 'latest'"),
     ("\nlifeboat:\n  drill: {schedule: '61 * * * *'}\n", "lifeboat.drill.schedule"),

@@ -113,6 +113,23 @@ extension Integration {
     /// `inspect --objects` counts what the live member serves: the same keys as `etcdctl get
     /// --prefix --keys-only`, grouped by resource and namespace, with history, deletions, a
     /// re-created key, cluster-scoped objects, a CRD, a custom resource and a non-Kubernetes key.
+    /// `snapshot save --name NAME` of the member, then `inspect NAME --objects --json`; and the directory.
+    static func savedObjects(_ cluster: EtcdClusterFixture, _ name: String) async throws -> (ObjectsShape, String) {
+      let dir = cluster.directory.file("snapshots")
+      let save = try await LifeboatCLI.run(["snapshot", "save", "--name", name, "--snapshot-dir", dir] + cluster.connectionFlags)
+      #expect(save.status == 0, "\(save.stderr)")
+      let inspect = try await LifeboatCLI.run(["snapshot", "inspect", name, "--snapshot-dir", dir, "--objects", "--json"])
+      #expect(inspect.status == 0, "\(inspect.stderr)")
+      return (try JSONDecoder().decode(ObjectsShape.self, from: Data(inspect.stdout.utf8)), dir)
+    }
+
+    /// Every key the live member lists (`etcdctl get "" --prefix --keys-only`).
+    static func liveKeys(_ cluster: EtcdClusterFixture) async throws -> [String] {
+      let listing = try await etcdctl(["--endpoints", cluster.endpoints[0], "get", "", "--prefix", "--keys-only"])
+      #expect(listing.status == 0, "\(listing.stderr)")
+      return listing.stdout.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+    }
+
     @Test func inspectObjectsCountsWhatTheMemberServes() async throws {
       try await withEtcdCluster(nodes: 1) { cluster in
         try await cluster.withClient { client in
@@ -135,16 +152,10 @@ extension Integration {
           _ = try await client.deletePrefix("/registry/pods/default/pod-29")
           try await client.put("/registry/pods/default/pod-29", Array("again".utf8))
         }
-        let dir = cluster.directory.file("snapshots")
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "objects", "--snapshot-dir", dir] + cluster.connectionFlags)
-        #expect(save.status == 0, "\(save.stderr)")
-        let inspect = try await LifeboatCLI.run(["snapshot", "inspect", "objects", "--snapshot-dir", dir, "--objects", "--json"])
-        #expect(inspect.status == 0, "\(inspect.stderr)")
-        let report = try JSONDecoder().decode(ObjectsShape.self, from: Data(inspect.stdout.utf8))
+        let (report, dir) = try await Self.savedObjects(cluster, "objects")
 
         // What the live member serves, counted independently of Lifeboat's code.
-        let listing = try await etcdctl(["--endpoints", cluster.endpoints[0], "get", "", "--prefix", "--keys-only"])
-        let keys = listing.stdout.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        let keys = try await Self.liveKeys(cluster)
         #expect(report.objects.total == keys.count)
         func served(_ prefix: String) -> Int { keys.filter { $0.hasPrefix(prefix) }.count }
         func counted(_ resource: String, _ namespace: String?) -> Int {
@@ -176,14 +187,8 @@ extension Integration {
         #expect(filled.status == 0, "\(filled.stderr)")
         let written = Int(filled.stdout.split(separator: " ").dropFirst().first ?? "")  // "wrote N keys of ... bytes"
         #expect(written == 6 * 1024 / 4, "\(filled.stdout)")
-        let dir = cluster.directory.file("snapshots")
-        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "filled", "--snapshot-dir", dir] + cluster.connectionFlags)
-        #expect(save.status == 0, "\(save.stderr)")
-        let inspect = try await LifeboatCLI.run(["snapshot", "inspect", "filled", "--snapshot-dir", dir, "--objects", "--json"])
-        #expect(inspect.status == 0, "\(inspect.stderr)")
-        let report = try JSONDecoder().decode(ObjectsShape.self, from: Data(inspect.stdout.utf8))
-        let listing = try await etcdctl(["--endpoints", cluster.endpoints[0], "get", "", "--prefix", "--keys-only"])
-        let keys = listing.stdout.split(separator: "\n").filter { !$0.isEmpty }
+        let (report, _) = try await Self.savedObjects(cluster, "filled")
+        let keys = try await Self.liveKeys(cluster)
         let served = keys.filter { $0.hasPrefix("/registry/configmaps/bench/") }.count
         let bench = report.objects.kubernetes.first { $0.resource == "configmaps" && $0.namespace == "bench" }?.count
         #expect(bench == written && bench == served, "inspect \(bench ?? -1), fill-etcd \(written ?? -1), etcdctl \(served)")

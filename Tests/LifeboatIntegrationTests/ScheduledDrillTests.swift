@@ -176,6 +176,36 @@ extension Integration {
       }
     }
 
+    /// Found by a review: an agent killed with -9 during a drill left the throwaway etcd running
+    /// (with every key of the cluster) until the next drill; and `--drill-now` then said "run by
+    /// another agent" with exit 0. The restarted agent removes it; `--drill-now` fails while
+    /// the dead agent's lock lasts.
+    @Test func anAgentKilledDuringADrillLeavesNothingOnceRestarted() async throws {
+      try await withAgentCluster(nodes: 1, configure: { spec in
+        spec.agentEnvironment[0] = ["LIFEBOAT_FAILPOINTS": "drill.slow"]
+      }) { cluster in
+        _ = try await writeKeys(cluster, count: 100)
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "s"])
+        #expect(save.status == 0, "\(save.stderr)")
+        let drill = Task { try? await LifeboatCLI.run(["status", "--config", cluster.configFile, "--drill-now"]) }
+        for _ in 0..<200 where DrillTests.drillProcesses().isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!DrillTests.drillProcesses().isEmpty, "the drill's etcd started")
+        let state = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
+        kill(try #require(state.members[0].agentPid), SIGKILL)
+        _ = await drill.value
+        #expect(!DrillTests.drillProcesses().isEmpty, "a killed agent leaves the drill's etcd behind")
+
+        try await cluster.restartAgent(0)
+        for _ in 0..<100 where !DrillTests.drillProcesses().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(DrillTests.drillProcesses().isEmpty, "the restarted agent stopped it")
+        #expect(try Self.scratchLeftovers(cluster).isEmpty)
+        // The dead agent's lock lasts until its lease expires: nothing runs, and status says so.
+        let now = try await LifeboatCLI.run(["status", "--config", cluster.configFile, "--drill-now"])
+        #expect(now.status == 1 && now.stderr.contains("nothing ran"), "\(now.stdout)\(now.stderr)")
+        #expect(now.stdout.contains("drill:"), "the holder is named: \(now.stdout)")
+      }
+    }
+
     /// The lock is the recurring snapshots' own: a snapshot run waits while a drill holds it, a
     /// drill waits while a snapshot run holds it, and no drill runs while a restore holds the node.
     @Test func aDrillNeverRunsBesideARecurringRunOrARestore() async throws {
@@ -199,6 +229,9 @@ extension Integration {
           }
           #expect(holder.hasPrefix("drill:"), "\(holder)")
           #expect(during.runs == 0)
+          // The operator's `--run-now` says that nothing ran (exit 1), never a success.
+          let runNow = try await LifeboatCLI.run(["status", "--config", cluster.configFile, "--run-now"])
+          #expect(runNow.status == 1 && runNow.stderr.contains("nothing ran"), "\(runNow.stdout)\(runNow.stderr)")
           let drilled = try await drill
           #expect(drilled.lastResult == .passed, "\(String(describing: drilled.lastResult))")
 
@@ -223,6 +256,13 @@ extension Integration {
           #expect(paused.lastResult == .skipped(reason: "a restore is in progress"), "\(String(describing: paused.lastResult))")
           try await node.releaseLease(id)
           #expect(try await client.runDrill(at: url).lastResult == .passed)
+
+          // A record in etcd that is not one (written by anyone with access to etcd): status
+          // says it cannot tell, and fails, rather than "never".
+          _ = try await cluster.withClient { try await $0.put("/lifeboat/drill/\(context.config.clusterName)", Array("not json {\u{1B}[2J".utf8)) }
+          let garbage = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
+          #expect(garbage.status == 1 && garbage.stdout.contains("UNKNOWN") && garbage.stdout.contains("not readable"), "\(garbage.stdout)")
+          #expect(!garbage.stdout.contains("\u{1B}"))
         }
       }
     }

@@ -109,9 +109,13 @@ public struct ZipReader: Sendable {
         inflated = []
         inflated.reserveCapacity(chunk.count * 4)
         try chunk.withBytes { (compressed) throws(LifeboatError) in
-          try inflater.inflate(compressed) { (out) throws(LifeboatError) in
-            try check(out)
-            inflated.append(contentsOf: out)
+          do throws(LifeboatError) {
+            try inflater.inflate(compressed) { (out) throws(LifeboatError) in
+              try check(out)
+              inflated.append(contentsOf: out)
+            }
+          } catch where !error.message.hasPrefix(where_) {
+            throw LifeboatError(error.kind, "\(where_): \(error.message)", underlying: error.underlying)
           }
         }
         if !inflated.isEmpty { try await body(inflated) }

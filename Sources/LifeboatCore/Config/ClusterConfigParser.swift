@@ -102,7 +102,12 @@ extension ClusterConfig {
       settings.keepDaily = try positive(section["keep_daily"], max: Self.maxRetention)
       settings.keepWeekly = try positive(section["keep_weekly"], max: Self.maxRetention)
       if let runtime = try section["runtime"] { settings.runtime = try parseRuntime(runtime) }
-      if let drill = try section["drill"] { settings.drill = try parseDrill(drill) }
+      if let drill = try section["drill"] {
+        settings.drill = try parseDrill(drill)
+      } else if try section.keys().contains("drill") {
+        // `drill:` with nothing under it would silently mean no drills.
+        throw section.error("drill: give it a schedule (cron) or interval_seconds")
+      }
       if let overrides = try section["nodes"] {
         for (address, value) in try overrides.entries() {
           guard nodes.contains(where: { $0.address == address && $0.isEtcd }) else {

@@ -38,9 +38,13 @@ extension ClusterEngine {
       }
     }
     guard let s3 = try context.s3Configuration() else {
-      let extra = unreachable.isEmpty ? "" : "; unreachable: \(unreachable.joined(separator: ", "))"
       if fromS3 { throw .usage("\(context.config.path) has no s3backupconfig: cannot drill from S3") }
-      throw .notFound("\(name.map { "snapshot \($0) is" } ?? "no snapshot is") on no etcd node and no S3 is configured\(extra)")
+      let what = name.map { "snapshot \($0) is on no reachable etcd node" } ?? "no reachable etcd node has a snapshot"
+      // Not found where it could be looked for: nodes that did not answer may hold it.
+      if !unreachable.isEmpty {
+        throw .unavailable("\(what) and no S3 is configured; unreachable: \(unreachable.joined(separator: ", "))")
+      }
+      throw .notFound("\(what) and no S3 is configured")
     }
     return try await withS3(s3) { (store) async throws(LifeboatError) in
       let catalog = SnapshotCatalog(store: store)

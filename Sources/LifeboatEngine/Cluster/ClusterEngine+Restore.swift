@@ -131,8 +131,12 @@ extension ClusterEngine {
         }
       }
       if context.config.backup.s3 == nil {
-        let extra = unreachable.isEmpty ? "" : "; unreachable: \(unreachable.joined(separator: ", "))"
-        throw .notFound("snapshot \(options.name) is on no etcd node and no S3 is configured\(extra)")
+        // Nodes that did not answer may hold it: that is not "not found".
+        if !unreachable.isEmpty {
+          throw .unavailable(
+            "snapshot \(options.name) is on no reachable etcd node and no S3 is configured; unreachable: \(unreachable.joined(separator: ", "))")
+        }
+        throw .notFound("snapshot \(options.name) is on no etcd node and no S3 is configured")
       }
     }
     guard let s3 = try context.s3Configuration() else {

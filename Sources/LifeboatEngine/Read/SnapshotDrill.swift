@@ -70,12 +70,16 @@ public struct SnapshotDrill: Sendable {
     let scratchParent = (scratchParent as NSString).standardizingPath
     try makeDirectories(scratchParent)
     let dbSize = max(snapshot.manifest?.dbSize ?? 0, content.recordedDatabaseSize)
-    let free = NodeFiles.freeBytes(scratchParent)
-    let needed = NodeFiles.sum([dbSize, dbSize, 64 << 20])
-    guard free >= needed else {
-      throw .storage("not enough free disk in \(scratchParent) for a drill: \(free) bytes free, \(needed) needed (the db and its restored copy)")
-    }
+    // What a killed drill left counts against the free disk: removed first.
     await removeAbandoned(in: scratchParent)
+    let free = NodeFiles.freeBytes(scratchParent)
+    // The db, its restored copy, and etcd's WAL: a 64 MiB segment preallocated by the restore
+    // and another when the member starts (a review filled a disk the old estimate allowed).
+    let needed = NodeFiles.sum([dbSize, dbSize, 3 * (64 << 20)])
+    guard free >= needed else {
+      throw .storage(
+        "not enough free disk in \(scratchParent) for a drill: \(free) bytes free, \(needed) needed (the db, its restored copy, etcd's WAL)")
+    }
     let scratch = scratchParent + "/lifeboat-drill-" + UUID().uuidString.prefix(8).lowercased()
     let name = (scratch as NSString).lastPathComponent
     try makeDirectories(scratch)
@@ -217,7 +221,12 @@ public struct SnapshotDrill: Sendable {
         var problem = "no answer"
         while ContinuousClock.now < deadline {
           if let etcd, await !host.isRunning(etcd) {
-            throw LifeboatError(.verification, "the restored etcd exited: \(await host.logTail(etcd, scratch: scratch))")
+            let last = Self.logLine(await host.logTail(etcd, scratch: scratch))
+            // A full scratch disk is the machine's problem, not the snapshot's.
+            if last.lowercased().contains("no space left on device") {
+              throw LifeboatError(.storage, "the scratch disk \(parentDirectory(of: scratch)) filled up while the restored etcd started: \(last)")
+            }
+            throw LifeboatError(.verification, "the restored etcd exited: \(last)")
           }
           if let status = try? await client.status(), status.hasLeader {
             // Revision 0: the current one (a revision at or below the compaction one is refused).
@@ -262,6 +271,20 @@ public struct SnapshotDrill: Sendable {
       }
       throw error
     }
+  }
+
+  /// etcd's last log line in a sentence: zap's JSON as "msg: error", anything else as it is,
+  /// on one line and at most 300 characters.
+  static func logLine(_ tail: String) -> String {
+    let last = tail.split(whereSeparator: \.isNewline).last.map(String.init) ?? tail
+    var line = last
+    if let start = last.firstIndex(of: "{"), let end = last.lastIndex(of: "}"),
+      let object = try? JSONSerialization.jsonObject(with: Data(last[start...end].utf8)) as? [String: Any],
+      let message = object["msg"] as? String
+    {
+      line = message + ((object["error"] as? String).map { ": " + $0 } ?? "")
+    }
+    return String(line.filter { !$0.isNewline }.prefix(300))
   }
 
   static func seconds(since start: ContinuousClock.Instant) -> Double {

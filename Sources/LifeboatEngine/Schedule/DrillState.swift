@@ -45,7 +45,13 @@ public struct DrillRecord: Codable, Sendable, Equatable {
         let found = try await EtcdClient.with(endpoint: endpoint, configuration: connection.client) { client in
           try await client.range(prefix: key).first { String(decoding: $0.key, as: UTF8.self) == key }
         }
-        return found.flatMap { decode($0.value) }
+        guard let found else { return nil }
+        guard let record = decode(found.value) else {
+          throw LifeboatError(.verification, "the last drill's record in etcd (\(key)) is not readable")
+        }
+        return record
+      } catch let error as LifeboatError {
+        throw error
       } catch {
         problems.append("\(endpoint): \(error)")
       }
@@ -66,11 +72,25 @@ public struct DrillRecord: Codable, Sendable, Equatable {
     return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
   }
 
-  /// One line: "passed" or "FAILED (check: detail)", the snapshot, where and when.
+  /// One line: "passed" or "FAILED (check: detail)", the snapshot, where and when. What etcd
+  /// holds is printed as one line without control characters (anyone with write access to
+  /// etcd could have put it there).
   public var summary: String {
     let formatter = ISO8601DateFormatter()
-    let result = passed ? "passed" : "FAILED: \(failure ?? "unknown")"
-    return "\(formatter.string(from: time))  \(snapshot ?? "no snapshot")  \(result)  (on \(node), \(String(format: "%.1f", durationSeconds)) s)"
+    let result = passed ? "passed" : "FAILED: \(Self.oneLine(failure ?? "unknown"))"
+    return "\(formatter.string(from: time))  \(Self.oneLine(snapshot ?? "no snapshot", limit: 200))  \(result)  (on \(Self.oneLine(node, limit: 100)), \(String(format: "%.1f", durationSeconds)) s)"
+  }
+
+  /// `text` on one line, control and format characters dropped, at most `limit` characters.
+  public static func oneLine(_ text: String, limit: Int = 500) -> String {
+    let kept = text.unicodeScalars.map { scalar -> String in
+      if scalar == "\n" || scalar == "\r" || scalar == "\t" { return " " }
+      switch scalar.properties.generalCategory {
+      case .control, .format, .lineSeparator, .paragraphSeparator: return ""
+      default: return String(scalar)
+      }
+    }.joined()
+    return kept.count > limit ? String(kept.prefix(limit)) + "..." : kept
   }
 }
 

@@ -68,9 +68,11 @@ struct EtcdLock: Sendable {
       guard taken else {
         try? await client.revokeLease(lease)
         let current = try await client.range(prefix: lockKey).first { String(decoding: $0.key, as: UTF8.self) == lockKey }
-        if let current, case let value = String(decoding: current.value, as: UTF8.self), Purpose.of(holder: value) != purpose {
-          return .busy(holder: value)
-        }
+        let value = current.map { String(decoding: $0.value, as: UTF8.self) }
+        // A manual run asked for a run now: a lock held by anyone (perhaps an agent that died:
+        // the lock expires with its lease) means it did not run, not that the slot is done.
+        if let value, manual || Purpose.of(holder: value) != purpose { return .busy(holder: value) }
+        if manual { return .busy(holder: "a run that finished meanwhile") }
         return .held(lastSuccess: last)
       }
       return .taken(

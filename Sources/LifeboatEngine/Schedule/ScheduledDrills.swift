@@ -40,6 +40,9 @@ public actor ScheduledDrills {
   /// Runs until cancelled (the first slot one interval after start); cancelling it also cancels
   /// a drill in progress, which stops its etcd and removes its scratch directory.
   public func loop() async {
+    // What a drill killed with this agent left (its etcd keeps running, with the cluster's
+    // data): removed at start, not only by the next drill.
+    await makeDrill().removeAbandoned(in: context.config.drillScratchDir(local.node))
     guard let schedule = context.config.drillSchedule else { return }
     await withTaskCancellationHandler {
       await SlotLoop(schedule: schedule, started: started, clock: clock).run { next in
@@ -170,15 +173,29 @@ public actor ScheduledDrills {
       case .success(let report):
         record.runner = report.runner
         record.passed = report.passed
-        record.failure = report.failure.map { "\($0.name): \($0.detail)" }
+        record.failure = report.failure.map { DrillRecord.oneLine("\($0.name): \($0.detail)") }
         if report.passed { record.lastSuccess = record.time }
       case .failure(let error):
-        record.failure = error.message
+        record.failure = DrillRecord.oneLine(error.message)
       }
       let problem = await lock.stampSlot(stamp: !manual, also: [(recordKey, record.encoded())])
       await lock.release(lease, logger: logger)
       return .drilled(record, problem: problem.map { "the drill's result was not written to etcd: \($0)" })
     }
+  }
+
+  /// This node's drill: its scratch directory, its time limit, and where it runs (an RKE node
+  /// has no etcd of its own: containers of its etcd image).
+  nonisolated func makeDrill(progress: @escaping @Sendable (String) -> Void = { _ in }) -> SnapshotDrill {
+    let settings = context.config.lifeboat
+    var drill = SnapshotDrill(scratchParent: context.config.drillScratchDir(local.node), progress: progress)
+    if let docker = local.runtime as? DockerRuntime {
+      drill.host = DockerDrill(runtime: docker)
+    } else {
+      drill.host = HostDrill(etcdBinary: settings.runtime.etcdBinary, restoreTool: settings.runtime.restoreTool)
+    }
+    drill.timeout = .seconds(settings.drill?.timeoutSeconds ?? 1800)
+    return drill
   }
 
   /// The newest snapshot of this node's directory (its name), drilled.
@@ -193,17 +210,7 @@ public actor ScheduledDrills {
     } catch {
       return (nil, .failure(error))
     }
-    let settings = context.config.lifeboat
-    var drill = SnapshotDrill(scratchParent: context.config.drillScratchDir(local.node)) { [logger] line in
-      logger.debug("drill \(newest.name.value): \(line)")
-    }
-    // An RKE node has no etcd of its own: the drill runs in containers of its etcd image.
-    if let docker = local.runtime as? DockerRuntime {
-      drill.host = DockerDrill(runtime: docker)
-    } else {
-      drill.host = HostDrill(etcdBinary: settings.runtime.etcdBinary, restoreTool: settings.runtime.restoreTool)
-    }
-    drill.timeout = .seconds(settings.drill?.timeoutSeconds ?? 1800)
+    let drill = makeDrill { [logger] line in logger.debug("drill \(newest.name.value): \(line)") }
     do throws(LifeboatError) {
       return (newest.name.value, .success(try await drill.drill(newest, in: catalog)))
     } catch {

@@ -85,7 +85,7 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
       print(table(rows))
       print("ran with: \(report.runner)")
       if let objects = report.objects {
-        print("served: \(objects.total) keys at revision \(objects.revision); "
+        print("served: \(objects.total) keys at revision \(objects.revision)" + (objects.kubernetes.isEmpty ? "" : "; ")
           + objects.kubernetes.prefix(8).map { "\($0.resource)\($0.namespace.map { "/" + $0 } ?? "") \($0.count)" }.joined(separator: ", ")
           + (objects.kubernetes.count > 8 ? ", ..." : ""))
       }

@@ -38,13 +38,19 @@ struct StatusCommand: AsyncParsableCommand {
       if runNow {
         try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
           let after = try await client.runSchedule(at: node.agentURL)
-          return "run on \(node.address): \(after.lastResult?.description ?? "-")\(after.lastSnapshot.map { " (\($0))" } ?? "")"
+          let ran = after.lastResult == .ok || after.lastResult == .noQuorum
+          return ("run on \(node.address): \(after.lastResult?.description ?? "-")\(ran ? after.lastSnapshot.map { " (\($0))" } ?? "" : "")", ran)
         }
       }
       if drillNow {
         try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
           let after = try await client.runDrill(at: node.agentURL)
-          return "drill on \(node.address): \(after.lastResult?.description ?? "-")\(after.last.map { " (\($0.snapshot ?? "no snapshot"))" } ?? "")"
+          let ran: Bool
+          switch after.lastResult {
+          case .passed?, .failed?: ran = true  // a failed drill is the cluster's last drill: reported below
+          default: ran = false
+          }
+          return ("drill on \(node.address): \(after.lastResult?.description ?? "-")\(ran ? after.last.map { " (\($0.snapshot ?? "no snapshot"))" } ?? "" : "")", ran)
         }
       }
       for (index, node) in context.config.etcdNodes.enumerated() {
@@ -97,12 +103,19 @@ struct StatusCommand: AsyncParsableCommand {
     }
     // The cluster's last drill, as etcd holds it (every agent writes it there).
     if probes.contains(where: \.isHealthy) {
-      let record = try? await DrillRecord.read(cluster: context.config.clusterName, connection: try context.etcdConnection(certificate: "kube-admin"))
+      let record: DrillRecord?
+      do {
+        record = try await DrillRecord.read(cluster: context.config.clusterName, connection: try context.etcdConnection(certificate: "kube-admin"))
+      } catch {
+        record = nil
+        print("last drill  UNKNOWN: \(error.message)")
+        failed.append("reading the cluster's last drill")
+      }
       if let record {
         print("last drill  \(record.summary)")
         if let success = record.lastSuccess, !record.passed { print("  last passed \(formatter.string(from: success))") }
         if !record.passed { failed.append("the cluster's last drill (\(record.snapshot ?? "no snapshot"))") }
-      } else if context.config.lifeboat.drill != nil {
+      } else if context.config.lifeboat.drill != nil, !failed.contains("reading the cluster's last drill") {
         print("last drill  never")
       }
     }
@@ -114,16 +127,24 @@ struct StatusCommand: AsyncParsableCommand {
     if !failed.isEmpty { throw LifeboatError.failure("\(failed.joined(separator: ", ")) failed") }
   }
 
-  /// `action` on the first agent that answers; prints what it returns.
+  /// `action` on the first agent that answers; prints the line it returns, and fails when it
+  /// says nothing ran (the cluster's lock held: by a run in progress, or by an agent that died,
+  /// until its lease expires within 3 minutes).
   static func onFirstAgent(
-    _ context: ClusterContext, _ action: (EtcdNode) async throws(LifeboatError) -> String
+    _ context: ClusterContext, _ action: (EtcdNode) async throws(LifeboatError) -> (line: String, ran: Bool)
   ) async throws(LifeboatError) {
     var problems: [String] = []
     for node in context.config.etcdNodes {
+      let result: (line: String, ran: Bool)
       do throws(LifeboatError) {
-        print(try await action(node))
-        return
-      } catch { problems.append("\(node.address): \(error.message)") }
+        result = try await action(node)
+      } catch {
+        problems.append("\(node.address): \(error.message)")
+        continue
+      }
+      print(result.line)
+      if !result.ran { throw LifeboatError.failure("nothing ran: \(result.line)") }
+      return
     }
     throw LifeboatError.unavailable("no agent could run: \(problems.joined(separator: "; "))")
   }
