@@ -98,6 +98,31 @@ import ZIPFoundation
     }
   }
 
+  /// Found by a review: a central directory that overstates an entry's compressed size passed
+  /// (the Deflate stream ends early; the bytes after it were ignored).
+  @Test func anOverstatedCompressedSizeIsRefused() async throws {
+    try await withTemporaryDirectory { dir in
+      let name = try SnapshotName("over")
+      let path = dir.file("over.zip")
+      try Self.writeArchive(
+        at: path, name: name, snapshot: CompressionTests.sample(300_000), state: Array("{\"a\":1}".utf8), compression: .fast)
+      var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+      let central = try #require((0..<(bytes.count - 4)).first { bytes[$0..<($0 + 4)].elementsEqual([0x50, 0x4B, 0x01, 0x02]) })
+      let size = bytes[(central + 20)..<(central + 24)].reversed().reduce(0) { $0 << 8 | UInt32($1) }
+      try #require(size != 0xFFFF_FFFF, "a 32-bit size in the central directory")
+      let overstated = size + 40  // into the state entry's local header, still inside the file
+      for i in 0..<4 { bytes[central + 20 + i] = UInt8(truncatingIfNeeded: overstated >> (8 * i)) }
+      try Data(bytes).write(to: URL(fileURLWithPath: path))
+      let reader = try await ZipReader(path: path)
+      await #expect {
+        try await reader.read(reader.entries[0]) { _ in }
+      } throws: { error in
+        let e = try #require(error as? LifeboatError)
+        return e.kind == .verification && e.message.contains("before its recorded size")
+      }
+    }
+  }
+
   @Test func truncatedArchivesAreRefused() async throws {
     try await withTemporaryDirectory { dir in
       let name = try SnapshotName("cut")

@@ -121,6 +121,10 @@ public struct ZipReader: Sendable {
         if !inflated.isEmpty { try await body(inflated) }
       }
       guard inflater.finished else { throw .verification("\(where_) is corrupt: the compressed data ends early") }
+      guard inflater.trailing == 0 else {
+        throw .verification(
+          "\(where_) is corrupt: its compressed data ends \(inflater.trailing) bytes before its recorded size \(entry.compressedSize)")
+      }
     default:
       throw .verification("\(where_) uses compression method \(entry.method), which Lifeboat does not read")
     }

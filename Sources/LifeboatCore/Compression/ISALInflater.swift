@@ -5,6 +5,10 @@ public final class ISALInflater {
   private let state: UnsafeMutablePointer<inflate_state>
   private let scratch: UnsafeMutableRawBufferPointer
   public private(set) var finished = false
+  /// Input bytes given after the Deflate stream ended (an entry whose recorded compressed size
+  /// is larger than its stream). ISA-L may hold up to 8 of them in its bit buffer, so a few
+  /// can go uncounted; none is ever counted that belonged to the stream.
+  public private(set) var trailing = 0
 
   public init() {
     state = .allocate(capacity: 1)
@@ -24,6 +28,10 @@ public final class ISALInflater {
   public func inflate(
     _ input: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws(LifeboatError) -> Void
   ) throws(LifeboatError) {
+    if finished {
+      trailing += input.count
+      return
+    }
     state.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: UInt8.self))
     state.pointee.avail_in = UInt32(input.count)
     while !finished {
@@ -36,5 +44,6 @@ public final class ISALInflater {
       if state.pointee.block_state == ISAL_BLOCK_FINISH { finished = true }
       if state.pointee.avail_in == 0 && state.pointee.avail_out > 0 { break }
     }
+    if finished { trailing += Int(state.pointee.avail_in) }
   }
 }
