@@ -11,16 +11,19 @@
 # needs about 90 GB of free disk: old data, restored data, db and archive on every node).
 #
 # (unzip exits 1 on its warning about the absolute entry paths RKE writes: that is success.)
-# Usage: benchmarks/restore.sh [--mib 1024] [--reps 3] [--nodes 3] [--runtime supervised|docker] [--keep].
+# `--from local` restores from the first node's own copy instead (M copies it with cp): moto
+# serves a multi-GB object at a few MB/s, which then measures only moto.
+# Usage: benchmarks/restore.sh [--mib 1024] [--reps 3] [--nodes 3] [--from s3|local] [--runtime supervised|docker] [--keep].
 # Needs moto[server], awscli, unzip (docker: docker.io and root). Not part of CI.
 set -euo pipefail
-mib=1024 reps=3 keep=0 runtime=supervised nodes=3
+mib=1024 reps=3 keep=0 runtime=supervised nodes=3 from=s3
 while [ $# -gt 0 ]; do
   case "$1" in
     --runtime) runtime=$2; shift 2 ;;
     --mib) mib=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
+    --from) from=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -42,8 +45,18 @@ echo "saving and uploading the snapshot ..."
 "$lifeboat" snapshot save --config "$config" --name bench >"$work/save.log" 2>&1 || { cat "$work/save.log" >&2; exit 1; }
 db_bytes=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['dbSize'])" "$work/cluster/node1/snapshots/bench.manifest.json")
 archive_bytes=$(stat -c %s "$work/cluster/node1/snapshots/bench.zip")
-# Restore from S3: no node keeps a local copy.
-rm -f "$work"/cluster/node*/snapshots/bench.*
+if [ "$from" = s3 ]; then
+  # Restore from S3: no node keeps a local copy.
+  rm -f "$work"/cluster/node*/snapshots/bench.*
+  fetch="aws --endpoint-url $s3 --region us-east-1 s3 cp --quiet s3://bench/restore/bench.zip bench.zip"
+  from_flag=(--s3)
+else
+  # Restore from the first node's copy; the others are removed (it serves them).
+  for dir in "$work"/cluster/node*/snapshots; do [ "$dir" = "$work/cluster/node1/snapshots" ] || rm -f "$dir"/bench.*; done
+  cp "$work/cluster/node1/snapshots/bench.zip" "$work/bench.zip"
+  fetch="cp $work/bench.zip bench.zip"
+  from_flag=()
+fi
 
 if [ "$runtime" = docker ]; then
   # Its own 3 nodes, with the same S3 settings, a quota that holds the db, and TLS (as RKE's).
@@ -55,12 +68,12 @@ fi
 peer=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 for i in $(seq 1 "$reps"); do
   rm -rf "$work/manual" && mkdir -p "$work/manual"
-  run M bash -c "cd $work/manual && aws --endpoint-url $s3 --region us-east-1 s3 cp --quiet s3://bench/restore/bench.zip bench.zip \
+  run M bash -c "cd $work/manual && $fetch \
     && { unzip -q bench.zip || [ \$? -eq 1 ]; } && ETCDCTL_API=3 etcdctl snapshot restore backup/bench --data-dir data --name etcd-node1 \
        --initial-cluster etcd-node1=http://127.0.0.1:$peer --initial-cluster-token etcd-cluster-1 \
        --initial-advertise-peer-urls http://127.0.0.1:$peer"
   rm -rf "$work/manual"
-  run L "$lifeboat" snapshot restore bench --config "$config" --s3 --yes
+  run L "$lifeboat" snapshot restore bench --config "$config" "${from_flag[@]}" --yes
   rm -rf "$work"/cluster/node*/data.lifeboat-old-*
   if [ "$runtime" = docker ]; then
     # The archive's state file belongs to the other cluster: keep this one's.
@@ -70,10 +83,10 @@ for i in $(seq 1 "$reps"); do
 done
 
 m=$(median "${seconds[M]}") l=$(median "${seconds[L]}")
-printf '\n%s MiB of values, db %s bytes, archive %s bytes, %s reps (median seconds), S3: moto on loopback\n' \
-  "$mib" "$db_bytes" "$archive_bytes" "$reps"
-printf '  M aws s3 cp + unzip + etcdctl restore (1 member)   %6.2f s   peak RSS %7.1f MiB\n' "$m" "$(calc "${rss[M]}/1024")"
-printf '  L lifeboat snapshot restore --s3 (%s members)       %6.2f s   peak RSS %7.1f MiB (the CLI; agents do the work)\n' "$nodes" "$l" "$(calc "${rss[L]}/1024")"
+printf '\n%s MiB of values, db %s bytes, archive %s bytes, %s reps (median seconds), from %s\n' \
+  "$mib" "$db_bytes" "$archive_bytes" "$reps" "$([ "$from" = s3 ] && echo "S3 (moto on loopback)" || echo "node1's own copy")"
+printf '  M %s + unzip + etcdctl restore (1 member)   %6.2f s   peak RSS %7.1f MiB\n' "$([ "$from" = s3 ] && echo "aws s3 cp" || echo "cp       ")" "$m" "$(calc "${rss[M]}/1024")"
+printf '  L lifeboat snapshot restore %s (%s members)    %6.2f s   peak RSS %7.1f MiB (the CLI; agents do the work)\n' "${from_flag[*]:-(local)}" "$nodes" "$l" "$(calc "${rss[L]}/1024")"
 if [ "$runtime" = docker ]; then
   d=$(median "${seconds[D]}")
   printf '  D the same on docker nodes (3 members)             %6.2f s   peak RSS %7.1f MiB\n' "$d" "$(calc "${rss[D]}/1024")"
