@@ -31,19 +31,20 @@ struct StatusCommand: AsyncParsableCommand {
     var restores: [String] = []
     var down: [String] = []
     var failed: [String] = []
+    var notRun: String?
     var directories: [String: String] = [:]
     // etcd itself, as the operator reaches it: every member answers, without alarms.
     let probes = await MemberSelector(connection: try context.etcdConnection(certificate: "kube-admin")).probeAll()
     try await AgentClient.with(state: state, certificate: "kube-admin") { (client) async throws(LifeboatError) in
       if runNow {
-        try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
+        notRun = try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
           let after = try await client.runSchedule(at: node.agentURL)
           let ran = after.lastResult == .ok || after.lastResult == .noQuorum
           return ("run on \(node.address): \(after.lastResult?.description ?? "-")\(ran ? after.lastSnapshot.map { " (\($0))" } ?? "" : "")", ran)
         }
       }
       if drillNow {
-        try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
+        notRun = try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
           let after = try await client.runDrill(at: node.agentURL)
           let ran: Bool
           switch after.lastResult {
@@ -124,15 +125,17 @@ struct StatusCommand: AsyncParsableCommand {
         .restoreInProgress, "\(restores[0])\(restores.count > 1 ? " (and \(restores.count - 1) more)" : ""); if it was interrupted, run `lifeboat snapshot restore --recover`")
     }
     if !down.isEmpty { throw LifeboatError.unavailable("etcd or its agent is not running or not healthy on \(down.joined(separator: ", "))") }
+    if let notRun { throw LifeboatError.failure("nothing ran: \(notRun)") }
     if !failed.isEmpty { throw LifeboatError.failure("\(failed.joined(separator: ", ")) failed") }
   }
 
-  /// `action` on the first agent that answers; prints the line it returns, and fails when it
-  /// says nothing ran (the cluster's lock held: by a run in progress, or by an agent that died,
-  /// until its lease expires within 3 minutes).
+  /// `action` on the first agent that answers; prints the line it returns, and returns it when
+  /// it says nothing ran (a restore holds the nodes, or the cluster's lock is held: by a run in
+  /// progress, or by an agent that died, until its lease expires within 3 minutes). The rest of
+  /// `status` still runs: a restore in progress is exit 9, before "nothing ran", exit 1.
   static func onFirstAgent(
     _ context: ClusterContext, _ action: (EtcdNode) async throws(LifeboatError) -> (line: String, ran: Bool)
-  ) async throws(LifeboatError) {
+  ) async throws(LifeboatError) -> String? {
     var problems: [String] = []
     for node in context.config.etcdNodes {
       let result: (line: String, ran: Bool)
@@ -143,8 +146,7 @@ struct StatusCommand: AsyncParsableCommand {
         continue
       }
       print(result.line)
-      if !result.ran { throw LifeboatError.failure("nothing ran: \(result.line)") }
-      return
+      return result.ran ? nil : result.line
     }
     throw LifeboatError.unavailable("no agent could run: \(problems.joined(separator: "; "))")
   }
