@@ -17,17 +17,9 @@
 # Needs moto[server], awscli, unzip (docker: docker.io and root). Not part of CI.
 set -euo pipefail
 mib=1024 reps=3 keep=0 runtime=supervised nodes=3 from=s3
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --runtime) runtime=$2; shift 2 ;;
-    --mib) mib=$2; shift 2 ;;
-    --reps) reps=$2; shift 2 ;;
-    --nodes) nodes=$2; shift 2 ;;
-    --from) from=$2; shift 2 ;;
-    --keep) keep=1; shift ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+options="runtime nodes from"
+source "$(dirname "$0")/args.sh"
+parse_args "$@"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true AWS_PAGER=
 port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 s3=http://127.0.0.1:$port

@@ -10,14 +10,8 @@
 # Usage: benchmarks/s3.sh [--mib 1024] [--reps 3] [--keep]. Needs moto[server] and awscli. Not part of CI.
 set -euo pipefail
 mib=1024 reps=3 keep=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --mib) mib=$2; shift 2 ;;
-    --reps) reps=$2; shift 2 ;;
-    --keep) keep=1; shift ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+source "$(dirname "$0")/args.sh"
+parse_args "$@"
 source "$(dirname "$0")/lib.sh"
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true AWS_PAGER=

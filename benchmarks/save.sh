@@ -7,19 +7,13 @@
 # Targets (issue 2): L <= 1.25x A, archive <= 1.2x zip -6's, Lifeboat's peak RSS <= 64 MiB.
 #
 # Usage: benchmarks/save.sh [--mib 1024] [--reps 3] [--compression fast] [--keep]
-# Fills a fresh single-member etcd (quota 16 GiB) with ../shared/bench/fill-etcd (seeded data:
+# Fills a fresh single-member etcd (quota 16 GiB) with benchmarks/fill-etcd (seeded data:
 # Kubernetes-like JSON and a share of random values). Not part of CI.
 set -euo pipefail
 mib=1024 reps=3 compression=fast keep=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --mib) mib=$2; shift 2 ;;
-    --reps) reps=$2; shift 2 ;;
-    --compression) compression=$2; shift 2 ;;
-    --keep) keep=1; shift ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+options="compression"
+source "$(dirname "$0")/args.sh"
+parse_args "$@"
 source "$(dirname "$0")/lib.sh"
 
 for i in $(seq 1 "$reps"); do

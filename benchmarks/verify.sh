@@ -13,14 +13,8 @@
 # Fills a fresh single-member etcd with benchmarks/fill-etcd (seeded). Not part of CI.
 set -euo pipefail
 mib=1024 reps=3 keep=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --mib) mib=$2; shift 2 ;;
-    --reps) reps=$2; shift 2 ;;
-    --keep) keep=1; shift ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+source "$(dirname "$0")/args.sh"
+parse_args "$@"
 source "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null && command -v unzip >/dev/null || { echo "needs openssl and unzip" >&2; exit 1; }
 
