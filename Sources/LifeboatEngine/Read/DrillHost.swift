@@ -26,8 +26,9 @@ public protocol DrillHost: Sendable {
   func isRunning(_ etcd: DrillEtcd) async -> Bool
   /// Its last log lines, for a member that exited.
   func logTail(_ etcd: DrillEtcd, scratch: String) async -> String
-  /// Stops and removes it (also what a killed drill left, by `name`).
-  func stop(_ etcd: DrillEtcd?, name: String) async
+  /// Stops and removes it; without a handle, whatever a killed drill left running for the
+  /// scratch directory `scratch`.
+  func stop(_ etcd: DrillEtcd?, scratch: String) async
 }
 
 /// A restore message: a full disk is the machine's problem, anything else the snapshot's.
@@ -80,8 +81,16 @@ public struct HostDrill: DrillHost {
 
   public func logTail(_ etcd: DrillEtcd, scratch: String) async -> String { LocalCluster.logTail(scratch + "/etcd.log") }
 
-  public func stop(_ etcd: DrillEtcd?, name: String) async {
-    if let pid = etcd?.pid { await DetachedProcess.stop(pid, timeout: .seconds(10)) }
+  public func stop(_ etcd: DrillEtcd?, scratch: String) async {
+    if let pid = etcd?.pid {
+      await DetachedProcess.stop(pid, timeout: .seconds(10))
+      return
+    }
+    // A killed drill's etcd, found by the data dir on its command line.
+    let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    for pid in processes.compactMap({ Int32($0) }) where DetachedProcess.commandLine(pid)?.contains("--data-dir=\(scratch)/data") == true {
+      await DetachedProcess.stop(pid, timeout: .seconds(10))
+    }
   }
 }
 
@@ -134,8 +143,9 @@ public struct DockerDrill: DrillHost {
     return (try? await engine.logs(id, tail: 5)) ?? ""
   }
 
-  public func stop(_ etcd: DrillEtcd?, name: String) async {
+  public func stop(_ etcd: DrillEtcd?, scratch: String) async {
     guard let engine = try? runtime.engine() else { return }
+    let name = (scratch as NSString).lastPathComponent
     // Removing with force stops it; by name also catches a container a killed drill left.
     try? await engine.removeContainer(etcd?.container ?? name)
     if etcd?.container != nil { try? await engine.removeContainer(name) }

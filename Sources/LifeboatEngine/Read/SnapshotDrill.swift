@@ -103,7 +103,7 @@ public struct SnapshotDrill: Sendable {
   func cleanUp(_ etcd: DrillEtcd?, scratch: String) async {
     let host = host
     await shielded {
-      await host.stop(etcd, name: (scratch as NSString).lastPathComponent)
+      await host.stop(etcd, scratch: scratch)
       try? FileManager.default.removeItem(atPath: scratch)
     }
   }
@@ -118,11 +118,7 @@ public struct SnapshotDrill: Sendable {
         let owner = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
         owner != getpid(), !DetachedProcess.isRunning(owner)
       else { continue }
-      let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-      for pid in processes.compactMap({ Int32($0) }) where DetachedProcess.commandLine(pid)?.contains("--data-dir=\(dir)/data") == true {
-        await DetachedProcess.stop(pid, timeout: .seconds(10))
-      }
-      await host.stop(nil, name: entry)
+      await host.stop(nil, scratch: dir)
       try? FileManager.default.removeItem(atPath: dir)
     }
   }

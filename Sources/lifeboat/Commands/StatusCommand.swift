@@ -34,7 +34,8 @@ struct StatusCommand: AsyncParsableCommand {
     var notRun: String?
     var directories: [String: String] = [:]
     // etcd itself, as the operator reaches it: every member answers, without alarms.
-    let probes = await MemberSelector(connection: try context.etcdConnection(certificate: "kube-admin")).probeAll()
+    let connection = try context.etcdConnection(certificate: "kube-admin")
+    let probes = await MemberSelector(connection: connection).probeAll()
     try await AgentClient.with(state: state, certificate: "kube-admin") { (client) async throws(LifeboatError) in
       if runNow {
         notRun = try await Self.onFirstAgent(context) { (node) async throws(LifeboatError) in
@@ -106,7 +107,7 @@ struct StatusCommand: AsyncParsableCommand {
     if probes.contains(where: \.isHealthy) {
       let record: DrillRecord?
       do {
-        record = try await DrillRecord.read(cluster: context.config.clusterName, connection: try context.etcdConnection(certificate: "kube-admin"))
+        record = try await DrillRecord.read(cluster: context.config.clusterName, connection: connection)
       } catch {
         record = nil
         print("last drill  UNKNOWN: \(error.message)")
