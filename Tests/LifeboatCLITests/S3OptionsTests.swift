@@ -107,14 +107,15 @@ import Testing
 
   // MARK: S3Options.configuration(): checked before any request
 
-  @Test func configurationFromFlags() throws {
+  @Test func configurationFromFlags() async throws {
     let s3 = try Self.remote(
       ["snapshot", "list", "--s3", "--bucket-name", "etcd-backups", "--folder", "/prod//a/", "--region", "eu-central-1"] + Self.keys)
     let configuration = try #require(try s3.configuration())
     #expect(configuration.bucket == "etcd-backups")
     #expect(configuration.folder == "prod/a")
     #expect(configuration.region == "eu-central-1")
-    #expect(configuration.credentials.accessKey == "AKIAEXAMPLE")
+    #expect(try await configuration.credentials.credentials().accessKey == "AKIAEXAMPLE")
+    #expect(configuration.credentials.source == .flags)
     #expect(configuration.endpoint.secure)
     #expect(configuration.endpoint.host == "s3.amazonaws.com")
     #expect(configuration.endpoint.port == nil)
@@ -174,7 +175,11 @@ import Testing
                    && ProcessInfo.processInfo.environment["AWS_SECRET_ACCESS_KEY"] == nil))
   func noCredentialsIsAUsageError() throws {
     let s3 = try Self.remote(["snapshot", "list", "--s3", "--bucket-name", "backups"])
-    expectLifeboatUsageError(messageContains: ["no S3 credentials"]) { try s3.configuration() }
+    let none = ["HOME": "/nonexistent-lifeboat-home", "AWS_EC2_METADATA_DISABLED": "true"]
+    expectLifeboatUsageError(messageContains: ["no S3 credentials"]) { try s3.configuration(environment: none) }
+    // Without AWS_EC2_METADATA_DISABLED, the last source is the instance role (asked at the first request).
+    #expect(try s3.configuration(environment: ["HOME": "/nonexistent-lifeboat-home"])?.credentials.source
+      == .instanceRole(endpoint: "http://169.254.169.254"))
     let half = try Self.remote(["snapshot", "list", "--s3", "--bucket-name", "backups", "--access-key", "AK"])
     expectLifeboatUsageError(messageContains: ["both an access key and a secret key"]) { try half.configuration() }
   }

@@ -112,11 +112,11 @@ import Testing
   }
 
   @Test(arguments: commands)
-  func s3FlagsReachTheirCommand(command: Named) throws {
+  func s3FlagsReachTheirCommand(command: Named) async throws {
     let parsed = try command.parsed(["n", "--s3", "--bucket-name", "backups", "--access-key", "AK", "--secret-key", "SK", "--folder", "prod"])
     let s3 = try #require(try parsed.remote.configuration())
     #expect(s3.bucket == "backups")
     #expect(s3.folder == "prod")
-    #expect(s3.credentials.accessKey == "AK")
+    #expect(try await s3.credentials.credentials().accessKey == "AK")
   }
 }

@@ -175,6 +175,15 @@ public struct S3BackupConfig: Sendable, Equatable {
   }
 }
 
+/// `lifeboat.s3`: Lifeboat's S3 settings beside RKE's `s3backupconfig`. The keys themselves come
+/// from `s3backupconfig` or, without them, from the AWS credential chain of the process.
+public struct LifeboatS3Settings: Sendable, Equatable {
+  /// HTTP proxy URL, or `none` to ignore `HTTPS_PROXY`/`HTTP_PROXY`. Default: the environment's.
+  public var proxy: String?
+
+  public init() {}
+}
+
 /// The strict `lifeboat:` section: Lifeboat-only settings, every one with a default.
 public struct LifeboatSettings: Sendable, Equatable {
   /// Port of the node agents (HTTPS, mutual TLS). Default 2382.
@@ -207,6 +216,8 @@ public struct LifeboatSettings: Sendable, Equatable {
   public var postRestoreHooks: [String] = []
   /// Allow an `http://` S3 endpoint in `s3backupconfig` (RKE allows only HTTPS). Default false.
   public var s3InsecureHTTP = false
+  /// `lifeboat.s3`: how the agents and the CLI reach the bucket of `s3backupconfig`.
+  public var s3 = LifeboatS3Settings()
   /// How long a restored cluster may take to become healthy. Default 120 seconds.
   public var healthTimeoutSeconds = 120
   /// Per-node overrides, keyed by the node's address.

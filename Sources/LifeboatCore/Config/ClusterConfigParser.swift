@@ -72,7 +72,7 @@ extension ClusterConfig {
       try section.onlyKeys([
         "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file", "cert_dir",
         "runtime", "allowed_clients", "post_restore_hooks", "health_timeout", "nodes", "s3_insecure_http",
-        "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "drill",
+        "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "drill", "s3",
       ])
       settings.agentPort = try port(section["agent_port"]) ?? settings.agentPort
       settings.clientPort = try port(section["client_port"]) ?? settings.clientPort
@@ -89,6 +89,10 @@ extension ClusterConfig {
       settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
       settings.healthTimeoutSeconds = try positive(section["health_timeout"], max: Self.maxSeconds) ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
+      if let s3 = try section["s3"] {
+        try s3.onlyKeys(["proxy"])
+        settings.s3.proxy = try s3["proxy"]?.string().nonEmpty
+      }
       if let schedule = try section["schedule"] {
         do { settings.schedule = try CronExpression(try schedule.string()) } catch { throw schedule.error(error.message) }
       }

@@ -37,6 +37,7 @@ extension LocalCluster {
       if let quota = spec.quotaBackendBytes { lines.append("    extra_args: [\"--quota-backend-bytes=\(quota)\"]") }
     }
     if spec.s3InsecureHTTP { lines.append("  s3_insecure_http: true") }
+    if let proxy = spec.s3Proxy { lines += ["  s3:", "    proxy: \(quote(proxy))"] }
     lines += spec.lifeboatSettings.map { "  " + $0 }
     if !spec.postRestoreHooks.isEmpty {
       lines.append("  post_restore_hooks:")

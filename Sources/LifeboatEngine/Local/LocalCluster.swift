@@ -31,6 +31,8 @@ public struct LocalClusterSpec: Sendable {
   public var s3: S3BackupConfig?
   /// Allow an http:// S3 endpoint (a local moto).
   public var s3InsecureHTTP = false
+  /// `lifeboat.s3.proxy` (`--s3-proxy`).
+  public var s3Proxy: String?
   /// Post-restore hooks for the written cluster.yml.
   public var postRestoreHooks: [String] = []
   /// More lines for the `lifeboat:` section (`interval_seconds: 3`, `keep_last: 2`).

@@ -47,23 +47,26 @@ public struct ClusterContext: Sendable {
     return connection
   }
 
-  /// The S3 bucket of `s3backupconfig`, when configured. Keys come from the file or from
-  /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`.
-  public func s3Configuration() throws(LifeboatError) -> S3Configuration? {
+  /// The S3 bucket of `s3backupconfig`, when configured. Keys come from the file or, without
+  /// them, from the AWS credential chain of this process (`CredentialChain`); the proxy from
+  /// `lifeboat.s3.proxy` or the environment.
+  public func s3Configuration(
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) throws(LifeboatError) -> S3Configuration? {
     guard let s3 = config.backup.s3 else { return nil }
     try S3Configuration.validate(bucket: s3.bucketName)
-    let environment = ProcessInfo.processInfo.environment
-    guard let access = s3.accessKey ?? environment["AWS_ACCESS_KEY_ID"],
-      let secret = s3.secretKey ?? environment["AWS_SECRET_ACCESS_KEY"], !access.isEmpty, !secret.isEmpty
-    else {
-      throw .usage("\(config.path): s3backupconfig has no access_key/secret_key (instance credentials are not supported yet)")
-    }
     let endpoint = try S3Endpoint(parsing: s3.endpoint, allowInsecureHTTP: config.lifeboat.s3InsecureHTTP)
+    let proxySetting = config.lifeboat.s3.proxy
+    let credentials = try CredentialChain.resolve(
+      given: .init(
+        accessKey: s3.accessKey, secretKey: s3.secretKey, source: .clusterConfig(config.path),
+        names: "access_key and secret_key in \(config.path)"),
+      environment: environment, region: s3.region ?? "", proxySetting: proxySetting)
     return S3Configuration(
       endpoint: endpoint, bucket: s3.bucketName, folder: s3.folder ?? "", region: s3.region ?? "",
-      credentials: S3Credentials(
-        accessKey: access, secretKey: Secret(secret), sessionToken: environment["AWS_SESSION_TOKEN"].map { Secret($0) }),
-      customCA: s3.customCA.map { Array($0.utf8) })
+      credentials: credentials, customCA: s3.customCA.map { Array($0.utf8) },
+      proxy: try S3Proxy.resolve(
+        setting: proxySetting, settingName: "lifeboat.s3.proxy", endpoint: endpoint, environment: environment))
   }
 }
 

@@ -51,7 +51,17 @@ public struct LocalNode: Node {
     return NodeHealth(
       address: address, member: node.memberName, runtime: runtime.summary, etcdRunning: running,
       version: LifeboatVersion.current, schedule: nil, etcdProcess: process, dataDirProblem: dataDirProblem(process),
-      restore: restore, snapshotDirID: snapshotDirID())
+      restore: restore, snapshotDirID: snapshotDirID(), s3: s3Summary())
+  }
+
+  /// `s3://bucket/folder, keys from <source>[, proxy <url> (<origin>)]`, for status.
+  func s3Summary() -> String? {
+    do throws(LifeboatError) {
+      guard let s3 = try context.s3Configuration() else { return nil }
+      return "\(s3.location), keys from \(s3.credentials.source)" + (s3.proxy.map { ", proxy \($0) (\($0.origin))" } ?? "")
+    } catch {
+      return "NOT USABLE: \(error.message)"
+    }
   }
 
   /// The id in `<snapshot dir>/.lifeboat-dir-id`, written once (never replaced) by the first

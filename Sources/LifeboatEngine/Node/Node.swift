@@ -86,13 +86,17 @@ public struct NodeHealth: Codable, Sendable, Equatable {
   /// The identity of the snapshot directory (a random id in its `.lifeboat-dir-id`): nodes that
   /// report the same one share the directory (a shared mount, as RKE's docs warn).
   public var snapshotDirID: String?
+  /// The bucket this agent uploads to and where its keys come from (`CredentialSource`, never a
+  /// key), or why it cannot reach it; nil without `s3backupconfig`.
+  public var s3: String?
 
   public init(
     address: String, member: String, runtime: String, etcdRunning: Bool? = nil, version: String,
     schedule: ScheduleState? = nil, etcdProcess: EtcdProcess? = nil, dataDirProblem: String? = nil, restore: String? = nil,
-    snapshotDirID: String? = nil
+    snapshotDirID: String? = nil, s3: String? = nil
   ) {
     self.snapshotDirID = snapshotDirID
+    self.s3 = s3
     self.address = address
     self.member = member
     self.runtime = runtime

@@ -9,11 +9,12 @@ import NIOSSL
 /// HTTPS by default with the system's or a custom CA.
 public final class AsyncHTTPTransport: S3Transport {
   public let endpoint: S3Endpoint
+  public let proxy: S3Proxy?
   private let client: HTTPClient
   private let timeout: Duration
 
   /// Creates the client; call `shutdown()` when done (`S3Store.with` does).
-  public init(endpoint: S3Endpoint, customCA: [UInt8]?, timeout: Duration) throws(LifeboatError) {
+  public init(endpoint: S3Endpoint, customCA: [UInt8]?, proxy: S3Proxy? = nil, timeout: Duration) throws(LifeboatError) {
     var tls = TLSConfiguration.makeClientConfiguration()
     if let customCA {
       do {
@@ -33,6 +34,11 @@ public final class AsyncHTTPTransport: S3Transport {
     // A failed connection fails the request at once: RetryingTransport retries (with backoff
     // and a log line); AsyncHTTPClient's own retries would hold it until the connect timeout.
     configuration.connectionPool.retryConnectionEstablishment = false
+    if let proxy {
+      let authorization = proxy.user.map { HTTPClient.Authorization.basic(username: $0, password: proxy.password?.value ?? "") }
+      configuration.proxy = .server(host: proxy.host, port: proxy.port, authorization: authorization)
+    }
+    self.proxy = proxy
     self.client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     self.endpoint = endpoint
     self.timeout = timeout
@@ -71,7 +77,7 @@ public final class AsyncHTTPTransport: S3Transport {
         status: Int(response.status.code), headers: response.headers.map { ($0.name.lowercased(), $0.value) },
         body: Array(body.readableBytesView))
     } catch {
-      throw Self.failure(error, endpoint: endpoint)
+      throw Self.failure(error, endpoint: endpoint, proxy: proxy)
     }
   }
 
@@ -84,7 +90,7 @@ public final class AsyncHTTPTransport: S3Transport {
       // read timeout ends a stalled one.
       response = try await client.execute(makeRequest(request), deadline: .now() + .hours(24))
     } catch {
-      throw Self.failure(error, endpoint: endpoint)
+      throw Self.failure(error, endpoint: endpoint, proxy: proxy)
     }
     let head = S3HTTPResponse(
       status: Int(response.status.code), headers: response.headers.map { ($0.name.lowercased(), $0.value) })
@@ -106,7 +112,7 @@ public final class AsyncHTTPTransport: S3Transport {
     var iterator = response.body.makeAsyncIterator()
     while true {
       let buffer: ByteBuffer?
-      do { buffer = try await iterator.next() } catch { throw Self.failure(error, endpoint: endpoint) }
+      do { buffer = try await iterator.next() } catch { throw Self.failure(error, endpoint: endpoint, proxy: proxy) }
       guard let buffer else { break }
       try await body(Array(buffer.readableBytesView))
     }
@@ -114,10 +120,32 @@ public final class AsyncHTTPTransport: S3Transport {
   }
 
   /// Turns a client error into one line, marking what is worth another attempt.
-  static func failure(_ error: any Error, endpoint: S3Endpoint) -> S3TransportFailure {
+  static func failure(_ error: any Error, endpoint: S3Endpoint, proxy: S3Proxy? = nil) -> S3TransportFailure {
     if let failure = error as? S3TransportFailure { return failure }
     let text = "\(error)"
     let lowered = text.lowercased()
+    if let proxy {
+      if let error = error as? HTTPClientError, error == .invalidProxyResponse {
+        return S3TransportFailure("the proxy \(proxy) (\(proxy.origin)) refused to connect to \(endpoint)", transient: false)
+      }
+      if let error = error as? HTTPClientError, error == .proxyAuthenticationRequired {
+        return S3TransportFailure("the proxy \(proxy) (\(proxy.origin)) wants a user and password (http://user:password@host:port)", transient: false)
+      }
+      if lowered.contains("connection refused") || lowered.contains("connectionrefused") {
+        return S3TransportFailure("cannot connect to the proxy \(proxy) (\(proxy.origin)): connection refused", transient: true)
+      }
+    }
+    // A TLS client hello answered with plain HTTP: BoringSSL reports the HTTP status line as a
+    // record of an unknown version.
+    if endpoint.secure, lowered.contains("wrong_version_number") || lowered.contains("http_request")
+      || lowered.contains("packet_length_too_long") || lowered.contains("unknown_protocol")
+    {
+      var plain = endpoint
+      plain.secure = false
+      return S3TransportFailure(
+        "\(endpoint) speaks plain HTTP, not HTTPS: use --s3-endpoint \(plain) with --s3-insecure-http (data and signatures then travel unencrypted)",
+        transient: false)
+    }
     if error is NIOSSLError || lowered.contains("ssl") || lowered.contains("certificate") || lowered.contains("handshake") {
       return S3TransportFailure("TLS with \(endpoint) failed: \(oneLine(text)) (check --s3-endpoint-ca)", transient: false)
     }

@@ -11,7 +11,10 @@ public struct S3Configuration: Sendable {
   public var folder: String
   /// Signing region; empty signs as `us-east-1` (what S3 and most compatible stores expect).
   public var region: String
-  public var credentials: S3Credentials
+  /// Where each request's keys come from (`CredentialChain` picks it; refreshed when temporary).
+  public var credentials: any S3CredentialProvider
+  /// The HTTP proxy requests go through (`S3Proxy.resolve`); nil: direct.
+  public var proxy: S3Proxy?
   /// Path-style (`https://host/bucket/key`) or virtual-host (`https://bucket.host/key`) requests.
   /// Default: virtual-host for AWS endpoints (`*.amazonaws.com`), path-style for the rest.
   public var pathStyle: Bool
@@ -29,8 +32,8 @@ public struct S3Configuration: Sendable {
   public var requestTimeout: Duration
 
   public init(
-    endpoint: S3Endpoint, bucket: String, folder: String = "", region: String = "", credentials: S3Credentials,
-    pathStyle: Bool? = nil, customCA: [UInt8]? = nil
+    endpoint: S3Endpoint, bucket: String, folder: String = "", region: String = "", credentials: any S3CredentialProvider,
+    pathStyle: Bool? = nil, customCA: [UInt8]? = nil, proxy: S3Proxy? = nil
   ) {
     self.endpoint = endpoint
     self.bucket = bucket
@@ -39,6 +42,7 @@ public struct S3Configuration: Sendable {
     self.credentials = credentials
     self.pathStyle = pathStyle ?? !endpoint.isAWS
     self.customCA = customCA
+    self.proxy = proxy
     self.partSize = 8 << 20
     self.partsInFlight = 4
     self.retry = RetryPolicy()

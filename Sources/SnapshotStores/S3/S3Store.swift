@@ -22,11 +22,11 @@ public final class S3Store: SnapshotStore {
   /// the one place the request path is assembled: logging → retries → signing → HTTP.
   public init(configuration: S3Configuration, logger: Logger = Logger(label: "lifeboat.s3")) throws(LifeboatError) {
     let http = try AsyncHTTPTransport(
-      endpoint: configuration.endpoint, customCA: configuration.customCA, timeout: configuration.requestTimeout)
-    let signer = SigV4Signer(credentials: configuration.credentials, region: configuration.signingRegion)
+      endpoint: configuration.endpoint, customCA: configuration.customCA, proxy: configuration.proxy,
+      timeout: configuration.requestTimeout)
     self.transport = LoggingTransport(
       base: RetryingTransport(
-        base: SigningTransport(base: http, signer: signer), policy: configuration.retry, logger: logger),
+        base: SigningTransport(base: http, credentials: configuration.credentials, region: configuration.signingRegion), policy: configuration.retry, logger: logger),
       logger: logger)
     self.configuration = configuration
     self.logger = logger

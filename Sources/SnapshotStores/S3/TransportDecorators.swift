@@ -3,22 +3,29 @@ import Foundation
 import LifeboatCore
 import Logging
 
-/// Signs every request (Signature V4) just before it is sent, so each retry has a fresh date.
+/// Signs every request (Signature V4) just before it is sent, so each retry has a fresh date
+/// and, with temporary credentials, the keys valid at that moment.
 public struct SigningTransport: S3Transport {
   public let base: any S3Transport
-  public let signer: SigV4Signer
+  public let credentials: any S3CredentialProvider
+  public let region: String
   /// The clock; tests fix it.
   public var now: @Sendable () -> Date = { Date() }
 
-  public init(base: any S3Transport, signer: SigV4Signer) {
+  public init(base: any S3Transport, credentials: any S3CredentialProvider, region: String) {
     self.base = base
-    self.signer = signer
+    self.credentials = credentials
+    self.region = region
   }
 
-  func signed(_ request: S3HTTPRequest) -> S3HTTPRequest {
+  func signed(_ request: S3HTTPRequest) async throws(S3TransportFailure) -> S3HTTPRequest {
+    let keys: S3Credentials
+    do { keys = try await credentials.credentials() } catch {
+      throw S3TransportFailure(error.message, transient: false)
+    }
     var request = request
     let payloadHash = request.body.isEmpty ? SigV4Signer.emptyPayloadHash : SHA256.hash(data: request.body).hexString
-    let added = signer.sign(
+    let added = SigV4Signer(credentials: keys, region: region).sign(
       method: request.method, path: request.path, query: request.query,
       headers: [("host", request.host)] + request.headers, payloadHash: payloadHash, date: now())
     request.headers += added
@@ -96,7 +103,7 @@ public struct RetryingTransport: S3Transport {
 
   private func pause(after attempt: Int, _ request: S3HTTPRequest, reason: String) async throws(S3TransportFailure) {
     let delay = policy.delay(after: attempt)
-    logger.notice("S3 \(request.operation): \(reason); attempt \(attempt + 1) of \(policy.attempts) in \(delay)")
+    logger.debug("S3 \(request.operation): \(reason); attempt \(attempt + 1) of \(policy.attempts) in \(delay)")
     do { try await Task.sleep(for: delay) } catch { throw S3TransportFailure("cancelled", transient: false) }
   }
 }

@@ -47,6 +47,7 @@ struct LocalUp: AsyncParsableCommand {
     spec.agentExecutable = noAgents ? nil : Self.ownExecutable()
     spec.s3 = try remote.backupConfig()
     spec.s3InsecureHTTP = remote.insecureHTTP
+    spec.s3Proxy = remote.proxy
     let state = try await LocalCluster().up(spec)
     for member in state.members {
       print("\(member.memberName)  \(state.clientURL(member))  pid \(member.pid.map(String.init) ?? "-")  log \(member.logFile)")

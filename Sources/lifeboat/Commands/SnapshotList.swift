@@ -38,6 +38,10 @@ struct SnapshotList: AsyncParsableCommand {
       printError("warning: the snapshot directory \(storage.snapshotDir) does not exist; listing the bucket only")
     }
     let rows = try await remote.withStore { s3 in
+      if let s3 {
+        let proxy = s3.configuration.proxy.map { ", proxy \($0) (\($0.origin))" } ?? ""
+        printError("\(s3.location) at \(s3.configuration.endpoint): keys from \(s3.configuration.credentials.source)\(proxy)")
+      }
       var rows: [String: Row] = [:]
       for (label, catalog) in [("local", storage.catalog)] + (s3.map { [("s3", SnapshotCatalog(store: $0))] } ?? []) {
         for s in try await catalog.list() {

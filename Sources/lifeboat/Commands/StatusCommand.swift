@@ -86,6 +86,7 @@ struct StatusCommand: AsyncParsableCommand {
               directories[id] = node.address
             }
           }
+          if let s3 = health.s3 { print("  s3        \(s3)") }
           if let restore = health.restore {
             print("  RESTORE   \(restore)")
             restores.append("\(node.address): \(restore)")

@@ -3,8 +3,9 @@ import Foundation
 import LifeboatCore
 import SnapshotStores
 
-/// S3-compatible storage, with RKE's flag names. Keys may also come from `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+/// S3-compatible storage, with RKE's flag names. Without `--access-key`/`--secret-key`, keys come
+/// from the AWS credential chain (`CredentialChain`: environment, web identity, profiles,
+/// container endpoint, instance role).
 struct S3Options: ParsableArguments {
   @Flag(help: "Use S3-compatible storage as well (RKE's --s3).")
   var s3 = false
@@ -26,11 +27,14 @@ struct S3Options: ParsableArguments {
   @Option(help: "Key prefix: objects are <folder>/<name>.zip.")
   var folder: String = ""
 
-  @Option(name: .customLong("access-key"), help: "Access key (default: $AWS_ACCESS_KEY_ID).")
+  @Option(name: .customLong("access-key"), help: "Access key (default: the AWS credential chain: $AWS_ACCESS_KEY_ID, web identity, $AWS_PROFILE, container, instance role).")
   var accessKey: String?
 
   @Option(name: .customLong("secret-key"), help: "Secret key (default: $AWS_SECRET_ACCESS_KEY).")
   var secretKey: String?
+
+  @Option(name: .customLong("s3-proxy"), help: "HTTP proxy (http://[user:password@]host:port), or none to ignore HTTPS_PROXY/HTTP_PROXY (default: those, minus NO_PROXY).")
+  var proxy: String?
 
   @Flag(name: .customLong("s3-insecure-http"), help: "Allow a plain http:// endpoint (data and signatures unencrypted).")
   var insecureHTTP = false
@@ -53,6 +57,7 @@ struct S3Options: ParsableArguments {
       ("--region", regionFlag != nil), ("--folder", !folder.isEmpty), ("--access-key", accessKey != nil),
       ("--secret-key", secretKey != nil), ("--s3-insecure-http", insecureHTTP), ("--s3-path-style", pathStyle),
       ("--s3-part-size", partSizeFlag != nil), ("--s3-parts-in-flight", partsInFlightFlag != nil),
+      ("--s3-proxy", proxy != nil),
     ].filter(\.1).map(\.0)
   }
 
@@ -86,26 +91,18 @@ struct S3Options: ParsableArguments {
   }
 
   /// The S3 configuration, or nil without `--s3`. Checks everything before any request.
-  func configuration() throws(LifeboatError) -> S3Configuration? {
+  func configuration(environment: [String: String] = ProcessInfo.processInfo.environment) throws(LifeboatError) -> S3Configuration? {
     guard s3 else { return nil }
     guard let bucket = bucketName, !bucket.isEmpty else { throw .usage("--s3 needs --bucket-name") }
     try S3Configuration.validate(bucket: bucket)
-    let environment = ProcessInfo.processInfo.environment
-    let access = accessKey ?? environment["AWS_ACCESS_KEY_ID"]
-    let secret = secretKey ?? environment["AWS_SECRET_ACCESS_KEY"]
-    guard let access, let secret, !access.isEmpty, !secret.isEmpty else {
-      if access != nil || secret != nil {
-        throw .usage("S3 needs both an access key and a secret key (--access-key/--secret-key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
-      }
-      throw .usage(
-        "no S3 credentials: pass --access-key and --secret-key or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; instance credentials (IAM roles) are not supported yet")
-    }
-    let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : Secret($0) }
     let endpoint = try S3Endpoint(parsing: s3Endpoint, allowInsecureHTTP: insecureHTTP)
+    let credentials = try CredentialChain.resolve(
+      given: .init(accessKey: accessKey, secretKey: secretKey, source: .flags, names: "--access-key and --secret-key"),
+      environment: environment, region: region, proxySetting: proxy)
     var configuration = S3Configuration(
-      endpoint: endpoint, bucket: bucket, folder: folder, region: region,
-      credentials: S3Credentials(accessKey: access, secretKey: Secret(secret), sessionToken: token),
-      pathStyle: pathStyle ? true : nil, customCA: try customCA())
+      endpoint: endpoint, bucket: bucket, folder: folder, region: region, credentials: credentials,
+      pathStyle: pathStyle ? true : nil, customCA: try customCA(),
+      proxy: try S3Proxy.resolve(setting: proxy, endpoint: endpoint, environment: environment))
     configuration.partSize = partSizeMiB << 20
     configuration.partsInFlight = partsInFlight
     return configuration
