@@ -115,6 +115,12 @@ public final class MotoServer: Sendable {
     return (key.AccessKeyId, key.SecretAccessKey)
   }
 
+  /// What the server logged: one line per request (method, path, status), for checks of
+  /// which endpoints (STS, IMDS) were asked.
+  public var requestLog: String {
+    (try? String(contentsOfFile: directory.file("moto.log"), encoding: .utf8)) ?? ""
+  }
+
   /// `aws` CLI against this server (awscli from PyPI), for interoperability checks.
   public func aws(_ arguments: [String]) async throws -> ProcessResult {
     try await ProcessRunner.run(

@@ -25,6 +25,10 @@ public final class S3FaultProxy: Sendable {
     public var uri: String
     /// 1 for the first time this method and URI are seen, 2 for the first retry...
     public var attempt: Int
+    /// The access key the request was signed with (`Credential=` of its Authorization).
+    public var accessKey: String?
+    /// Whether it carried `X-Amz-Security-Token` (temporary keys).
+    public var hasSessionToken: Bool = false
 
     public var isPartUpload: Bool { method == "PUT" && uri.contains("partNumber=") }
   }
@@ -39,6 +43,9 @@ public final class S3FaultProxy: Sendable {
 
   /// Every request seen, as "METHOD uri -> action", in order.
   public var log: [String] { state.log() }
+
+  /// Every request seen, in order (the keys it was signed with included).
+  public var requests: [Request] { state.requests() }
 
   private init(
     port: Int, channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
@@ -102,8 +109,15 @@ public final class S3FaultProxy: Sendable {
           guard let head else { continue }
           let id = "\(head.method.rawValue) \(head.uri)"
           let attempt = state.count(id)
-          let action = rule(Request(method: head.method.rawValue, uri: head.uri, attempt: attempt))
-          state.record("\(id) #\(attempt) -> \(action)")
+          let authorization = head.headers["authorization"].first ?? ""
+          let accessKey = authorization.range(of: "Credential=").map {
+            String(authorization[$0.upperBound...].prefix { $0 != "/" && $0 != "," })
+          }
+          let request = Request(
+            method: head.method.rawValue, uri: head.uri, attempt: attempt, accessKey: accessKey,
+            hasSessionToken: !head.headers["x-amz-security-token"].isEmpty)
+          let action = rule(request)
+          state.record("\(id) #\(attempt) -> \(action)", request)
           var forward = false
           switch action {
           case .drop:
@@ -149,6 +163,7 @@ public final class S3FaultProxy: Sendable {
 final class ProxyState: Sendable {
   private let counts = Mutex<[String: Int]>([:])
   private let seen = Mutex<[String]>([])
+  private let all = Mutex<[S3FaultProxy.Request]>([])
 
   func count(_ id: String) -> Int {
     counts.withLock { counts in
@@ -157,6 +172,10 @@ final class ProxyState: Sendable {
     }
   }
 
-  func record(_ line: String) { seen.withLock { $0.append(line) } }
+  func record(_ line: String, _ request: S3FaultProxy.Request) {
+    seen.withLock { $0.append(line) }
+    all.withLock { $0.append(request) }
+  }
   func log() -> [String] { seen.withLock { $0 } }
+  func requests() -> [S3FaultProxy.Request] { all.withLock { $0 } }
 }
