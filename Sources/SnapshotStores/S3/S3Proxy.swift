@@ -4,8 +4,8 @@ import LifeboatCore
 /// The HTTP proxy S3 requests go through, if any: `--s3-proxy URL|none` (or `lifeboat.s3.proxy`)
 /// first, else the environment as curl and the AWS SDKs read it: `HTTPS_PROXY` for an https://
 /// endpoint, `HTTP_PROXY` for http:// (either spelling case), unless the host matches `NO_PROXY`.
-/// `none` ignores the environment. HTTPS goes through the proxy with CONNECT, so the proxy sees
-/// host and port, never the requests or keys.
+/// `none` ignores the environment. Requests go through the proxy in a CONNECT tunnel (AsyncHTTPClient
+/// tunnels plain HTTP too), so the proxy sees host and port, never the requests or keys.
 public struct S3Proxy: Sendable, Equatable, CustomStringConvertible {
   public var host: String
   public var port: Int
