@@ -29,6 +29,8 @@ public final class S3FaultProxy: Sendable {
     public var accessKey: String?
     /// Whether it carried `X-Amz-Security-Token` (temporary keys).
     public var hasSessionToken: Bool = false
+    /// Its `x-amz-server-side-encryption*` headers (lowercase names), as sent.
+    public var encryptionHeaders: [String: String] = [:]
 
     public var isPartUpload: Bool { method == "PUT" && uri.contains("partNumber=") }
   }
@@ -115,7 +117,10 @@ public final class S3FaultProxy: Sendable {
           }
           let request = Request(
             method: head.method.rawValue, uri: head.uri, attempt: attempt, accessKey: accessKey,
-            hasSessionToken: !head.headers["x-amz-security-token"].isEmpty)
+            hasSessionToken: !head.headers["x-amz-security-token"].isEmpty,
+            encryptionHeaders: Dictionary(
+              head.headers.filter { $0.name.lowercased().hasPrefix("x-amz-server-side-encryption") }.map { ($0.name.lowercased(), $0.value) },
+              uniquingKeysWith: { a, _ in a }))
           let action = rule(request)
           state.record("\(id) #\(attempt) -> \(action)", request)
           var forward = false
@@ -148,7 +153,12 @@ public final class S3FaultProxy: Sendable {
             for (name, value) in response.headers where !["content-length", "transfer-encoding", "connection"].contains(name.lowercased()) {
               headers.add(name: name, value: value)
             }
-            headers.add(name: "content-length", value: "\(responseBody.readableBytes)")
+            if head.method == .HEAD {
+              // A HEAD answer has no body but the object's length.
+              headers.add(name: "content-length", value: response.headers["content-length"].first ?? "0")
+            } else {
+              headers.add(name: "content-length", value: "\(responseBody.readableBytes)")
+            }
             try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)))
             if responseBody.readableBytes > 0, head.method != .HEAD { try await outbound.write(.body(.byteBuffer(responseBody))) }
             try await outbound.write(.end(nil))

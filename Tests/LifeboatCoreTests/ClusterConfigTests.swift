@@ -196,6 +196,25 @@ import Testing
     #expect(every.drillScratchDir(every.etcdNodes[1]) == "/srv/drills")
   }
 
+  @Test func lifeboatS3Settings() throws {
+    let text = Self.rke + "\nlifeboat:\n  s3:\n    proxy: http://proxy.corp:3128\n    sse: aws:kms\n    sse_kms_key_id: alias/etcd\n"
+    let config = try ClusterConfig.parse(text, path: "cluster.yml")
+    #expect(config.lifeboat.s3.proxy == "http://proxy.corp:3128")
+    #expect(config.lifeboat.s3.sse == "aws:kms")
+    #expect(config.lifeboat.s3.sseKMSKeyID == "alias/etcd")
+    #expect(try ClusterConfig.parse(Self.rke, path: "cluster.yml").lifeboat.s3 == LifeboatS3Settings())
+    for (bad, message) in [
+      ("    sse: aes\n", "lifeboat.s3.sse: expected AES256 or aws:kms"), ("    sse_customer_key_file: key\n", "sse_customer_key_file"),
+      ("    proxi: x\n", "lifeboat.s3.proxi: unknown key"),
+    ] {
+      #expect {
+        try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  s3:\n" + bad, path: "cluster.yml")
+      } throws: { error in
+        (error as! LifeboatError).message.contains(message)
+      }
+    }
+  }
+
   @Test func legacySnapshotKeys() throws {
     let text = """
       nodes: [{address: 10.0.0.1, role: [etcd]}]

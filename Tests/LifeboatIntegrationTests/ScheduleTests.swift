@@ -122,6 +122,7 @@ extension Integration {
             let status = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
             #expect(status.status == 1, "a failed last run is visible without logs")
             #expect(status.stdout.contains("failed: saved"))
+            #expect(status.stdout.contains("s3        s3://snaps, keys from s3backupconfig of "), "each agent names its key source: \(status.stdout)")
             #expect(try await Self.metrics(cluster).contains("lifeboat_snapshot_failures_total 1"))
             let local = try FileManager.default.contentsOfDirectory(atPath: cluster.members[0].snapshotDir!).filter { $0.hasSuffix("_etcd.zip") }
             #expect(local.count == 1, "the local archive is kept")

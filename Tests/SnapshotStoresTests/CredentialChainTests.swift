@@ -304,3 +304,50 @@ import Testing
     }
   }
 }
+
+/// What S3 answers about SSE-C, in one line that names the fix (S3's documented errors; moto
+/// does not implement SSE-C).
+@Suite struct ServerSideEncryptionErrorTests {
+  struct Canned: S3Transport {
+    var status: Int
+    var body: String
+    func send(_ request: S3HTTPRequest) async throws(S3TransportFailure) -> S3HTTPResponse {
+      S3HTTPResponse(status: status, headers: [], body: Array(body.utf8))
+    }
+    func stream(_ request: S3HTTPRequest, _ body: ([UInt8]) async throws(LifeboatError) -> Void) async throws -> S3HTTPResponse {
+      S3HTTPResponse(status: status, headers: [], body: Array(self.body.utf8))
+    }
+  }
+
+  func message(status: Int, code: String, text: String, sse: S3ServerSideEncryption?) async -> String {
+    var configuration = S3Configuration(
+      endpoint: S3Endpoint(secure: true, host: "s3.example"), bucket: "snaps",
+      credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")))
+    configuration.serverSideEncryption = sse
+    let store = S3Store(
+      configuration: configuration, transport: Canned(status: status, body: "<Error><Code>\(code)</Code><Message>\(text)</Message></Error>"),
+      logger: .init(label: "test"))
+    do {
+      try await store.read("x.zip", range: nil) { (_) async throws(LifeboatError) in }
+      return ""
+    } catch {
+      return error.message
+    }
+  }
+
+  @Test func withoutTheKeyAndWithTheWrongKey() async throws {
+    let missing = await message(
+      status: 400, code: "InvalidRequest",
+      text: "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+      sse: nil)
+    #expect(missing.contains("x.zip is encrypted with a customer key (SSE-C): give --s3-sse-customer-key-file"), "\(missing)")
+    try await withTemporaryDirectory { dir in
+      try Data(repeating: 7, count: 32).write(to: URL(fileURLWithPath: dir.file("k")))
+      let wrong = await message(
+        status: 403, code: "AccessDenied", text: "The calculated MD5 hash of the key did not match the hash that was provided.",
+        sse: try S3ServerSideEncryption(customerKeyFile: dir.file("k")))
+      #expect(wrong.contains("the SSE-C key (--s3-sse-customer-key-file) is not the one x.zip was written with"), "\(wrong)")
+      #expect(!wrong.contains(Data(repeating: 7, count: 32).base64EncodedString()))
+    }
+  }
+}

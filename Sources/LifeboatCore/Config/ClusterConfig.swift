@@ -180,6 +180,11 @@ public struct S3BackupConfig: Sendable, Equatable {
 public struct LifeboatS3Settings: Sendable, Equatable {
   /// HTTP proxy URL, or `none` to ignore `HTTPS_PROXY`/`HTTP_PROXY`. Default: the environment's.
   public var proxy: String?
+  /// Server-side encryption of written objects: `AES256` or `aws:kms` (with `sse_kms_key_id`).
+  public var sse: String?
+  public var sseKMSKeyID: String?
+  /// SSE-C: a file on each node holding the 256-bit key (HTTPS endpoints only).
+  public var sseCustomerKeyFile: String?
 
   public init() {}
 }

@@ -90,8 +90,14 @@ extension ClusterConfig {
       settings.healthTimeoutSeconds = try positive(section["health_timeout"], max: Self.maxSeconds) ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
       if let s3 = try section["s3"] {
-        try s3.onlyKeys(["proxy"])
+        try s3.onlyKeys(["proxy", "sse", "sse_kms_key_id", "sse_customer_key_file"])
         settings.s3.proxy = try s3["proxy"]?.string().nonEmpty
+        if let sse = try s3["sse"] {
+          guard ["AES256", "aws:kms"].contains(try sse.string()) else { throw sse.error("expected AES256 or aws:kms") }
+          settings.s3.sse = try sse.string()
+        }
+        settings.s3.sseKMSKeyID = try s3["sse_kms_key_id"]?.string().nonEmpty
+        settings.s3.sseCustomerKeyFile = try absolutePath(s3["sse_customer_key_file"])
       }
       if let schedule = try section["schedule"] {
         do { settings.schedule = try CronExpression(try schedule.string()) } catch { throw schedule.error(error.message) }

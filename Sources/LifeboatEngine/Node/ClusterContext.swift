@@ -62,11 +62,16 @@ public struct ClusterContext: Sendable {
         accessKey: s3.accessKey, secretKey: s3.secretKey, source: .clusterConfig(config.path),
         names: "access_key and secret_key in \(config.path)"),
       environment: environment, region: s3.region ?? "", proxySetting: proxySetting)
-    return S3Configuration(
+    let settings = config.lifeboat.s3
+    var configuration = S3Configuration(
       endpoint: endpoint, bucket: s3.bucketName, folder: s3.folder ?? "", region: s3.region ?? "",
       credentials: credentials, customCA: s3.customCA.map { Array($0.utf8) },
       proxy: try S3Proxy.resolve(
         setting: proxySetting, settingName: "lifeboat.s3.proxy", endpoint: endpoint, environment: environment))
+    configuration.serverSideEncryption = try S3ServerSideEncryption.resolve(
+      mode: settings.sse, kmsKeyID: settings.sseKMSKeyID, customerKeyFile: settings.sseCustomerKeyFile, endpoint: endpoint,
+      prefix: "lifeboat.s3.")
+    return configuration
   }
 }
 

@@ -15,6 +15,8 @@ public struct S3Configuration: Sendable {
   public var credentials: any S3CredentialProvider
   /// The HTTP proxy requests go through (`S3Proxy.resolve`); nil: direct.
   public var proxy: S3Proxy?
+  /// Server-side encryption of written objects; nil: the bucket's default.
+  public var serverSideEncryption: S3ServerSideEncryption?
   /// Path-style (`https://host/bucket/key`) or virtual-host (`https://bucket.host/key`) requests.
   /// Default: virtual-host for AWS endpoints (`*.amazonaws.com`), path-style for the rest.
   public var pathStyle: Bool

@@ -89,6 +89,12 @@ public final class S3Store: SnapshotStore {
       return .notFound("\(location)/\(key ?? "") not found")
     case (301, _), (400, "AuthorizationHeaderMalformed"), (400, "IllegalLocationConstraintException"):
       return .storage("\(what): the bucket is in another region than \(configuration.signingRegion) (set --region)")
+    case (400, "InvalidRequest") where (message ?? "").contains("Server Side Encryption") || (message ?? "").contains("customer"):
+      return .storage("\(what): \(key ?? "the object") is encrypted with a customer key (SSE-C): give --s3-sse-customer-key-file")
+    case (403, _) where configuration.serverSideEncryption?.isCustomerKey == true && (message ?? "").contains("MD5"):
+      return .storage("\(what): the SSE-C key (--s3-sse-customer-key-file) is not the one \(key ?? "the object") was written with")
+    case (400, "KMS.NotFoundException"), (400, "KMSNotFoundException"), (403, "KMS.AccessDeniedException"):
+      return .storage("\(what): the KMS key of --s3-sse-kms-key-id cannot be used: \(message ?? code ?? "")")
     case (401, _), (403, _):
       let reason = code ?? "HTTP \(response.status)"
       return .storage("access denied: \(what) answered \(reason): check the access key and secret key")
@@ -133,7 +139,7 @@ public final class S3Store: SnapshotStore {
     var attempt = 1
     while true {
       let startedAt = offset
-      var headers: [(String, String)] = []
+      var headers = sseAccess
       if let range {
         headers.append(("range", "bytes=\(offset)-\(range.upperBound - 1)"))
       } else if offset > 0 {
@@ -171,7 +177,8 @@ public final class S3Store: SnapshotStore {
 
   public func stat(_ key: String) async throws(LifeboatError) -> StoredObject {
     try Self.validate(key: key)
-    let response = try await send(request("HEAD", objectKey: configuration.objectKey(key), operation: "look up \(key)"))
+    let response = try await send(
+      request("HEAD", objectKey: configuration.objectKey(key), headers: sseAccess, operation: "look up \(key)"))
     guard response.isSuccess else { throw failure(response, "look up \(key)", key: key) }
     let size = response.header("content-length").flatMap { UInt64($0) } ?? 0
     let modified = response.header("last-modified").flatMap(Self.httpDate) ?? Date(timeIntervalSince1970: 0)
@@ -207,9 +214,13 @@ public final class S3Store: SnapshotStore {
 
   // MARK: - Objects and multipart uploads
 
+  /// Server-side encryption headers of a new object, and of requests for its data (SSE-C).
+  var sseCreation: [(String, String)] { configuration.serverSideEncryption?.creationHeaders ?? [] }
+  var sseAccess: [(String, String)] { configuration.serverSideEncryption?.accessHeaders ?? [] }
+
   func putObject(_ key: String, _ body: [UInt8], contentType: String) async throws(LifeboatError) {
     let response = try await send(
-      request("PUT", objectKey: configuration.objectKey(key), headers: [("content-type", contentType)], body: body,
+      request("PUT", objectKey: configuration.objectKey(key), headers: [("content-type", contentType)] + sseCreation, body: body,
         operation: "upload \(key)"))
     guard response.isSuccess else { throw failure(response, "upload \(key)", key: key) }
   }
@@ -217,7 +228,7 @@ public final class S3Store: SnapshotStore {
   func createMultipartUpload(_ key: String, contentType: String) async throws(LifeboatError) -> String {
     let response = try await send(
       request("POST", objectKey: configuration.objectKey(key), query: [("uploads", "")],
-        headers: [("content-type", contentType)], operation: "start upload of \(key)"))
+        headers: [("content-type", contentType)] + sseCreation, operation: "start upload of \(key)"))
     guard response.isSuccess else { throw failure(response, "start upload of \(key)", key: key) }
     return try S3XML.decode(S3XML.InitiateMultipartUploadResult.self, response.body, what: "start upload").uploadId
   }
@@ -226,7 +237,7 @@ public final class S3Store: SnapshotStore {
     let operation = "upload part \(number) of \(key)"
     let response = try await send(
       request("PUT", objectKey: configuration.objectKey(key), query: [("partNumber", "\(number)"), ("uploadId", uploadId)],
-        body: body, operation: operation))
+        headers: sseAccess, body: body, operation: operation))
     guard response.isSuccess, let etag = response.header("etag") else { throw failure(response, operation, key: key) }
     return etag
   }

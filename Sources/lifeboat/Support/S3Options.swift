@@ -36,6 +36,15 @@ struct S3Options: ParsableArguments {
   @Option(name: .customLong("s3-proxy"), help: "HTTP proxy (http://[user:password@]host:port), or none to ignore HTTPS_PROXY/HTTP_PROXY (default: those, minus NO_PROXY).")
   var proxy: String?
 
+  @Option(name: .customLong("s3-sse"), help: "Server-side encryption of the objects written: AES256 (S3's keys) or aws:kms.")
+  var sse: String?
+
+  @Option(name: .customLong("s3-sse-kms-key-id"), help: "The KMS key for --s3-sse aws:kms (default: the bucket's).")
+  var sseKMSKeyID: String?
+
+  @Option(name: .customLong("s3-sse-customer-key-file"), help: "SSE-C: a file with your 256-bit key (32 bytes or base64), sent with every request (HTTPS only).")
+  var sseCustomerKeyFile: String?
+
   @Flag(name: .customLong("s3-insecure-http"), help: "Allow a plain http:// endpoint (data and signatures unencrypted).")
   var insecureHTTP = false
 
@@ -57,7 +66,8 @@ struct S3Options: ParsableArguments {
       ("--region", regionFlag != nil), ("--folder", !folder.isEmpty), ("--access-key", accessKey != nil),
       ("--secret-key", secretKey != nil), ("--s3-insecure-http", insecureHTTP), ("--s3-path-style", pathStyle),
       ("--s3-part-size", partSizeFlag != nil), ("--s3-parts-in-flight", partsInFlightFlag != nil),
-      ("--s3-proxy", proxy != nil),
+      ("--s3-proxy", proxy != nil), ("--s3-sse", sse != nil), ("--s3-sse-kms-key-id", sseKMSKeyID != nil),
+      ("--s3-sse-customer-key-file", sseCustomerKeyFile != nil),
     ].filter(\.1).map(\.0)
   }
 
@@ -103,6 +113,8 @@ struct S3Options: ParsableArguments {
       endpoint: endpoint, bucket: bucket, folder: folder, region: region, credentials: credentials,
       pathStyle: pathStyle ? true : nil, customCA: try customCA(),
       proxy: try S3Proxy.resolve(setting: proxy, endpoint: endpoint, environment: environment))
+    configuration.serverSideEncryption = try S3ServerSideEncryption.resolve(
+      mode: sse, kmsKeyID: sseKMSKeyID, customerKeyFile: sseCustomerKeyFile, endpoint: endpoint)
     configuration.partSize = partSizeMiB << 20
     configuration.partsInFlight = partsInFlight
     return configuration
