@@ -49,6 +49,19 @@ extension Integration {
           let again = try await LifeboatCLI.run(["snapshot", "prune", "--config", cluster.configFile])
           #expect(again.status == 0)
           #expect(!again.stdout.contains("delete "))
+
+          // The bucket with a policy of its own: the nodes keep one, the bucket two.
+          yaml = yaml.replacingOccurrences(of: "  keep_last: 2\n", with: "  keep_last: 1\n  s3_keep_last: 2\n")
+          try Data(yaml.utf8).write(to: URL(fileURLWithPath: cluster.configFile))
+          let apart = try await LifeboatCLI.run(["snapshot", "prune", "--config", cluster.configFile])
+          #expect(apart.status == 0, "\(apart.stderr)")
+          #expect(apart.stdout.contains("policy (s3): keep last 2"), "\(apart.stdout)")
+          #expect(apart.stdout.contains("delete  2026-11-21T00:00:00Z_etcd  [127.0.0.11, 127.0.0.12, 127.0.0.13]"), "\(apart.stdout)")
+          for node in 0..<3 {
+            #expect(try names(on: node) == Set(([recurring[2]] + manual).map { $0 + ".zip" }), "node \(node)")
+          }
+          let kept = try await s3Keys()
+          #expect(kept.contains(recurring[1] + ".zip") && kept.contains(recurring[2] + ".zip"), "the bucket keeps two: \(kept)")
         }
       }
     }

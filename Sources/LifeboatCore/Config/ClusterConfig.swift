@@ -85,6 +85,15 @@ public struct ClusterConfig: Sendable, Equatable {
     return .rke(retention: backup.retention, intervalHours: backup.intervalHours)
   }
 
+  /// The bucket's own policy (`lifeboat.s3_keep_last/_hourly/_daily/_weekly`), or nil when the
+  /// bucket follows the nodes' (`retentionPolicy`, the default).
+  public var s3RetentionPolicy: RetentionPolicy? {
+    let counts = RetentionPolicy(
+      keepLast: lifeboat.s3KeepLast, keepHourly: lifeboat.s3KeepHourly, keepDaily: lifeboat.s3KeepDaily,
+      keepWeekly: lifeboat.s3KeepWeekly)
+    return counts.countsBased ? counts : nil
+  }
+
   /// `etcd-node1=https://10.0.0.1:2380,...`: every etcd member, for `--initial-cluster`.
   public var initialCluster: String { etcdNodes.map { "\($0.memberName)=\($0.peerURL)" }.joined(separator: ",") }
 
@@ -235,6 +244,11 @@ public struct LifeboatSettings: Sendable, Equatable {
   public var intervalSeconds: Int?
   /// Count-based retention (restic's): set any of them to replace RKE's age rule.
   public var keepLast: Int?
+  /// The bucket's own retention counts (`s3_keep_*`); all nil: the bucket follows the nodes' policy.
+  public var s3KeepLast: Int?
+  public var s3KeepHourly: Int?
+  public var s3KeepDaily: Int?
+  public var s3KeepWeekly: Int?
   public var keepHourly: Int?
   public var keepDaily: Int?
   public var keepWeekly: Int?

@@ -73,6 +73,7 @@ extension ClusterConfig {
         "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file", "cert_dir",
         "runtime", "allowed_clients", "post_restore_hooks", "health_timeout", "nodes", "s3_insecure_http",
         "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "drill", "s3",
+        "s3_keep_last", "s3_keep_hourly", "s3_keep_daily", "s3_keep_weekly",
       ])
       settings.agentPort = try port(section["agent_port"]) ?? settings.agentPort
       settings.clientPort = try port(section["client_port"]) ?? settings.clientPort
@@ -111,6 +112,10 @@ extension ClusterConfig {
       settings.keepHourly = try positive(section["keep_hourly"], max: Self.maxRetention)
       settings.keepDaily = try positive(section["keep_daily"], max: Self.maxRetention)
       settings.keepWeekly = try positive(section["keep_weekly"], max: Self.maxRetention)
+      settings.s3KeepLast = try positive(section["s3_keep_last"], max: Self.maxRetention)
+      settings.s3KeepHourly = try positive(section["s3_keep_hourly"], max: Self.maxRetention)
+      settings.s3KeepDaily = try positive(section["s3_keep_daily"], max: Self.maxRetention)
+      settings.s3KeepWeekly = try positive(section["s3_keep_weekly"], max: Self.maxRetention)
       if let runtime = try section["runtime"] { settings.runtime = try parseRuntime(runtime) }
       if let drill = try section["drill"] {
         settings.drill = try parseDrill(drill)

@@ -4,11 +4,16 @@ import SnapshotStores
 
 /// `snapshot prune --config`: the retention policy applied once to the whole cluster, every
 /// node's snapshot directory and the S3 bucket (with or without a folder). Decisions are made on
-/// the union of what every place holds, so every place keeps the same snapshots.
+/// the union of what every place holds, so every place keeps the same snapshots; unless the
+/// bucket has a policy of its own (`lifeboat.s3_keep_*`): then the nodes' policy decides over
+/// what the nodes hold, and the bucket's over what the bucket holds.
 extension ClusterEngine {
   public struct PruneReport: Sendable {
     public var policy: RetentionPolicy
     public var decisions: [RetentionDecision]
+    /// The bucket's own policy and decisions (`lifeboat.s3_keep_*`); nil when it follows the nodes'.
+    public var s3Policy: RetentionPolicy?
+    public var s3Decisions: [RetentionDecision] = []
     /// Where each snapshot is: node addresses and `s3`.
     public var locations: [String: [String]]
     /// What was deleted where (empty with `dryRun`).
@@ -23,13 +28,19 @@ extension ClusterEngine {
   {
     if !dryRun { _ = try await reachable(refusingDuringRestore: "prune") }
     var candidates: [SnapshotName: RetentionCandidate] = [:]
+    var nodeCandidates: [SnapshotName: RetentionCandidate] = [:]
+    var s3Candidates: [SnapshotName: RetentionCandidate] = [:]
     var locations: [String: [String]] = [:]
     var failures: [String] = []
     func add(_ name: SnapshotName, created: Date, verified: Bool, at place: String) {
       let taken = RetentionCandidate.recurringTime(name) ?? created
-      var candidate = candidates[name] ?? RetentionCandidate(name: name, taken: taken, verified: false)
-      candidate.verified = candidate.verified || verified
-      candidates[name] = candidate
+      for index in 0..<2 {
+        var table = index == 0 ? candidates : (place == "s3" ? s3Candidates : nodeCandidates)
+        var candidate = table[name] ?? RetentionCandidate(name: name, taken: taken, verified: false)
+        candidate.verified = candidate.verified || verified
+        table[name] = candidate
+        if index == 0 { candidates = table } else if place == "s3" { s3Candidates = table } else { nodeCandidates = table }
+      }
       locations[name.value, default: []].append(place)
     }
     var listed: [any Node] = []
@@ -50,12 +61,18 @@ extension ClusterEngine {
       } catch { failures.append("\(s3.location): \(error.message)") }
     }
     let policy = context.config.retentionPolicy
-    let decisions = policy.decide(Array(candidates.values), now: now, includeManual: includeManual)
+    let s3Policy = context.config.s3RetentionPolicy
+    let decisions = policy.decide(Array((s3Policy == nil ? candidates : nodeCandidates).values), now: now, includeManual: includeManual)
+    let s3Decisions = s3Policy?.decide(Array(s3Candidates.values), now: now, includeManual: includeManual) ?? []
     var deleted: [String: [String]] = [:]
-    guard !dryRun else {
-      return PruneReport(policy: policy, decisions: decisions, locations: locations, deleted: deleted, failures: failures)
+    func report() -> PruneReport {
+      PruneReport(
+        policy: policy, decisions: decisions, s3Policy: s3Policy, s3Decisions: s3Decisions, locations: locations, deleted: deleted,
+        failures: failures)
     }
+    guard !dryRun else { return report() }
     let doomed = Set(decisions.filter { !$0.keep }.map(\.name))
+    let doomedInS3 = s3Policy == nil ? doomed : Set(s3Decisions.filter { !$0.keep }.map(\.name))
     // Nodes that share one snapshot directory: deleted once, by the first of them.
     let (writers, sharers) = await byDirectory(listed)
     for node in writers {
@@ -72,7 +89,7 @@ extension ClusterEngine {
         deleted[name.value, default: []].append(address)
       }
     }
-    let inS3 = s3Snapshots.filter { doomed.contains($0.name) }
+    let inS3 = s3Snapshots.filter { doomedInS3.contains($0.name) }
     if let s3, !inS3.isEmpty {
       do {
         try await withS3(s3) { (store) async throws(LifeboatError) in
@@ -84,6 +101,6 @@ extension ClusterEngine {
         }
       } catch { failures.append("\(s3.location): \(error.message)") }
     }
-    return PruneReport(policy: policy, decisions: decisions, locations: locations, deleted: deleted, failures: failures)
+    return report()
   }
 }

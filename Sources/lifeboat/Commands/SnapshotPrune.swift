@@ -9,8 +9,9 @@ struct SnapshotPrune: AsyncParsableCommand {
     abstract: "Apply cluster.yml's retention to every etcd node and to S3 (recurring snapshots only, unless --include-manual).",
     discussion: """
       Default policy: RKE's, recurring snapshots younger than retention x interval_hours are kept. \
-      With lifeboat.keep_last/keep_hourly/keep_daily/keep_weekly: those counts instead. The newest \
-      verified snapshot is never deleted.
+      With lifeboat.keep_last/keep_hourly/keep_daily/keep_weekly: those counts instead. The bucket \
+      follows the nodes' policy unless lifeboat.s3_keep_last/_hourly/_daily/_weekly give it its own. \
+      The newest verified snapshot is never deleted.
       """)
 
   @OptionGroup var cluster: ClusterConfigOption
@@ -26,11 +27,19 @@ struct SnapshotPrune: AsyncParsableCommand {
     let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) in
       try await ClusterEngine(context: context, nodes: nodes, progress: progressLine).prune(dryRun: dryRun, includeManual: includeManual)
     }
-    print("policy: \(report.policy.summary)")
+    print("policy\(report.s3Policy == nil ? "" : " (nodes)"): \(report.policy.summary)")
     for d in report.decisions {
-      let places = (report.locations[d.name.value] ?? []).joined(separator: ", ")
+      var places = report.locations[d.name.value] ?? []
+      if report.s3Policy != nil { places.removeAll { $0 == "s3" } }
       let verb = d.keep ? "keep  " : (dryRun ? "would delete" : "delete")
-      print("\(verb)  \(d.name)  [\(places)]  \(d.reason)")
+      print("\(verb)  \(d.name)  [\(places.joined(separator: ", "))]  \(d.reason)")
+    }
+    if let s3Policy = report.s3Policy {
+      print("policy (s3): \(s3Policy.summary)")
+      for d in report.s3Decisions {
+        let verb = d.keep ? "keep  " : (dryRun ? "would delete" : "delete")
+        print("\(verb)  \(d.name)  [s3]  \(d.reason)")
+      }
     }
     if !report.failures.isEmpty {
       throw LifeboatError.unavailable("prune incomplete: \(report.failures.joined(separator: "; "))")
