@@ -29,8 +29,11 @@ public final class S3FaultProxy: Sendable {
     public var accessKey: String?
     /// Whether it carried `X-Amz-Security-Token` (temporary keys).
     public var hasSessionToken: Bool = false
-    /// Its `x-amz-server-side-encryption*` headers (lowercase names), as sent.
-    public var encryptionHeaders: [String: String] = [:]
+    /// Its headers (lowercase names; `authorization` left out), as sent.
+    public var headers: [String: String] = [:]
+
+    /// Its `x-amz-server-side-encryption*` headers.
+    public var encryptionHeaders: [String: String] { headers.filter { $0.key.hasPrefix("x-amz-server-side-encryption") } }
 
     public var isPartUpload: Bool { method == "PUT" && uri.contains("partNumber=") }
   }
@@ -118,8 +121,8 @@ public final class S3FaultProxy: Sendable {
           let request = Request(
             method: head.method.rawValue, uri: head.uri, attempt: attempt, accessKey: accessKey,
             hasSessionToken: !head.headers["x-amz-security-token"].isEmpty,
-            encryptionHeaders: Dictionary(
-              head.headers.filter { $0.name.lowercased().hasPrefix("x-amz-server-side-encryption") }.map { ($0.name.lowercased(), $0.value) },
+            headers: Dictionary(
+              head.headers.filter { $0.name.lowercased() != "authorization" }.map { ($0.name.lowercased(), $0.value) },
               uniquingKeysWith: { a, _ in a }))
           let action = rule(request)
           state.record("\(id) #\(attempt) -> \(action)", request)

@@ -202,10 +202,17 @@ import Testing
     #expect(config.lifeboat.s3.proxy == "http://proxy.corp:3128")
     #expect(config.lifeboat.s3.sse == "aws:kms")
     #expect(config.lifeboat.s3.sseKMSKeyID == "alias/etcd")
+    let locked = try ClusterConfig.parse(
+      Self.rke + "\nlifeboat:\n  s3:\n    object_lock_mode: COMPLIANCE\n    object_lock_days: prune\n    checksum: off\n", path: "cluster.yml")
+    #expect(locked.lifeboat.s3.objectLockMode == "COMPLIANCE")
+    #expect(locked.lifeboat.s3.objectLockDays == "prune")
+    #expect(locked.lifeboat.s3.checksum == "off")
     #expect(try ClusterConfig.parse(Self.rke, path: "cluster.yml").lifeboat.s3 == LifeboatS3Settings())
     for (bad, message) in [
       ("    sse: aes\n", "lifeboat.s3.sse: expected AES256 or aws:kms"), ("    sse_customer_key_file: key\n", "sse_customer_key_file"),
-      ("    proxi: x\n", "lifeboat.s3.proxi: unknown key"),
+      ("    proxi: x\n", "lifeboat.s3.proxi: unknown key"), ("    object_lock_mode: GOVERNANCE\n", "go together"),
+      ("    object_lock_mode: LEGAL\n    object_lock_days: 3\n", "expected GOVERNANCE or COMPLIANCE"),
+      ("    object_lock_mode: GOVERNANCE\n    object_lock_days: soon\n", "or prune"), ("    checksum: md5\n", "expected crc32c or off"),
     ] {
       #expect {
         try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  s3:\n" + bad, path: "cluster.yml")

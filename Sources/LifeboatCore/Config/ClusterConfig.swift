@@ -194,6 +194,12 @@ public struct LifeboatS3Settings: Sendable, Equatable {
   public var sseKMSKeyID: String?
   /// SSE-C: a file on each node holding the 256-bit key (HTTPS endpoints only).
   public var sseCustomerKeyFile: String?
+  /// Object Lock on every object written: `GOVERNANCE` or `COMPLIANCE`, for `object_lock_days`
+  /// days (a number, or `prune`: until RKE's retention × interval_hours would prune it).
+  public var objectLockMode: String?
+  public var objectLockDays: String?
+  /// `crc32c` (default) or `off`.
+  public var checksum: String?
 
   public init() {}
 }

@@ -91,7 +91,25 @@ extension ClusterConfig {
       settings.healthTimeoutSeconds = try positive(section["health_timeout"], max: Self.maxSeconds) ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
       if let s3 = try section["s3"] {
-        try s3.onlyKeys(["proxy", "sse", "sse_kms_key_id", "sse_customer_key_file"])
+        try s3.onlyKeys(["proxy", "sse", "sse_kms_key_id", "sse_customer_key_file", "object_lock_mode", "object_lock_days", "checksum"])
+        if let mode = try s3["object_lock_mode"] {
+          guard ["GOVERNANCE", "COMPLIANCE"].contains(try mode.string()) else { throw mode.error("expected GOVERNANCE or COMPLIANCE") }
+          settings.s3.objectLockMode = try mode.string()
+        }
+        if let days = try s3["object_lock_days"] {
+          let text = try days.string()
+          guard text == "prune" || Int(text).map({ (1...36500).contains($0) }) == true else {
+            throw days.error("expected a number of days from 1 to 36500, or prune")
+          }
+          settings.s3.objectLockDays = text
+        }
+        if (settings.s3.objectLockMode == nil) != (settings.s3.objectLockDays == nil) {
+          throw s3.error("object_lock_mode and object_lock_days go together")
+        }
+        if let checksum = try s3["checksum"] {
+          guard ["crc32c", "off"].contains(try checksum.string()) else { throw checksum.error("expected crc32c or off") }
+          settings.s3.checksum = try checksum.string()
+        }
         settings.s3.proxy = try s3["proxy"]?.string().nonEmpty
         if let sse = try s3["sse"] {
           guard ["AES256", "aws:kms"].contains(try sse.string()) else { throw sse.error("expected AES256 or aws:kms") }

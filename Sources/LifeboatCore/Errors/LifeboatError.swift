@@ -38,6 +38,8 @@ public struct LifeboatError: Error, CustomStringConvertible, Sendable, Equatable
   public enum Underlying: String, Codable, Sendable, Equatable {
     /// The connection was refused or timed out: the peer is down or unreachable.
     case unreachable
+    /// An S3 object is under Object Lock (retention or legal hold): kept, reported, not a failure.
+    case locked
     /// TLS failed: certificate, CA or host name.
     case tls
     /// A remote answered with an error of its own (an agent's error body).

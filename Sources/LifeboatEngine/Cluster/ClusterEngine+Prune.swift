@@ -20,6 +20,8 @@ extension ClusterEngine {
     public var deleted: [String: [String]]
     /// Places that could not be listed or pruned, and why.
     public var failures: [String]
+    /// Objects kept under Object Lock ("s3://…/x.zip is locked until …: kept"): not failures.
+    public var locked: [String] = []
   }
 
   /// Prunes `nodes` (this engine's, by default) and, with `includeS3`, the config's bucket.
@@ -65,10 +67,11 @@ extension ClusterEngine {
     let decisions = policy.decide(Array((s3Policy == nil ? candidates : nodeCandidates).values), now: now, includeManual: includeManual)
     let s3Decisions = s3Policy?.decide(Array(s3Candidates.values), now: now, includeManual: includeManual) ?? []
     var deleted: [String: [String]] = [:]
+    var locked: [String] = []
     func report() -> PruneReport {
       PruneReport(
         policy: policy, decisions: decisions, s3Policy: s3Policy, s3Decisions: s3Decisions, locations: locations, deleted: deleted,
-        failures: failures)
+        failures: failures, locked: locked)
     }
     guard !dryRun else { return report() }
     let doomed = Set(decisions.filter { !$0.keep }.map(\.name))
@@ -94,9 +97,15 @@ extension ClusterEngine {
       do {
         try await withS3(s3) { (store) async throws(LifeboatError) in
           for s in inS3 {
-            try await SnapshotCatalog(store: store).delete(s)
-            deleted[s.name.value, default: []].append("s3")
-            progress("deleted \(s.path)")
+            do throws(LifeboatError) {
+              try await SnapshotCatalog(store: store).delete(s, now: now)
+              deleted[s.name.value, default: []].append("s3")
+              progress("deleted \(s.path)")
+            } catch {
+              guard error.underlying == .locked else { throw error }
+              locked.append(error.message)
+              progress(error.message)
+            }
           }
         }
       } catch { failures.append("\(s3.location): \(error.message)") }

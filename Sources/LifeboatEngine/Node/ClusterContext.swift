@@ -71,6 +71,11 @@ public struct ClusterContext: Sendable {
     configuration.serverSideEncryption = try S3ServerSideEncryption.resolve(
       mode: settings.sse, kmsKeyID: settings.sseKMSKeyID, customerKeyFile: settings.sseCustomerKeyFile, endpoint: endpoint,
       prefix: "lifeboat.s3.")
+    configuration.objectLock = try S3ObjectLock.resolve(
+      mode: settings.objectLockMode, days: settings.objectLockDays,
+      pruneAge: config.s3RetentionPolicy == nil ? config.retentionPolicy.maxAge : nil,
+      names: ("lifeboat.s3.object_lock_mode", "lifeboat.s3.object_lock_days"))
+    if let checksum = settings.checksum { configuration.checksum = try S3Checksum(setting: checksum, name: "lifeboat.s3.checksum") }
     return configuration
   }
 }

@@ -69,9 +69,19 @@ public struct SnapshotCatalog: Sendable {
   /// first (a listed archive without a manifest is never taken for a complete, verified one),
   /// then the archive; a legacy file alone. Returns what was deleted, archive first.
   @discardableResult
-  public func delete(_ snapshot: StoredSnapshot) async throws(LifeboatError) -> [String] {
+  public func delete(_ snapshot: StoredSnapshot, now: Date = Date()) async throws(LifeboatError) -> [String] {
     var deleted: [String] = []
-    if snapshot.kind == .archive, try await store.exists(snapshot.name.manifestFileName) {
+    let hasManifest = snapshot.kind == .archive ? try await store.exists(snapshot.name.manifestFileName) : false
+    // Object Lock: nothing of a snapshot is deleted while any of its objects is locked (a delete
+    // in a versioned bucket would only hide the locked version behind a delete marker).
+    for key in [snapshot.object.key] + (hasManifest ? [snapshot.name.manifestFileName] : []) {
+      if let lock = try await store.lockState(of: key), lock.holds(at: now) {
+        var error = LifeboatError.storage("\(store.location)/\(key) is \(lock.description): kept")
+        error.underlying = .locked
+        throw error
+      }
+    }
+    if hasManifest {
       try await store.delete(snapshot.name.manifestFileName)
       deleted.append(store.location + "/" + snapshot.name.manifestFileName)
     }

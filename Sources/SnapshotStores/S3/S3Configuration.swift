@@ -17,6 +17,10 @@ public struct S3Configuration: Sendable {
   public var proxy: S3Proxy?
   /// Server-side encryption of written objects; nil: the bucket's default.
   public var serverSideEncryption: S3ServerSideEncryption?
+  /// Object Lock on every object written; nil: none (the bucket's default retention, if any).
+  public var objectLock: S3ObjectLock?
+  /// The checksum sent with objects and parts. Default CRC-32C.
+  public var checksum: S3Checksum = .crc32c
   /// Path-style (`https://host/bucket/key`) or virtual-host (`https://bucket.host/key`) requests.
   /// Default: virtual-host for AWS endpoints (`*.amazonaws.com`), path-style for the rest.
   public var pathStyle: Bool

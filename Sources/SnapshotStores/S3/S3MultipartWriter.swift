@@ -14,8 +14,8 @@ actor S3MultipartWriter: ObjectWriter {
   private var buffer: [UInt8] = []
   private var uploadId: String?
   private var nextPart = 1
-  private var inFlight: [(number: Int, task: Task<String, any Error>)] = []
-  private var uploaded: [(Int, String)] = []
+  private var inFlight: [(number: Int, task: Task<S3Store.UploadedPart, any Error>)] = []
+  private var uploaded: [S3Store.UploadedPart] = []
   private var total: UInt64 = 0
   private var failed: LifeboatError?
 
@@ -62,7 +62,7 @@ actor S3MultipartWriter: ObjectWriter {
   private func collectOldest() async throws(LifeboatError) {
     let (number, task) = inFlight.removeFirst()
     do {
-      uploaded.append((number, try await task.value))
+      uploaded.append(try await task.value)
     } catch let error as LifeboatError {
       failed = error
       throw error
@@ -85,7 +85,7 @@ actor S3MultipartWriter: ObjectWriter {
           buffer = []
         }
         while !inFlight.isEmpty { try await collectOldest() }
-        try await store.completeMultipartUpload(key, uploadId: uploadId, parts: uploaded.sorted { $0.0 < $1.0 }, size: total)
+        try await store.completeMultipartUpload(key, uploadId: uploadId, parts: uploaded.sorted { $0.number < $1.number }, size: total)
         self.uploadId = nil
         await store.abortStrayUploads(key, keeping: nil)
       } else {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LifeboatCore
 import Logging
@@ -26,7 +27,9 @@ public final class S3Store: SnapshotStore {
       timeout: configuration.requestTimeout)
     self.transport = LoggingTransport(
       base: RetryingTransport(
-        base: SigningTransport(base: http, credentials: configuration.credentials, region: configuration.signingRegion), policy: configuration.retry, logger: logger),
+        base: SigningTransport(
+          base: http, credentials: configuration.credentials, region: configuration.signingRegion,
+          unsignedChecksummedPayloads: configuration.endpoint.secure), policy: configuration.retry, logger: logger),
       logger: logger)
     self.configuration = configuration
     self.logger = logger
@@ -185,6 +188,17 @@ public final class S3Store: SnapshotStore {
     return StoredObject(key: key, size: size, modified: modified)
   }
 
+  public func lockState(of key: String) async throws(LifeboatError) -> ObjectLockState? {
+    try Self.validate(key: key)
+    let response = try await send(
+      request("HEAD", objectKey: configuration.objectKey(key), headers: sseAccess, operation: "look up \(key)"))
+    guard response.isSuccess else { throw failure(response, "look up \(key)", key: key) }
+    let until = response.header("x-amz-object-lock-retain-until-date").map(S3XML.date)
+    let hold = response.header("x-amz-object-lock-legal-hold")?.uppercased() == "ON"
+    guard until != nil || hold else { return nil }
+    return ObjectLockState(mode: response.header("x-amz-object-lock-mode"), retainUntil: until, legalHold: hold)
+  }
+
   public func list() async throws(LifeboatError) -> [StoredObject] {
     let prefix = configuration.folder.isEmpty ? "" : configuration.folder + "/"
     var objects: [StoredObject] = []
@@ -218,9 +232,30 @@ public final class S3Store: SnapshotStore {
   var sseCreation: [(String, String)] { configuration.serverSideEncryption?.creationHeaders ?? [] }
   var sseAccess: [(String, String)] { configuration.serverSideEncryption?.accessHeaders ?? [] }
 
+  /// One part as uploaded: its number, ETag and CRC-32C (when checksums are on).
+  struct UploadedPart: Sendable {
+    var number: Int
+    var etag: String
+    var crc32c: String?
+  }
+
+  /// Integrity headers of a body: CRC-32C when on; Content-MD5 when a lock needs one and the
+  /// checksum is off (S3 refuses locked writes with neither).
+  func integrityHeaders(_ body: [UInt8]) -> [(String, String)] {
+    if configuration.checksum == .crc32c {
+      // The SDKs' pair: the algorithm (what S3 asks of locked writes) and the value.
+      return [("x-amz-sdk-checksum-algorithm", "CRC32C"), ("x-amz-checksum-crc32c", S3Checksum.crc32c(body))]
+    }
+    if configuration.objectLock != nil { return [("content-md5", Data(Insecure.MD5.hash(data: body)).base64EncodedString())] }
+    return []
+  }
+
+  var lockHeaders: [(String, String)] { configuration.objectLock?.headers(now: Date()) ?? [] }
+
   func putObject(_ key: String, _ body: [UInt8], contentType: String) async throws(LifeboatError) {
     let response = try await send(
-      request("PUT", objectKey: configuration.objectKey(key), headers: [("content-type", contentType)] + sseCreation, body: body,
+      request("PUT", objectKey: configuration.objectKey(key),
+        headers: [("content-type", contentType)] + sseCreation + lockHeaders + integrityHeaders(body), body: body,
         operation: "upload \(key)"))
     guard response.isSuccess else { throw failure(response, "upload \(key)", key: key) }
   }
@@ -228,24 +263,27 @@ public final class S3Store: SnapshotStore {
   func createMultipartUpload(_ key: String, contentType: String) async throws(LifeboatError) -> String {
     let response = try await send(
       request("POST", objectKey: configuration.objectKey(key), query: [("uploads", "")],
-        headers: [("content-type", contentType)] + sseCreation, operation: "start upload of \(key)"))
+        headers: [("content-type", contentType)] + sseCreation + lockHeaders
+          + (configuration.checksum == .crc32c ? [("x-amz-checksum-algorithm", "CRC32C")] : []),
+        operation: "start upload of \(key)"))
     guard response.isSuccess else { throw failure(response, "start upload of \(key)", key: key) }
     return try S3XML.decode(S3XML.InitiateMultipartUploadResult.self, response.body, what: "start upload").uploadId
   }
 
-  func uploadPart(_ key: String, uploadId: String, number: Int, _ body: [UInt8]) async throws(LifeboatError) -> String {
+  func uploadPart(_ key: String, uploadId: String, number: Int, _ body: [UInt8]) async throws(LifeboatError) -> UploadedPart {
     let operation = "upload part \(number) of \(key)"
+    let integrity = integrityHeaders(body)
     let response = try await send(
       request("PUT", objectKey: configuration.objectKey(key), query: [("partNumber", "\(number)"), ("uploadId", uploadId)],
-        headers: sseAccess, body: body, operation: operation))
+        headers: sseAccess + integrity, body: body, operation: operation))
     guard response.isSuccess, let etag = response.header("etag") else { throw failure(response, operation, key: key) }
-    return etag
+    return UploadedPart(number: number, etag: etag, crc32c: integrity.first { $0.0 == "x-amz-checksum-crc32c" }?.1)
   }
 
   func completeMultipartUpload(
-    _ key: String, uploadId: String, parts: [(Int, String)], size: UInt64
+    _ key: String, uploadId: String, parts: [UploadedPart], size: UInt64
   ) async throws(LifeboatError) {
-    let document = S3XML.CompleteMultipartUpload(parts: parts.map { .init(partNumber: $0.0, eTag: $0.1) })
+    let document = S3XML.CompleteMultipartUpload(parts: parts.map { .init(partNumber: $0.number, eTag: $0.etag, checksumCRC32C: $0.crc32c) })
     let operation = "complete upload of \(key)"
     var attempt = 1
     while true {

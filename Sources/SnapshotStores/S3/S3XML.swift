@@ -56,9 +56,11 @@ enum S3XML {
     struct Part: Encodable {
       var partNumber: Int
       var eTag: String
+      var checksumCRC32C: String?
       enum CodingKeys: String, CodingKey {
         case partNumber = "PartNumber"
         case eTag = "ETag"
+        case checksumCRC32C = "ChecksumCRC32C"
       }
     }
     var parts: [Part]

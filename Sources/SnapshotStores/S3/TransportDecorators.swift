@@ -9,13 +9,17 @@ public struct SigningTransport: S3Transport {
   public let base: any S3Transport
   public let credentials: any S3CredentialProvider
   public let region: String
+  /// Sign bodies that carry an `x-amz-checksum-crc32c` with `UNSIGNED-PAYLOAD` instead of their
+  /// SHA-256 (HTTPS endpoints: TLS protects the bytes in transit, the CRC their integrity at S3).
+  public let unsignedChecksummedPayloads: Bool
   /// The clock; tests fix it.
   public var now: @Sendable () -> Date = { Date() }
 
-  public init(base: any S3Transport, credentials: any S3CredentialProvider, region: String) {
+  public init(base: any S3Transport, credentials: any S3CredentialProvider, region: String, unsignedChecksummedPayloads: Bool = false) {
     self.base = base
     self.credentials = credentials
     self.region = region
+    self.unsignedChecksummedPayloads = unsignedChecksummedPayloads
   }
 
   func signed(_ request: S3HTTPRequest) async throws(S3TransportFailure) -> S3HTTPRequest {
@@ -24,7 +28,14 @@ public struct SigningTransport: S3Transport {
       throw S3TransportFailure(error.message, transient: false)
     }
     var request = request
-    let payloadHash = request.body.isEmpty ? SigV4Signer.emptyPayloadHash : SHA256.hash(data: request.body).hexString
+    let payloadHash: String
+    if request.body.isEmpty {
+      payloadHash = SigV4Signer.emptyPayloadHash
+    } else if unsignedChecksummedPayloads, request.headers.contains(where: { $0.0 == "x-amz-checksum-crc32c" }) {
+      payloadHash = "UNSIGNED-PAYLOAD"
+    } else {
+      payloadHash = SHA256.hash(data: request.body).hexString
+    }
     let added = SigV4Signer(credentials: keys, region: region).sign(
       method: request.method, path: request.path, query: request.query,
       headers: [("host", request.host)] + request.headers, payloadHash: payloadHash, date: now())

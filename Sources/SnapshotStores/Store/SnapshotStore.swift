@@ -59,6 +59,10 @@ public protocol SnapshotStore: Sendable {
 
   /// Removes `key`; succeeds when it does not exist.
   func delete(_ key: String) async throws(LifeboatError)
+
+  /// The Object Lock of `key` (retention or legal hold), nil when it has none or the store has
+  /// no locks (a directory). Deleting callers ask first: a locked object is kept and reported.
+  func lockState(of key: String) async throws(LifeboatError) -> ObjectLockState?
 }
 
 /// An object being written. Used by one task at a time.
@@ -73,6 +77,8 @@ public protocol ObjectWriter: AnyObject, Sendable {
 }
 
 extension SnapshotStore {
+  public func lockState(of key: String) async throws(LifeboatError) -> ObjectLockState? { nil }
+
   /// Starts writing `key`, replacing an existing object when finished.
   public func makeWriter(for key: String, contentType: String) async throws(LifeboatError) -> any ObjectWriter {
     try await makeWriter(for: key, contentType: contentType, replace: true)

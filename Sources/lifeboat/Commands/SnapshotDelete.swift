@@ -13,6 +13,7 @@ struct SnapshotDelete: AsyncParsableCommand {
   func run() async throws {
     let name = try snapshot.snapshotName
     var deleted: [String] = []
+    var locked: [String] = []
     try await remote.withStore { s3 in
       // Look everything up first, so a missing snapshot deletes nothing anywhere.
       var targets: [(any SnapshotStore, StoredSnapshot)] = []
@@ -30,9 +31,15 @@ struct SnapshotDelete: AsyncParsableCommand {
           "snapshot \(name) not found in \(snapshot.storage.snapshotDir)\(s3.map { " or \($0.location)" } ?? "")")
       }
       for (store, found) in targets {
-        deleted += try await SnapshotCatalog(store: store).delete(found)
+        do {
+          deleted += try await SnapshotCatalog(store: store).delete(found)
+        } catch let error as LifeboatError where error.underlying == .locked {
+          // Object Lock: kept, said, and not a failure (the lock is doing its job).
+          locked.append(error.message)
+        }
       }
     }
     for path in deleted { print("deleted \(path)") }
+    for line in locked { print(line) }
   }
 }

@@ -41,6 +41,7 @@ struct SnapshotPrune: AsyncParsableCommand {
         print("\(verb)  \(d.name)  [s3]  \(d.reason)")
       }
     }
+    for line in report.locked { print(line) }
     if !report.failures.isEmpty {
       throw LifeboatError.unavailable("prune incomplete: \(report.failures.joined(separator: "; "))")
     }

@@ -45,6 +45,15 @@ struct S3Options: ParsableArguments {
   @Option(name: .customLong("s3-sse-customer-key-file"), help: "SSE-C: a file with your 256-bit key (32 bytes or base64), sent with every request (HTTPS only).")
   var sseCustomerKeyFile: String?
 
+  @Option(name: .customLong("s3-object-lock-mode"), help: "Object Lock on every object written: GOVERNANCE or COMPLIANCE (the bucket must have Object Lock enabled).")
+  var objectLockMode: String?
+
+  @Option(name: .customLong("s3-object-lock-days"), help: "Days each object stays locked (with --s3-object-lock-mode).")
+  var objectLockDays: String?
+
+  @Option(name: .customLong("s3-checksum"), help: "crc32c (default: a CRC-32C with every object and part; over HTTPS the payload is then not hashed for the signature) or off, for stores that refuse the header.")
+  var checksum: String?
+
   @Flag(name: .customLong("s3-insecure-http"), help: "Allow a plain http:// endpoint (data and signatures unencrypted).")
   var insecureHTTP = false
 
@@ -67,7 +76,8 @@ struct S3Options: ParsableArguments {
       ("--secret-key", secretKey != nil), ("--s3-insecure-http", insecureHTTP), ("--s3-path-style", pathStyle),
       ("--s3-part-size", partSizeFlag != nil), ("--s3-parts-in-flight", partsInFlightFlag != nil),
       ("--s3-proxy", proxy != nil), ("--s3-sse", sse != nil), ("--s3-sse-kms-key-id", sseKMSKeyID != nil),
-      ("--s3-sse-customer-key-file", sseCustomerKeyFile != nil),
+      ("--s3-sse-customer-key-file", sseCustomerKeyFile != nil), ("--s3-object-lock-mode", objectLockMode != nil),
+      ("--s3-object-lock-days", objectLockDays != nil), ("--s3-checksum", checksum != nil),
     ].filter(\.1).map(\.0)
   }
 
@@ -115,6 +125,8 @@ struct S3Options: ParsableArguments {
       proxy: try S3Proxy.resolve(setting: proxy, endpoint: endpoint, environment: environment))
     configuration.serverSideEncryption = try S3ServerSideEncryption.resolve(
       mode: sse, kmsKeyID: sseKMSKeyID, customerKeyFile: sseCustomerKeyFile, endpoint: endpoint)
+    configuration.objectLock = try S3ObjectLock.resolve(mode: objectLockMode, days: objectLockDays, pruneAge: nil)
+    if let checksum { configuration.checksum = try S3Checksum(setting: checksum) }
     configuration.partSize = partSizeMiB << 20
     configuration.partsInFlight = partsInFlight
     return configuration

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LifeboatCore
 import LifeboatEngine
@@ -349,5 +350,69 @@ import Testing
       #expect(wrong.contains("the SSE-C key (--s3-sse-customer-key-file) is not the one x.zip was written with"), "\(wrong)")
       #expect(!wrong.contains(Data(repeating: 7, count: 32).base64EncodedString()))
     }
+  }
+}
+
+/// Which payloads are signed with their SHA-256 and which with UNSIGNED-PAYLOAD.
+@Suite struct PayloadSigningTests {
+  final class Recorder: S3Transport, @unchecked Sendable {
+    var seen: [S3HTTPRequest] = []
+    func send(_ request: S3HTTPRequest) async throws(S3TransportFailure) -> S3HTTPResponse {
+      seen.append(request)
+      return S3HTTPResponse(status: 200, headers: [])
+    }
+    func stream(_ request: S3HTTPRequest, _ body: ([UInt8]) async throws(LifeboatError) -> Void) async throws -> S3HTTPResponse {
+      seen.append(request)
+      return S3HTTPResponse(status: 200, headers: [])
+    }
+  }
+
+  @Test(arguments: [(true, true, "UNSIGNED-PAYLOAD"), (true, false, "sha"), (false, true, "sha"), (false, false, "sha")])
+  func unsignedOnlyOverHTTPSWithAChecksum(secure: Bool, checksummed: Bool, expected: String) async throws {
+    let recorder = Recorder()
+    let signing = SigningTransport(
+      base: recorder, credentials: S3Credentials(accessKey: "a", secretKey: Secret("b")), region: "us-east-1",
+      unsignedChecksummedPayloads: secure)
+    let body = Array("part".utf8)
+    let headers = checksummed ? [("x-amz-checksum-crc32c", "AAAAAA==")] : []
+    _ = try await signing.send(S3HTTPRequest(method: "PUT", host: "h", path: "/b/k", headers: headers, body: body, operation: "t"))
+    let sent = try #require(recorder.seen.first?.headers.first { $0.0 == "x-amz-content-sha256" }?.1)
+    #expect(sent == (expected == "sha" ? SHA256Hex.of(body) : expected))
+  }
+}
+
+enum SHA256Hex {
+  static func of(_ bytes: [UInt8]) -> String {
+    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+  }
+}
+
+/// Object Lock settings: mode and days, or "until retention would prune it".
+@Suite struct ObjectLockSettingsTests {
+  @Test func daysOrUntilPruned() throws {
+    #expect(try S3ObjectLock.resolve(mode: "GOVERNANCE", days: "30", pruneAge: nil) == S3ObjectLock(mode: .governance, retention: 30 * 86400))
+    #expect(try S3ObjectLock.resolve(mode: "compliance", days: "prune", pruneAge: 72 * 3600) == S3ObjectLock(mode: .compliance, retention: 72 * 3600))
+    #expect(try S3ObjectLock.resolve(mode: nil, days: nil, pruneAge: nil) == nil)
+  }
+
+  @Test(arguments: [
+    ("GOVERNANCE", nil as String?, "needs --s3-object-lock-days"), ("LEGAL", "3", "expected GOVERNANCE or COMPLIANCE"),
+    ("GOVERNANCE", "0", "from 1 to 36500"), ("GOVERNANCE", "prune", "age-based retention"),
+  ])
+  func refusals(mode: String, days: String?, message: String) {
+    do {
+      _ = try S3ObjectLock.resolve(mode: mode, days: days, pruneAge: nil)
+      Issue.record("accepted")
+    } catch {
+      #expect(error.kind == .usage)
+      #expect(error.message.contains(message), "\(error.message)")
+    }
+  }
+
+  @Test func lockStateHoldsUntilItsDateOrUnderLegalHold() {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+    #expect(ObjectLockState(mode: "GOVERNANCE", retainUntil: now + 1, legalHold: false).holds(at: now))
+    #expect(!ObjectLockState(mode: "GOVERNANCE", retainUntil: now - 1, legalHold: false).holds(at: now))
+    #expect(ObjectLockState(mode: nil, retainUntil: nil, legalHold: true).holds(at: now))
   }
 }
