@@ -238,6 +238,9 @@ public struct LifeboatSettings: Sendable, Equatable {
   public var s3InsecureHTTP = false
   /// `lifeboat.s3`: how the agents and the CLI reach the bucket of `s3backupconfig`.
   public var s3 = LifeboatS3Settings()
+  /// `lifeboat.encryption.age_recipients`: the S3 copies of snapshots are encrypted to these
+  /// age recipients (`<name>.zip.age`); local copies stay plain RKE archives. Default: none.
+  public var ageRecipients: [AgeRecipient] = []
   /// How long a restored cluster may take to become healthy. Default 120 seconds.
   public var healthTimeoutSeconds = 120
   /// Per-node overrides, keyed by the node's address.

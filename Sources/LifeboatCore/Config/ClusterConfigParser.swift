@@ -72,7 +72,7 @@ extension ClusterConfig {
       try section.onlyKeys([
         "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file", "cert_dir",
         "runtime", "allowed_clients", "post_restore_hooks", "health_timeout", "nodes", "s3_insecure_http",
-        "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "drill", "s3",
+        "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "drill", "s3", "encryption",
         "s3_keep_last", "s3_keep_hourly", "s3_keep_daily", "s3_keep_weekly",
       ])
       settings.agentPort = try port(section["agent_port"]) ?? settings.agentPort
@@ -90,6 +90,16 @@ extension ClusterConfig {
       settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
       settings.healthTimeoutSeconds = try positive(section["health_timeout"], max: Self.maxSeconds) ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
+      if let encryption = try section["encryption"] {
+        try encryption.onlyKeys(["age_recipients"])
+        if let list = try encryption["age_recipients"] {
+          for (index, text) in try list.strings().enumerated() {
+            do { settings.ageRecipients.append(try AgeRecipient(parsing: text)) } catch {
+              throw list.error("entry \(index + 1): \(error.message)")
+            }
+          }
+        }
+      }
       if let s3 = try section["s3"] {
         try s3.onlyKeys(["proxy", "sse", "sse_kms_key_id", "sse_customer_key_file", "object_lock_mode", "object_lock_days", "checksum"])
         if let mode = try s3["object_lock_mode"] {

@@ -28,6 +28,27 @@ public struct Manifest: Codable, Sendable, Equatable {
   /// last writes.
   public var noQuorum: Bool = false
   public var lifeboatVersion: String = LifeboatVersion.current
+  /// Set when the archive this manifest sits beside is encrypted (`<name>.zip.age`): then
+  /// `archiveSHA256`/`archiveSize` are the plaintext archive's, these the stored object's.
+  /// Never a key: recipients are public.
+  public var encryption: Encryption?
+
+  public struct Encryption: Codable, Sendable, Equatable {
+    /// `age-encryption.org/v1`.
+    public var format: String
+    /// The X25519 recipients (`age1…`) it was encrypted to.
+    public var recipients: [String]
+    /// SHA-256 and size of `<name>.zip.age` as stored.
+    public var objectSHA256: String
+    public var objectSize: UInt64
+
+    public init(format: String = "age-encryption.org/v1", recipients: [String], objectSHA256: String, objectSize: UInt64) {
+      self.format = format
+      self.recipients = recipients
+      self.objectSHA256 = objectSHA256
+      self.objectSize = objectSize
+    }
+  }
 
   public struct Member: Codable, Sendable, Equatable {
     public var name: String
@@ -93,6 +114,13 @@ public struct Manifest: Codable, Sendable, Equatable {
   var rangeProblem: String? {
     if dbSize > Self.maxSize { return "dbSize \(dbSize) is out of range (at most \(Self.maxSize))" }
     if archiveSize > Self.maxSize { return "archiveSize \(archiveSize) is out of range (at most \(Self.maxSize))" }
+    if let encryption {
+      if encryption.objectSize > Self.maxSize { return "encryption.objectSize is out of range (at most \(Self.maxSize))" }
+      let hex = encryption.objectSHA256
+      if hex.count != 64 || !hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
+        return "encryption.objectSHA256 is not a SHA-256 (64 lowercase hex digits)"
+      }
+    }
     if revision < 0 { return "revision \(revision) is negative" }
     if format < 1 { return "format \(format) is not a Lifeboat manifest format" }
     for (field, value) in [("dbSHA256", dbSHA256), ("archiveSHA256", archiveSHA256)]

@@ -48,6 +48,8 @@ public struct SnapshotName: Hashable, Sendable, Comparable, CustomStringConverti
 
   /// File name of the archive: `<name>.zip`.
   public var archiveFileName: String { value + ".zip" }
+  /// The archive encrypted with age (an S3 copy with `age_recipients`): `<name>.zip.age`.
+  public var encryptedArchiveFileName: String { value + ".zip.age" }
   /// File name of Lifeboat's manifest: `<name>.manifest.json` (never `<name>.json`, which RKE
   /// would take for the snapshot itself).
   public var manifestFileName: String { value + ".manifest.json" }

@@ -142,14 +142,25 @@ extension ClusterEngine {
     guard let s3 = try context.s3Configuration() else {
       throw .usage("\(context.config.path) has no s3backupconfig: cannot restore from S3")
     }
-    let found = try await withS3(s3) { (store) async throws(LifeboatError) in
-      try await SnapshotCatalog(store: store).find(options.name)
+    let identities = try options.ageIdentities.map { (text) throws(LifeboatError) in
+      try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "--age-identity")
+    }
+    let (found, plainSize) = try await withS3(s3) { (store) async throws(LifeboatError) in
+      let catalog = SnapshotCatalog(store: store, identities: identities ?? [])
+      let found = try await catalog.find(options.name)
+      // An encrypted archive: the identity must open its header (and the header's MAC hold)
+      // here, before any node is touched.
+      let size = found.encrypted ? try await catalog.source(of: found).size : found.size
+      return (found, size)
     }
     if let problem = found.manifestProblem { throw .verification(problem) }
-    return RestorePlan(
+    var plan = RestorePlan(
       id: id, name: options.name, source: .s3(found.path), server: members[0].address, members: members, runtime: runtime,
-      archiveSize: found.size, archiveSHA256: found.manifest?.archiveSHA256, dbSHA256: found.manifest?.dbSHA256,
+      archiveSize: plainSize, archiveSHA256: found.manifest?.archiveSHA256, dbSHA256: found.manifest?.dbSHA256,
       dbSize: found.manifest?.dbSize, revision: found.manifest?.revision)
+    plan.encrypted = found.encrypted
+    plan.ageIdentities = found.encrypted ? options.ageIdentities : nil
+    return plan
   }
 
   /// `--dry-run`: the archive the plan would restore, read in full and checked as the restore
@@ -162,8 +173,11 @@ extension ClusterEngine {
       report = try await node.verifySnapshot(plan.name)
     case .s3:
       guard let s3 = try context.s3Configuration() else { throw .usage("\(context.config.path) has no s3backupconfig") }
+      let identities = try plan.ageIdentities.map { (text) throws(LifeboatError) in
+        try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "--age-identity")
+      }
       report = try await withS3(s3) { (store) async throws(LifeboatError) in
-        let catalog = SnapshotCatalog(store: store)
+        let catalog = SnapshotCatalog(store: store, identities: identities ?? [])
         return try await SnapshotVerifier().verify(try await catalog.find(plan.name), in: catalog)
       }
     }
@@ -195,7 +209,7 @@ extension ClusterEngine {
       try await node.fetch(
         FetchRequest(
           id: plan.id, name: plan.name.value, origin: plan.source.origin, expectedArchiveSHA256: plan.archiveSHA256,
-          expectedDBSHA256: plan.dbSHA256, wantStateFile: !useLocalState))
+          expectedDBSHA256: plan.dbSHA256, wantStateFile: !useLocalState, ageIdentities: plan.ageIdentities))
     }[0]
     progress("fetch: \(server.address) has \(plan.name) (db sha256 \(first.dbSHA256), revision \(first.revision))")
     let peer = agentURL(of: server)

@@ -23,7 +23,8 @@ extension LocalNode {
     var journal = try RestoreJournal.loadIfPresent(paths, address: address) ?? RestoreJournal(id: request.id, name: name.value, paths: paths)
     try journal.record("fetch.begun", "\(request.origin)", paths: paths)
     // 1. The archive on this node's disk: its own copy, or a download hashed as it arrives.
-    var (snapshot, archiveCatalog, downloadedSHA256) = try await obtain(name, origin: request.origin, paths: paths)
+    var (snapshot, archiveCatalog, downloadedSHA256) = try await obtain(
+      name, origin: request.origin, paths: paths, identities: request.ageIdentities)
     if request.origin != .local, Failpoints.fire("fetch.corrupt") {
       try NodeFiles.flipByte(in: archiveCatalog.store.location + "/" + snapshot.object.key)
       downloadedSHA256 = nil
@@ -31,7 +32,7 @@ extension LocalNode {
     // 2. Unzip the db next to it while hashing both (the archive's hash in the same read when
     // it was not downloaded), then check everything the snapshot promises.
     // A download was hashed as it arrived; a node's own copy is hashed in the unzip's read.
-    let plain = archiveCatalog.source(of: snapshot)
+    let plain = try await archiveCatalog.source(of: snapshot)
     let hashing = downloadedSHA256 == nil ? HashingSource(plain) : nil
     let source: any ByteSource = hashing ?? plain
     let file = try AtomicFile(finalPath: paths.database, mode: 0o600, overwrite: true)
@@ -75,26 +76,40 @@ extension LocalNode {
   }
 
   /// The archive to restore, on this node's disk; with the SHA-256 computed while downloading.
-  private func obtain(_ name: SnapshotName, origin: SnapshotOrigin, paths: RestoreJournal.Paths) async throws(LifeboatError)
+  private func obtain(
+    _ name: SnapshotName, origin: SnapshotOrigin, paths: RestoreJournal.Paths, identities: SecretBytes?
+  ) async throws(LifeboatError)
     -> (StoredSnapshot, SnapshotCatalog, String?)
   {
     let local = LocalStore(directory: paths.work)
     var hash = SHA256Stream()
     switch origin {
     case .local:
-      return (try await catalog.find(name), catalog, nil)
+      let found = try await catalog.find(name)
+      if found.encrypted {
+        throw .usage(
+          "\(found.path) is encrypted (age): restore it from the bucket (--s3 --age-identity), or decrypt it first (age -d)")
+      }
+      return (found, catalog, nil)
     case .s3:
       guard let configuration = try context.s3Configuration() else {
         throw .usage("\(context.config.path) has no s3backupconfig: cannot restore from S3")
       }
       try await withS3(configuration) { (s3) async throws(LifeboatError) in
-        let remote = SnapshotCatalog(store: s3)
+        let keys = try identities.map { (text) throws(LifeboatError) in
+          try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "the age identity of this restore")
+        }
+        let remote = SnapshotCatalog(store: s3, identities: keys ?? [])
         let found = try await remote.find(name)
+        // An encrypted archive is decrypted as it downloads: this node keeps the plain RKE archive
+        // the restore serves, never the identity.
         try await local.put(
-          found.object.key, from: remote.source(of: found), contentType: ContentType.zip, replace: true, inspect: { hash.update($0) })
-        if found.manifest != nil {
-          let bytes = try await s3.readAll(name.manifestFileName)
-          _ = try await local.put(name.manifestFileName, bytes, contentType: ContentType.json)
+          found.kind == .legacy ? found.object.key : name.archiveFileName, from: try await remote.source(of: found),
+          contentType: ContentType.zip, replace: true, inspect: { hash.update($0) })
+        if var manifest = found.manifest {
+          // Beside the plain archive, the manifest describes a plain archive.
+          manifest.encryption = nil
+          _ = try await local.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
         }
       }
     case .peer(let peer):

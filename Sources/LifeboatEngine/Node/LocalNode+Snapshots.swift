@@ -24,7 +24,7 @@ extension LocalNode {
   public func openSnapshot(_ name: SnapshotName) async throws(LifeboatError) -> (archive: any ByteSource, manifest: [UInt8]?) {
     let snapshot = try await catalog.find(name)
     let manifest = snapshot.kind == .archive && snapshot.manifest != nil ? try await store.readAll(name.manifestFileName) : nil
-    return (catalog.source(of: snapshot), manifest)
+    return (try await catalog.source(of: snapshot), manifest)
   }
 
   /// The files of a snapshot in the snapshot directory, for serving to peers.
@@ -53,10 +53,11 @@ extension LocalNode {
     let result: SaveResult
     if let s3 {
       result = try await withS3(s3) { (remote) async throws(LifeboatError) in
-        try await SnapshotSaver(logger: logger).save(
-          SaveRequest(
-            connection: connection, store: store, remote: remote, name: name, naming: naming, stateFilePath: stateFile,
-            compression: request.compression ?? .fast))
+        var save = SaveRequest(
+          connection: connection, store: store, remote: remote, name: name, naming: naming, stateFilePath: stateFile,
+          compression: request.compression ?? .fast)
+        save.remoteRecipients = context.config.lifeboat.ageRecipients
+        return try await SnapshotSaver(logger: logger).save(save)
       }
     } else {
       result = try await SnapshotSaver(logger: logger).save(

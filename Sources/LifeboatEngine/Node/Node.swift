@@ -211,10 +211,14 @@ public struct FetchRequest: Codable, Sendable {
   public var expectedDBSHA256: String?
   /// Return the archive's state file with the report (the serving node, unless --use-local-state).
   public var wantStateFile: Bool
+  /// The operator's age identity file, for an encrypted S3 archive: travels over mutual TLS for
+  /// this request only, held in memory, never logged or written.
+  public var ageIdentities: SecretBytes?
   public init(
     id: String, name: String, origin: SnapshotOrigin, expectedArchiveSHA256: String?, expectedDBSHA256: String?,
-    wantStateFile: Bool = false
+    wantStateFile: Bool = false, ageIdentities: SecretBytes? = nil
   ) {
+    self.ageIdentities = ageIdentities
     self.id = id
     self.name = name
     self.origin = origin

@@ -20,7 +20,7 @@ struct SnapshotContent {
   }
 
   static func open(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> SnapshotContent {
-    try await open(snapshot, source: catalog.source(of: snapshot))
+    try await open(snapshot, source: try await catalog.source(of: snapshot))
   }
 
   /// Reads the snapshot through `source` (a `HashingSource`, to hash the archive in the same read).

@@ -46,7 +46,7 @@ public struct SnapshotDrill: Sendable {
   }
 
   public func drill(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> DrillReport {
-    try await drill(snapshot, source: catalog.source(of: snapshot))
+    try await drill(snapshot, source: try await catalog.source(of: snapshot))
   }
 
   /// Drills `snapshot` read from `source` (a local file, an S3 object, a node's copy through

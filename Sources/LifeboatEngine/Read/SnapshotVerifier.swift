@@ -38,7 +38,7 @@ public struct SnapshotVerifier: Sendable {
   public init() {}
 
   public func verify(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> VerifyReport {
-    try await verify(try await Self.open(snapshot, source: catalog.source(of: snapshot)))
+    try await verify(try await Self.open(snapshot, source: try await catalog.source(of: snapshot)))
   }
 
   /// Opens a snapshot for `verify(_:sink:)`: the ZIP's directory read, and, when a manifest

@@ -10,6 +10,8 @@ public struct RestoreOptions: Sendable {
   public var useLocalState = false
   /// Stop after printing the plan.
   public var dryRun = false
+  /// The operator's age identity file (its text), for an encrypted S3 archive.
+  public var ageIdentities: SecretBytes?
   public init(name: SnapshotName) { self.name = name }
 }
 
@@ -51,11 +53,14 @@ public struct RestorePlan: Sendable {
   public var dbSHA256: String?
   public var dbSize: UInt64?
   public var revision: Int64?
+  /// The S3 archive is encrypted (age): the serving node gets `ageIdentities` with its fetch.
+  public var encrypted = false
+  public var ageIdentities: SecretBytes?
 
   public var lines: [String] {
     var lines = [
       "restore \(name) (id \(id))",
-      "  from:    \(source.description)"
+      "  from:    \(source.description)" + (encrypted ? " (age-encrypted: decrypted as the serving node downloads it)" : "")
         + (dbSHA256.map { ", revision \(revision ?? 0), db \(dbSize ?? 0) bytes, sha256 \($0)" }
           ?? " (no manifest: every node's copies must agree with the serving node's)"),
       "  served by the agent on \(server) to the others over mutual TLS",

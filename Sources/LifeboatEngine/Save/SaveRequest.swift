@@ -15,6 +15,8 @@ public struct SaveRequest: Sendable {
   /// A cluster state file (`cluster.rkestate`) to store in the archive.
   public var stateFilePath: String?
   public var compression: Compression
+  /// age recipients the remote copy is encrypted to (`<name>.zip.age`); empty: stored plain.
+  public var remoteRecipients: [AgeRecipient] = []
 
   public init(
     connection: EtcdConnection, store: LocalStore, remote: (any SnapshotStore)? = nil, name: SnapshotName? = nil,
@@ -49,7 +51,7 @@ public struct SaveResult: Sendable {
   public var manifestPath: String
   public var member: SelectedMember
   public var elapsed: Duration
-  /// Where the remote copy is (`s3://bucket/folder/<name>.zip`), when the upload succeeded.
+  /// Where the remote copy is (`s3://bucket/folder/<name>.zip[.age]`), when the upload succeeded.
   public var remoteArchive: String?
   /// Why the upload failed, when it did: the local archive is complete all the same.
   public var uploadError: LifeboatError?

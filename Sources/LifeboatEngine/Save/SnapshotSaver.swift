@@ -35,10 +35,12 @@ public struct SnapshotSaver: Sendable {
       throw .usage("snapshot \(name) already exists at \(archivePath); choose another --name")
     }
 
+    let encrypted = !request.remoteRecipients.isEmpty
+    let remoteKey = encrypted ? name.encryptedArchiveFileName : name.archiveFileName
     if let remote = request.remote {
       try await remote.checkWritable()
-      if try await remote.exists(name.archiveFileName) {
-        throw .usage("snapshot \(name) already exists in \(remote.location); choose another --name")
+      for key in [name.archiveFileName, name.encryptedArchiveFileName] where try await remote.exists(key) {
+        throw .usage("snapshot \(name) already exists in \(remote.location) (\(key)); choose another --name")
       }
     }
 
@@ -51,8 +53,15 @@ public struct SnapshotSaver: Sendable {
 
     let local = try await store.makeWriter(for: name.archiveFileName, contentType: ContentType.zip, replace: false)
     let upload: (any ObjectWriter)?
+    var encrypting: AgeEncryptingWriter?
     do {
-      upload = try await request.remote?.makeWriter(for: name.archiveFileName, contentType: ContentType.zip, replace: false)
+      let contentType = encrypted ? ContentType.age : ContentType.zip
+      if let writer = try await request.remote?.makeWriter(for: remoteKey, contentType: contentType, replace: false), encrypted {
+        encrypting = AgeEncryptingWriter(base: writer, recipients: request.remoteRecipients)
+        upload = encrypting
+      } else {
+        upload = try await request.remote?.makeWriter(for: remoteKey, contentType: contentType, replace: false)
+      }
     } catch {
       await local.abort()
       throw error
@@ -122,9 +131,14 @@ public struct SnapshotSaver: Sendable {
     }
     var remoteArchive: String?
     if let remote = request.remote, uploadError == nil {
+      var remoteManifest = manifest
+      if let encrypting, let digest = await encrypting.objectDigest {
+        remoteManifest.encryption = .init(
+          recipients: request.remoteRecipients.map(\.description), objectSHA256: digest.sha256, objectSize: digest.size)
+      }
       do {
-        try await remote.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
-        remoteArchive = "\(remote.location)/\(name.archiveFileName)"
+        try await remote.put(name.manifestFileName, try remoteManifest.encoded(), contentType: ContentType.json)
+        remoteArchive = "\(remote.location)/\(remoteKey)"
         events(.uploaded(location: remote.location))
       } catch {
         // The remote archive is complete (its upload finished after the trailer check); it

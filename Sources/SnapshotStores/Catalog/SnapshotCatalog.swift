@@ -22,6 +22,8 @@ public struct StoredSnapshot: Sendable {
 
   /// `<location>/<key>`, for messages.
   public var path: String { location + "/" + object.key }
+  /// Whether the archive is encrypted with age (`<name>.zip.age`): read with an identity.
+  public var encrypted: Bool { object.key.hasSuffix(".zip.age") }
   public var size: UInt64 { object.size }
   /// The manifest's creation time, else the object's modification time.
   public var created: Date { manifest?.createdAt ?? object.modified }
@@ -31,9 +33,13 @@ public struct StoredSnapshot: Sendable {
 /// bare snapshot files (recognised by bbolt's magic number). Names are matched exactly.
 public struct SnapshotCatalog: Sendable {
   public let store: any SnapshotStore
+  /// The age identities that open encrypted archives (`<name>.zip.age`); none: such archives are
+  /// listed, but reading one is a usage error naming `--age-identity`.
+  public let identities: [AgeIdentity]
 
-  public init(store: any SnapshotStore) {
+  public init(store: any SnapshotStore, identities: [AgeIdentity] = []) {
     self.store = store
+    self.identities = identities
   }
 
   public func list() async throws(LifeboatError) -> [StoredSnapshot] {
@@ -43,8 +49,10 @@ public struct SnapshotCatalog: Sendable {
     for object in objects {
       let key = object.key
       if key.hasSuffix(".manifest.json") { continue }
-      if key.hasSuffix(".zip") {
-        guard let name = try? SnapshotName(String(key.dropLast(4))) else { continue }
+      if key.hasSuffix(".zip") || key.hasSuffix(".zip.age") {
+        guard let name = try? SnapshotName(String(key.dropLast(key.hasSuffix(".zip") ? 4 : 8))) else { continue }
+        // A plain and an encrypted copy under one name: the plain one is the snapshot.
+        if key.hasSuffix(".zip.age"), keys.contains(name.archiveFileName) { continue }
         found.append(try await archive(name, object: object, hasManifest: keys.contains(name.manifestFileName)))
       } else if let name = try? SnapshotName(key), try await isLegacySnapshot(object) {
         found.append(StoredSnapshot(name: name, kind: .legacy, object: object, location: store.location))
@@ -53,11 +61,14 @@ public struct SnapshotCatalog: Sendable {
     return found.sorted { $0.name < $1.name }
   }
 
-  /// The snapshot named exactly `name`: `<name>.zip`, else a legacy `<name>` file.
+  /// The snapshot named exactly `name`: `<name>.zip`, else `<name>.zip.age`, else a legacy
+  /// `<name>` file.
   public func find(_ name: SnapshotName) async throws(LifeboatError) -> StoredSnapshot {
-    if let object = try await statIfPresent(name.archiveFileName) {
-      let hasManifest = try await store.exists(name.manifestFileName)
-      return try await archive(name, object: object, hasManifest: hasManifest)
+    for key in [name.archiveFileName, name.encryptedArchiveFileName] {
+      if let object = try await statIfPresent(key) {
+        let hasManifest = try await store.exists(name.manifestFileName)
+        return try await archive(name, object: object, hasManifest: hasManifest)
+      }
     }
     if let object = try await statIfPresent(name.value), try await isLegacySnapshot(object) {
       return StoredSnapshot(name: name, kind: .legacy, object: object, location: store.location)
@@ -90,8 +101,19 @@ public struct SnapshotCatalog: Sendable {
     return deleted
   }
 
-  /// The snapshot's bytes, for the ZIP reader and the checks.
-  public func source(of snapshot: StoredSnapshot) -> any ByteSource {
+  /// The snapshot's bytes, for the ZIP reader and the checks: an encrypted archive's plaintext,
+  /// decrypted as it is read (never a decrypted copy).
+  public func source(of snapshot: StoredSnapshot) async throws(LifeboatError) -> any ByteSource {
+    let stored = storedSource(of: snapshot)
+    guard snapshot.encrypted else { return stored }
+    guard !identities.isEmpty else {
+      throw .usage("\(snapshot.path) is encrypted (age): give --age-identity with a key it was encrypted to")
+    }
+    return try await AgeDecryptingSource(base: stored, identities: identities)
+  }
+
+  /// The object's bytes as stored (an encrypted archive stays encrypted).
+  public func storedSource(of snapshot: StoredSnapshot) -> any ByteSource {
     if let local = store as? LocalStore, let file = try? ReadOnlyFile(path: local.path(snapshot.object.key)) {
       return file
     }

@@ -153,4 +153,6 @@ public enum ContentType {
   public static let zip = "application/zip"
   public static let json = "application/json"
   public static let octets = "application/octet-stream"
+  /// An age-encrypted archive (age has no registered media type).
+  public static let age = "application/octet-stream"
 }

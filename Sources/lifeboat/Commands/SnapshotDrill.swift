@@ -28,6 +28,7 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
   @OptionGroup var storage: SnapshotDirectoryOptions
   @OptionGroup var output: JSONOption
   @OptionGroup var remote: S3Options
+  @OptionGroup var age: AgeIdentityOptions
 
   @Option(help: "Where the scratch directory goes (default: the system's temporary directory).")
   var scratchDir: String?
@@ -62,7 +63,8 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
   /// The snapshot directory's snapshot, or the bucket's with --s3.
   private func drillHere(_ wanted: SnapshotName?, _ drill: SnapshotDrill) async throws -> DrillReport {
     try await remote.withStore { s3 in
-      let catalog = s3.map { SnapshotCatalog(store: $0) } ?? storage.catalog
+      let identities = try age.identities()
+      let catalog = s3.map { SnapshotCatalog(store: $0, identities: identities) } ?? SnapshotCatalog(store: storage.store, identities: identities)
       let snapshot: StoredSnapshot
       if let wanted {
         snapshot = try await catalog.find(wanted)

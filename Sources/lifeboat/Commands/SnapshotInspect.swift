@@ -14,11 +14,13 @@ struct SnapshotInspect: AsyncParsableCommand {
   @Flag(help: "Also count the Kubernetes objects in the snapshot (by resource and namespace) and other keys, read offline.")
   var objects = false
   @OptionGroup var remote: S3Options
+  @OptionGroup var age: AgeIdentityOptions
 
   func run() async throws {
     let name = try snapshot.snapshotName
     let report = try await remote.withStore { s3 in
-      let catalog = s3.map { SnapshotCatalog(store: $0) } ?? snapshot.storage.catalog
+      let identities = try age.identities()
+      let catalog = s3.map { SnapshotCatalog(store: $0, identities: identities) } ?? SnapshotCatalog(store: snapshot.storage.store, identities: identities)
       return try await SnapshotInspector().inspect(try await catalog.find(name), in: catalog, objects: objects)
     }
     if output.json {

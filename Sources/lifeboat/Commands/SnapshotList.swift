@@ -94,7 +94,9 @@ struct SnapshotList: AsyncParsableCommand {
 
   /// For archives without a manifest (RKE's): read the central directory only.
   static func archiveHasStateFile(_ snapshot: StoredSnapshot, _ catalog: SnapshotCatalog) async -> Bool? {
-    guard let reader = try? await ZipReader(source: catalog.source(of: snapshot)) else { return nil }
+    guard !snapshot.encrypted, let source = try? await catalog.source(of: snapshot), let reader = try? await ZipReader(source: source) else {
+      return nil
+    }
     return reader.entries.contains { $0.fileName == snapshot.name.value + ".rkestate" }
   }
 }

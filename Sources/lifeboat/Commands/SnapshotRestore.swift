@@ -19,6 +19,7 @@ struct SnapshotRestore: AsyncParsableCommand {
   var name: String?
 
   @OptionGroup var cluster: ClusterConfigOption
+  @OptionGroup var age: AgeIdentityOptions
 
   @Flag(help: "Take the snapshot from cluster.yml's S3 bucket even if a node has it locally.")
   var s3 = false
@@ -51,6 +52,7 @@ struct SnapshotRestore: AsyncParsableCommand {
     options.fromS3 = s3
     options.useLocalState = useLocalState
     options.dryRun = dryRun
+    options.ageIdentities = try age.secret()
     let report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) -> RestoreReport? in
       let engine = ClusterEngine(context: context, nodes: nodes, progress: progressLine)
       let plan = try await engine.plan(options)

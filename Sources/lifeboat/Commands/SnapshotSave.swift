@@ -13,6 +13,7 @@ struct SnapshotSave: AsyncParsableCommand {
   @OptionGroup var connection: ConnectionOptions
   @OptionGroup var storage: SnapshotDirectoryOptions
   @OptionGroup var remote: S3Options
+  @OptionGroup var age: AgeRecipientOptions
 
   @Option(help: "Snapshot name (default: rke_etcd_snapshot_<RFC 3339 local time>, as RKE names one-time snapshots).")
   var name: String?
@@ -32,6 +33,9 @@ struct SnapshotSave: AsyncParsableCommand {
   /// With `--config`, cluster.yml says where etcd, the snapshot directories and S3 are: flags
   /// that say it otherwise would be ignored, so they are refused.
   func validate() throws {
+    if config == nil, !age.recipients.isEmpty, !remote.s3 {
+      throw ValidationError("--age-recipient encrypts the S3 copy: add --s3 (local copies stay plain RKE archives)")
+    }
     guard config != nil else { return }
     var ignored: [String] = []
     if connection.endpoints != nil { ignored.append("--endpoints") }
@@ -40,6 +44,7 @@ struct SnapshotSave: AsyncParsableCommand {
     if stateFile != nil { ignored.append("--state-file") }
     if safeTimestamp { ignored.append("--safe-timestamp (set backup_config.safe_timestamp)") }
     if remote.s3 || !remote.given.isEmpty { ignored.append("--s3 and its flags (set s3backupconfig)") }
+    if !age.recipients.isEmpty { ignored.append("--age-recipient (set lifeboat.encryption.age_recipients)") }
     if !ignored.isEmpty {
       throw ValidationError("with --config, cluster.yml decides: \(ignored.joined(separator: ", ")) cannot be used")
     }
@@ -52,10 +57,12 @@ struct SnapshotSave: AsyncParsableCommand {
       return
     }
     let connection = try connection.connection()
+    let recipients = try age.parsed()
     let result = try await remote.withStore { s3 in
-      let request = SaveRequest(
+      var request = SaveRequest(
         connection: connection, store: storage.store, remote: s3, name: name,
         naming: SnapshotNaming(safeTimestamp: safeTimestamp), stateFilePath: stateFile, compression: compression)
+      request.remoteRecipients = recipients
       let progress = SaveProgressDisplay()
       do {
         let result = try await SnapshotSaver().save(request) { progress.handle($0) }

@@ -12,11 +12,13 @@ struct SnapshotVerify: AsyncParsableCommand {
   @OptionGroup var snapshot: NamedSnapshotOptions
   @OptionGroup var output: JSONOption
   @OptionGroup var remote: S3Options
+  @OptionGroup var age: AgeIdentityOptions
 
   func run() async throws {
     let name = try snapshot.snapshotName
     let report = try await remote.withStore { s3 in
-      let catalog = s3.map { SnapshotCatalog(store: $0) } ?? snapshot.storage.catalog
+      let identities = try age.identities()
+      let catalog = s3.map { SnapshotCatalog(store: $0, identities: identities) } ?? SnapshotCatalog(store: snapshot.storage.store, identities: identities)
       return try await SnapshotVerifier().verify(try await catalog.find(name), in: catalog)
     }
     if output.json {

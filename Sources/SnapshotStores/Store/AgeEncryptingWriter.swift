@@ -1,0 +1,59 @@
+import Crypto
+import Foundation
+import LifeboatCore
+
+/// An `ObjectWriter` decorator that encrypts what it is given to age recipients before its base
+/// writer sees it: the header first, then each 64 KiB chunk as soon as it is sealed. Nothing
+/// plain reaches the base; memory is one chunk. Also hashes what it writes (the stored object's
+/// SHA-256 and size, for the manifest).
+public actor AgeEncryptingWriter: ObjectWriter {
+  private let base: any ObjectWriter
+  private var encryptor: AgeEncryptor
+  private var started = false
+  private var hash = SHA256()
+  private var written: UInt64 = 0
+  public let recipients: [AgeRecipient]
+
+  public init(base: any ObjectWriter, recipients: [AgeRecipient]) {
+    self.base = base
+    self.recipients = recipients
+    self.encryptor = AgeEncryptor(recipients: recipients)
+  }
+
+  /// SHA-256 (hex) and size of the encrypted object, once `finish` returned.
+  public var objectDigest: (sha256: String, size: UInt64)? {
+    finished.map { ($0, written) }
+  }
+  private var finished: String?
+
+  private func pass(_ bytes: [UInt8]) async throws(LifeboatError) {
+    guard !bytes.isEmpty else { return }
+    hash.update(data: bytes)
+    written += UInt64(bytes.count)
+    try await base.write(bytes)
+  }
+
+  private func start() async throws(LifeboatError) {
+    guard !started else { return }
+    started = true
+    try await pass(try encryptor.begin())
+  }
+
+  public func write(_ bytes: [UInt8]) async throws(LifeboatError) {
+    try await start()
+    try await pass(encryptor.update(bytes))
+  }
+
+  @discardableResult
+  public func finish() async throws(LifeboatError) -> StoredObject {
+    try await start()
+    try await pass(encryptor.finish())
+    let object = try await base.finish()
+    finished = hash.finalize().hexString
+    return object
+  }
+
+  public func abort() async {
+    await base.abort()
+  }
+}

@@ -1,0 +1,139 @@
+import Crypto
+import EtcdClient
+import Foundation
+import LifeboatCore
+import LifeboatEngine
+import SnapshotStores
+import TestSupport
+import Testing
+
+extension Integration {
+  /// Snapshots encrypted with age on their way to S3 (real moto, real agents, Debian's `age`):
+  /// the identity is given to the operator's command only.
+  @Suite struct EncryptionTests {
+    static func keygen(_ dir: String) async throws -> (file: String, recipient: String) {
+      let file = dir + "/ops.key"
+      let result = try await ProcessRunner.run(ProcessRunner.which("age-keygen") ?? "/usr/bin/age-keygen", ["-o", file])
+      #expect(result.status == 0, "\(result.stderr)")
+      let text = result.stdout + result.stderr
+      let recipient = try #require(text.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("age1") })
+      return (file, String(recipient))
+    }
+
+    static func sha256(_ path: String) throws -> String {
+      SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test func encryptedSaveVerifyAndRestoreOnThreeNodesFromS3() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        try await withTemporaryDirectory { keys in
+          let (identity, recipient) = try await Self.keygen(keys.path)
+          let other = keys.file("other.key")
+          #expect(try await ProcessRunner.run(ProcessRunner.which("age-keygen") ?? "/usr/bin/age-keygen", ["-o", other]).status == 0)
+          try await withAgentCluster(configure: { spec in
+            spec.s3 = moto.backupConfig(bucket: "snaps", folder: "prod")
+            spec.s3InsecureHTTP = true
+            spec.lifeboatSettings = ["encryption:", "  age_recipients: [\"\(recipient)\"]"]
+          }) { cluster in
+            let written = try await writeKeys(cluster, count: 2_000)
+            let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "sealed"])
+            #expect(save.status == 0, "\(save.stderr)")
+            #expect(save.stdout.contains("uploaded  s3://snaps/prod/sealed.zip.age"), "\(save.stdout)")
+            let listing = try await moto.aws(["s3", "ls", "s3://snaps/prod/"]).stdout
+            #expect(listing.contains("sealed.zip.age") && listing.contains("sealed.manifest.json"))
+            #expect(!listing.contains("sealed.zip\n") && !listing.contains("sealed.zip "), "no plain copy in the bucket: \(listing)")
+
+            // The nodes keep plain RKE archives; `age -d` turns the bucket's object into the same bytes.
+            let local = cluster.members[0].snapshotDir! + "/sealed.zip"
+            #expect(FileManager.default.fileExists(atPath: local))
+            let object = keys.file("sealed.zip.age")
+            #expect(try await moto.aws(["s3", "cp", "s3://snaps/prod/sealed.zip.age", object]).status == 0)
+            let decrypted = keys.file("decrypted.zip")
+            let age = try await ProcessRunner.run(ProcessRunner.which("age") ?? "/usr/bin/age", ["-d", "-i", identity, "-o", decrypted, object])
+            #expect(age.status == 0, "\(age.stderr)")
+            #expect(try Self.sha256(decrypted) == Self.sha256(local), "age decrypts Lifeboat's object to the node's archive")
+            // The bucket's manifest says so, with both hashes and no key.
+            #expect(try await moto.aws(["s3", "cp", "s3://snaps/prod/sealed.manifest.json", keys.file("m.json")]).status == 0)
+            let manifest = try Manifest.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: keys.file("m.json")))), path: "m")
+            #expect(manifest.encryption?.recipients == [recipient])
+            #expect(manifest.encryption?.objectSHA256 == (try Self.sha256(object)))
+            #expect(manifest.archiveSHA256 == (try Self.sha256(local)))
+            let secret = try String(contentsOfFile: identity, encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("AGE-SECRET-KEY") }!
+            #expect(!(try String(contentsOfFile: keys.file("m.json"), encoding: .utf8)).contains(secret))
+
+            // verify in the bucket: with the identity it passes; without, or with another, one line and exit 2.
+            let flags = s3Flags(moto.endpoint) + ["--snapshot-dir", keys.file("none")]
+            let verify = try await LifeboatCLI.run(["snapshot", "verify", "sealed"] + flags + ["--age-identity", identity])
+            #expect(verify.status == 0, "\(verify.stderr)")
+            #expect(verify.stdout.contains("database SHA-256 matches the manifest"), "\(verify.stdout)")
+            let without = try await LifeboatCLI.run(["snapshot", "verify", "sealed"] + flags)
+            #expect(without.status == 2, "\(without.stderr)")
+            #expect(without.stderr.contains("sealed.zip.age is encrypted (age): give --age-identity"), "\(without.stderr)")
+            let wrong = try await LifeboatCLI.run(["snapshot", "verify", "sealed"] + flags + ["--age-identity", other])
+            #expect(wrong.status == 2, "\(wrong.stderr)")
+            #expect(wrong.stderr.contains("no --age-identity opens"), "\(wrong.stderr)")
+            #expect(wrong.stderr.split(separator: "\n").filter { $0.contains("error") }.count == 1)
+
+            try await RestoreTests.diverge(cluster)
+            let changed = try await RestoreTests.keys(cluster, member: 0)
+
+            // Refused before any node changes: no identity; a tampered object.
+            let noIdentity = try await RestoreTests.restore(cluster, "sealed", ["--s3"])
+            #expect(noIdentity.status == 2, "\(noIdentity.stderr)")
+            var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: object)))
+            bytes[bytes.count - 1000] ^= 0x40
+            try Data(bytes).write(to: URL(fileURLWithPath: keys.file("tampered.age")))
+            #expect(try await moto.aws(["s3", "cp", keys.file("tampered.age"), "s3://snaps/prod/sealed.zip.age"]).status == 0)
+            let tampered = try await RestoreTests.restore(cluster, "sealed", ["--s3", "--age-identity", identity])
+            #expect(tampered.status == 4, "\(tampered.stderr)")
+            #expect(tampered.stderr.contains("does not authenticate"), "\(tampered.stderr)")
+            for index in 0..<3 { #expect(try await RestoreTests.keys(cluster, member: index) == changed, "node \(index) untouched") }
+
+            // The real object back: restored on all three, the identity given to the CLI only.
+            #expect(try await moto.aws(["s3", "cp", object, "s3://snaps/prod/sealed.zip.age"]).status == 0)
+            let restore = try await RestoreTests.restore(cluster, "sealed", ["--s3", "--age-identity", identity])
+            #expect(restore.status == 0, "\(restore.stderr)")
+            #expect(restore.stdout.contains("age-encrypted"), "\(restore.stdout)")
+            for index in 0..<3 { #expect(try await RestoreTests.keys(cluster, member: index) == written) }
+            let logs = cluster.members.compactMap { try? String(contentsOfFile: $0.runDir + "/agent.log", encoding: .utf8) }.joined()
+            #expect(!(logs + restore.stdout + restore.stderr).contains(secret), "the identity is never logged")
+          }
+        }
+      }
+    }
+
+    /// An RKE archive (no manifest) encrypted by the `age` CLI and put in the bucket by hand.
+    @Test func lifeboatRestoresAnArchiveEncryptedByAge() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        try await withTemporaryDirectory { keys in
+          let (identity, recipient) = try await Self.keygen(keys.path)
+          try await withAgentCluster(configure: { spec in
+            spec.s3 = moto.backupConfig(bucket: "snaps", folder: "prod")
+            spec.s3InsecureHTTP = true
+          }) { cluster in
+            let written = try await writeKeys(cluster, count: 1_000)
+            _ = try await RestoreTests.save(cluster, "handmade")
+            let plain = cluster.members[0].snapshotDir! + "/handmade.zip"
+            let sealed = keys.file("handmade.zip.age")
+            let age = try await ProcessRunner.run(ProcessRunner.which("age") ?? "/usr/bin/age", ["-r", recipient, "-o", sealed, plain])
+            #expect(age.status == 0, "\(age.stderr)")
+            _ = try await moto.aws(["s3", "rm", "s3://snaps/prod/handmade.zip"])
+            _ = try await moto.aws(["s3", "rm", "s3://snaps/prod/handmade.manifest.json"])
+            #expect(try await moto.aws(["s3", "cp", sealed, "s3://snaps/prod/handmade.zip.age"]).status == 0)
+            for member in cluster.members {
+              try FileManager.default.removeItem(atPath: member.snapshotDir! + "/handmade.zip")
+              try? FileManager.default.removeItem(atPath: member.snapshotDir! + "/handmade.manifest.json")
+            }
+            try await RestoreTests.diverge(cluster)
+            let restore = try await RestoreTests.restore(cluster, "handmade", ["--age-identity", identity])
+            #expect(restore.status == 0, "\(restore.stderr)")
+            #expect(restore.stdout.contains("from:    s3://snaps/prod/handmade.zip.age"), "\(restore.stdout)")
+            for index in 0..<3 { #expect(try await RestoreTests.keys(cluster, member: index) == written) }
+          }
+        }
+      }
+    }
+  }
+}
