@@ -103,6 +103,47 @@ extension Integration {
       }
     }
 
+    /// The recurring run's catch-up of S3 (snapshots a failed upload left local) encrypts too:
+    /// never a plain copy in the bucket.
+    @Test func theCatchUpOfS3EncryptsAsTheSaveDoes() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        let down = Flag()
+        let proxy = try await S3FaultProxy.start(upstream: moto.endpoint) { _ in down.value ? .fail(status: 503) : .forward }
+        try await withCleanup({
+          try await withTemporaryDirectory { keys in
+            let (identity, recipient) = try await Self.keygen(keys.path)
+            try await withAgentCluster(nodes: 1, configure: { spec in
+              spec.s3 = moto.backupConfig(bucket: "snaps")
+              spec.s3?.endpoint = proxy.endpoint
+              spec.s3InsecureHTTP = true
+              spec.lifeboatSettings = ["interval_seconds: 3600", "encryption:", "  age_recipients: [\"\(recipient)\"]"]
+            }) { cluster in
+              down.value = true
+              let failed = try await ScheduleTests.runNow(cluster)
+              #expect(failed.failures == 1)
+              down.value = false
+              try await ScheduleTests.waitForNextSecond(after: failed.lastRun)
+              let ok = try await ScheduleTests.runNow(cluster)
+              #expect(ok.lastResult == .ok, "\(String(describing: ok.lastResult))")
+              let listing = try await moto.aws(["s3", "ls", "s3://snaps/"]).stdout
+              let objects = listing.split(separator: "\n").map { String($0.split(separator: " ").last ?? "") }
+              #expect(objects.filter { $0.hasSuffix("_etcd.zip.age") }.count == 2, "both runs, encrypted: \(listing)")
+              #expect(!objects.contains { $0.hasSuffix(".zip") }, "no plain archive in the bucket: \(listing)")
+              // Each decrypts (with the operator's key) to a snapshot that verifies.
+              for object in objects where object.hasSuffix(".zip.age") {
+                let name = String(object.dropLast(".zip.age".count))
+                let verify = try await LifeboatCLI.run(
+                  ["snapshot", "verify", name, "--snapshot-dir", keys.file("none"), "--age-identity", identity]
+                    + s3Flags(moto.endpoint, folder: ""))
+                #expect(verify.status == 0, "\(name): \(verify.stderr)")
+              }
+            }
+          }
+        }, cleanup: { await proxy.stop() })
+      }
+    }
+
     /// An RKE archive (no manifest) encrypted by the `age` CLI and put in the bucket by hand.
     @Test func lifeboatRestoresAnArchiveEncryptedByAge() async throws {
       try await withMotoServer { moto in

@@ -20,8 +20,30 @@ extension ClusterEngine {
         let name = try SnapshotName(snapshot.name)
         let (archive, manifest) = try await node.openSnapshot(name)
         guard let manifest else { continue }
-        try await s3.put(name.archiveFileName, from: archive, contentType: ContentType.zip, replace: true)
-        _ = try await s3.put(name.manifestFileName, manifest, contentType: ContentType.json)
+        let recipients = context.config.lifeboat.ageRecipients
+        if recipients.isEmpty {
+          try await s3.put(name.archiveFileName, from: archive, contentType: ContentType.zip, replace: true)
+          _ = try await s3.put(name.manifestFileName, manifest, contentType: ContentType.json)
+        } else {
+          // Encrypted as `save` would have: never a plain copy in the bucket.
+          let writer = AgeEncryptingWriter(
+            base: try await s3.makeWriter(for: name.encryptedArchiveFileName, contentType: ContentType.age, replace: true),
+            recipients: recipients)
+          do throws(LifeboatError) {
+            try await archive.stream(from: 0, length: archive.size, chunkSize: 1 << 20) { (chunk) throws(LifeboatError) in
+              try await writer.write(chunk)
+            }
+            try await writer.finish()
+          } catch {
+            await writer.abort()
+            throw error
+          }
+          var described = try Manifest.decode(manifest, path: "\(node.address):\(name.manifestFileName)")
+          if let digest = await writer.objectDigest {
+            described.encryption = .init(recipients: recipients.map(\.description), objectSHA256: digest.sha256, objectSize: digest.size)
+          }
+          _ = try await s3.put(name.manifestFileName, try described.encoded(), contentType: ContentType.json)
+        }
         uploaded.append(name.value)
       }
       return uploaded
