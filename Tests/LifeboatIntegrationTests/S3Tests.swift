@@ -130,9 +130,15 @@ extension Integration {
         let unreachable = try await LifeboatCLI.run(
           ["snapshot", "list", "--snapshot-dir", dir] + s3Flags(closed))
         #expect(unreachable.status == 6)
-        #expect(unreachable.stderr.contains("attempt 2 of 5"), "retried: \(unreachable.stderr)")
+        // Retries are logged at debug level: by default the final error is the only error line.
+        #expect(!unreachable.stderr.contains("attempt 2 of 5"), "\(unreachable.stderr)")
+        #expect(unreachable.stderr.split(separator: "\n").filter { $0.contains("error") }.count == 1, "\(unreachable.stderr)")
         let last = unreachable.stderr.split(separator: "\n").last.map(String.init) ?? ""
         #expect(last.hasPrefix("lifeboat: error:") && last.contains("connection refused"), "\(last)")
+        let debug = try await LifeboatCLI.run(
+          ["snapshot", "list", "--snapshot-dir", dir] + s3Flags(closed), environment: ["LIFEBOAT_LOG_LEVEL": "debug"])
+        #expect(debug.status == 6)
+        #expect(debug.stderr.contains("attempt 2 of 5"), "retried, as debug shows: \(debug.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir))
       }
     }
