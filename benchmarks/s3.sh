@@ -63,13 +63,13 @@ for i in $(seq 1 "$reps"); do
   run E "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/out" --name "e$i" \
     --s3 --s3-endpoint "$s3" --s3-endpoint-ca "$work/moto-cert.pem" --bucket-name bench --folder lifeboat \
     --age-recipient "$recipient"
+  zip6=$(stat -c %s "$work/out/r$i.zip") ours=$(stat -c %s "$work/out/l$i.zip") dbsize=$(stat -c %s "$work/out/a.db")
 done
 
 a=$(median "${seconds[A]}") m=$(median "${seconds[M]}") r=$(median "${seconds[R]}") s=$(median "${seconds[S]}")
 l=$(median "${seconds[L]}") e=$(median "${seconds[E]}")
-zip6=$(stat -c %s "$work/out/r1.zip") ours=$(stat -c %s "$work/out/l1.zip")
 printf '\n%s MiB of values, db %s bytes, %s reps (median seconds), S3: moto over HTTPS on loopback\n' \
-  "$mib" "$(stat -c %s "$work/out/a.db")" "$reps"
+  "$mib" "$dbsize" "$reps"
 printf '  A etcdctl snapshot save                          %7.2f s\n' "$a"
 printf '  M etcdctl save & aws s3 cp (the limit)           %7.2f s\n' "$m"
 printf '  R etcdctl save && zip -6 && aws s3 cp            %7.2f s\n' "$r"

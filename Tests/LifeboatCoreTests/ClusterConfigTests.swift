@@ -222,6 +222,25 @@ import Testing
     }
   }
 
+  @Test func encryptionSettings() throws {
+    let recipient = AgeIdentity.generate().recipient.description
+    let config = try ClusterConfig.parse(
+      Self.rke + "\nlifeboat:\n  encryption:\n    age_recipients: [\"\(recipient)\"]\n    encrypt_local: true\n", path: "cluster.yml")
+    #expect(config.lifeboat.ageRecipients.map(\.description) == [recipient])
+    #expect(config.lifeboat.encryptLocal)
+    for (bad, message) in [
+      ("  encryption:\n    age_recipients: [\"age1nope\"]\n", "entry 1: age recipient age1nope is not an X25519 recipient"),
+      ("  encryption:\n    encrypt_local: true\n", "encrypt_local needs age_recipients"),
+      ("  drill: {interval_seconds: 60}\n  encryption:\n    age_recipients: [\"\(recipient)\"]\n    encrypt_local: true\n", "cannot read encrypted local copies"),
+    ] {
+      #expect {
+        try ClusterConfig.parse(Self.rke + "\nlifeboat:\n" + bad, path: "cluster.yml")
+      } throws: { error in
+        (error as! LifeboatError).message.contains(message)
+      }
+    }
+  }
+
   @Test func legacySnapshotKeys() throws {
     let text = """
       nodes: [{address: 10.0.0.1, role: [etcd]}]

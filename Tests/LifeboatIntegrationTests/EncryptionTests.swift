@@ -103,6 +103,60 @@ extension Integration {
       }
     }
 
+    /// `encrypt_local`: the nodes' copies are the bucket's encrypted bytes; a restore from a node
+    /// needs the identity, checks it before anything changes, and brings the data back.
+    @Test func encryptLocalKeepsOnlyEncryptedCopiesAndRestoresFromANode() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        try await withTemporaryDirectory { keys in
+          let (identity, recipient) = try await Self.keygen(keys.path)
+          let other = keys.file("other.key")
+          #expect(try await ProcessRunner.run(ProcessRunner.which("age-keygen") ?? "/usr/bin/age-keygen", ["-o", other]).status == 0)
+          try await withAgentCluster(configure: { spec in
+            spec.s3 = moto.backupConfig(bucket: "snaps")
+            spec.s3InsecureHTTP = true
+            spec.lifeboatSettings = ["encryption:", "  age_recipients: [\"\(recipient)\"]", "  encrypt_local: true"]
+          }) { cluster in
+            let written = try await writeKeys(cluster, count: 1_500)
+            let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "sealed-everywhere"])
+            #expect(save.status == 0, "\(save.stderr)")
+            let object = keys.file("bucket.zip.age")
+            #expect(try await moto.aws(["s3", "cp", "s3://snaps/sealed-everywhere.zip.age", object]).status == 0)
+            for member in cluster.members {
+              let dir = member.snapshotDir!
+              #expect(!FileManager.default.fileExists(atPath: dir + "/sealed-everywhere.zip"), "no plain copy on \(member.address)")
+              #expect(try Self.sha256(dir + "/sealed-everywhere.zip.age") == Self.sha256(object), "the bucket's bytes on \(member.address)")
+            }
+            let decrypted = keys.file("plain.zip")
+            let age = try await ProcessRunner.run(
+              ProcessRunner.which("age") ?? "/usr/bin/age", ["-d", "-i", identity, "-o", decrypted, cluster.members[1].snapshotDir! + "/sealed-everywhere.zip.age"])
+            #expect(age.status == 0, "\(age.stderr)")
+            let unzip = try await ProcessRunner.run("/usr/bin/unzip", ["-l", decrypted])
+            #expect(unzip.stdout.contains("backup/sealed-everywhere"), "an RKE archive inside: \(unzip.stdout)")
+
+            try await RestoreTests.diverge(cluster)
+            let changed = try await RestoreTests.keys(cluster, member: 0)
+            let without = try await RestoreTests.restore(cluster, "sealed-everywhere")
+            #expect(without.status == 2, "\(without.stderr)")
+            #expect(without.stderr.contains("is encrypted (age): give --age-identity"), "\(without.stderr)")
+            let wrong = try await RestoreTests.restore(cluster, "sealed-everywhere", ["--age-identity", other])
+            #expect(wrong.status == 2, "\(wrong.stderr)")
+            for index in 0..<3 { #expect(try await RestoreTests.keys(cluster, member: index) == changed, "node \(index) untouched") }
+
+            let dry = try await LifeboatCLI.run(
+              ["snapshot", "restore", "sealed-everywhere", "--config", cluster.configFile, "--dry-run", "--age-identity", identity])
+            #expect(dry.status == 0, "\(dry.stderr)")
+            #expect(dry.stdout.contains("database SHA-256 matches the manifest"), "\(dry.stdout)")
+
+            let restore = try await RestoreTests.restore(cluster, "sealed-everywhere", ["--age-identity", identity])
+            #expect(restore.status == 0, "\(restore.stderr)")
+            #expect(restore.stdout.contains("from:    local on 127.0.0.11 (age-encrypted"), "\(restore.stdout)")
+            for index in 0..<3 { #expect(try await RestoreTests.keys(cluster, member: index) == written) }
+          }
+        }
+      }
+    }
+
     /// The recurring run's catch-up of S3 (snapshots a failed upload left local) encrypts too:
     /// never a plain copy in the bucket.
     @Test func theCatchUpOfS3EncryptsAsTheSaveDoes() async throws {

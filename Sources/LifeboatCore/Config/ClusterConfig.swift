@@ -241,6 +241,10 @@ public struct LifeboatSettings: Sendable, Equatable {
   /// `lifeboat.encryption.age_recipients`: the S3 copies of snapshots are encrypted to these
   /// age recipients (`<name>.zip.age`); local copies stay plain RKE archives. Default: none.
   public var ageRecipients: [AgeRecipient] = []
+  /// `lifeboat.encryption.encrypt_local`: the nodes' copies are encrypted too (`<name>.zip.age`,
+  /// the same bytes as the bucket's). Agents then cannot read them: no scheduled drills, and a
+  /// restore needs `--age-identity`. Default false.
+  public var encryptLocal = false
   /// How long a restored cluster may take to become healthy. Default 120 seconds.
   public var healthTimeoutSeconds = 120
   /// Per-node overrides, keyed by the node's address.

@@ -91,13 +91,17 @@ extension ClusterConfig {
       settings.healthTimeoutSeconds = try positive(section["health_timeout"], max: Self.maxSeconds) ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
       if let encryption = try section["encryption"] {
-        try encryption.onlyKeys(["age_recipients"])
+        try encryption.onlyKeys(["age_recipients", "encrypt_local"])
+        settings.encryptLocal = try encryption["encrypt_local"]?.bool() ?? false
         if let list = try encryption["age_recipients"] {
           for (index, text) in try list.strings().enumerated() {
             do { settings.ageRecipients.append(try AgeRecipient(parsing: text)) } catch {
               throw list.error("entry \(index + 1): \(error.message)")
             }
           }
+        }
+        if settings.encryptLocal, settings.ageRecipients.isEmpty {
+          throw encryption.error("encrypt_local needs age_recipients")
         }
       }
       if let s3 = try section["s3"] {
@@ -150,6 +154,10 @@ extension ClusterConfig {
       } else if try section.keys().contains("drill") {
         // `drill:` with nothing under it would silently mean no drills.
         throw section.error("drill: give it a schedule (cron) or interval_seconds")
+      }
+      if settings.drill != nil, settings.encryptLocal {
+        // An agent holds no identity: it could drill nothing.
+        throw section.error("drill: the agents cannot read encrypted local copies (encryption.encrypt_local); drill from the operator's side with `snapshot drill --config ... --age-identity`")
       }
       if let overrides = try section["nodes"] {
         for (address, value) in try overrides.entries() {

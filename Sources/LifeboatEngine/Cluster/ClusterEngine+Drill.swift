@@ -6,7 +6,10 @@ extension ClusterEngine {
   /// `snapshot drill --config`: drills the snapshot where a restore would find it, read where it
   /// is (nothing is copied first): on the first node in config order that has `name` (`nil`: the
   /// newest snapshot on any node that answers), else, or with `fromS3`, in the config's bucket.
-  public func drill(_ name: SnapshotName?, fromS3: Bool, with drill: SnapshotDrill) async throws(LifeboatError) -> DrillReport {
+  /// `identities` open encrypted copies (a node's with `encrypt_local`, the bucket's `.zip.age`).
+  public func drill(
+    _ name: SnapshotName?, fromS3: Bool, with drill: SnapshotDrill, identities: [AgeIdentity] = []
+  ) async throws(LifeboatError) -> DrillReport {
     var unreachable: [String] = []
     if !fromS3 {
       var chosen: (node: any Node, listed: NodeSnapshot)?
@@ -27,11 +30,19 @@ extension ClusterEngine {
       }
       if let (node, listed) = chosen {
         let found = try SnapshotName(listed.name)
-        let (archive, manifest) = try await node.openSnapshot(found)
+        let (stored, manifest) = try await node.openSnapshot(found)
         let directory = context.config.etcdNodes.first { $0.address == node.address }?.snapshotDir ?? ""
+        var archive = stored
+        var key = listed.kind == .archive ? found.archiveFileName : found.value
+        if listed.encrypted == true {
+          guard !identities.isEmpty else {
+            throw .usage("\(found) on \(node.address) is encrypted (age): give --age-identity with a key it was encrypted to")
+          }
+          archive = try await AgeDecryptingSource(base: stored, identities: identities)
+          key = found.encryptedArchiveFileName
+        }
         let snapshot = SnapshotCatalog.described(
-          found, kind: listed.kind,
-          object: StoredObject(key: listed.kind == .archive ? found.archiveFileName : found.value, size: archive.size, modified: listed.created),
+          found, kind: listed.kind, object: StoredObject(key: key, size: archive.size, modified: listed.created),
           location: "\(node.address):\(directory)", manifest: manifest)
         progress("drilling \(found) from \(node.address)")
         return try await drill.drill(snapshot, source: archive)
@@ -47,7 +58,7 @@ extension ClusterEngine {
       throw .notFound("\(what) and no S3 is configured")
     }
     return try await withS3(s3) { (store) async throws(LifeboatError) in
-      let catalog = SnapshotCatalog(store: store)
+      let catalog = SnapshotCatalog(store: store, identities: identities)
       let snapshot: StoredSnapshot
       if let name {
         snapshot = try await catalog.find(name)

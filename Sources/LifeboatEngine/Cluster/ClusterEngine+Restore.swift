@@ -124,10 +124,22 @@ extension ClusterEngine {
         }
         if let found = snapshots.first(where: { $0.name == options.name.value }) {
           if let problem = found.manifestProblem { throw LifeboatError.verification(problem).on(node.address) }
-          return RestorePlan(
+          var plan = RestorePlan(
             id: id, name: options.name, source: .node(node.address), server: node.address, members: members, runtime: runtime,
             archiveSize: found.size, archiveSHA256: found.archiveSHA256, dbSHA256: found.dbSHA256, dbSize: found.dbSize,
             revision: found.revision)
+          if found.encrypted == true {
+            // encrypt_local: the identity must open the node's copy here, before any node changes;
+            // the serving node gets it with its fetch and decrypts as it reads.
+            guard let text = options.ageIdentities else {
+              throw .usage("\(options.name) on \(node.address) is encrypted (age): give --age-identity with a key it was encrypted to")
+            }
+            let identities = try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "--age-identity")
+            _ = try await AgeDecryptingSource(base: try await node.openSnapshot(options.name).archive, identities: identities)
+            plan.encrypted = true
+            plan.ageIdentities = text
+          }
+          return plan
         }
       }
       if context.config.backup.s3 == nil {
@@ -170,7 +182,18 @@ extension ClusterEngine {
     switch plan.source {
     case .node(let address):
       guard let node = nodes.first(where: { $0.address == address }) else { throw .usage("\(address) is not an etcd node") }
-      report = try await node.verifySnapshot(plan.name)
+      if plan.encrypted, let text = plan.ageIdentities {
+        // The node cannot decrypt: read its copy through its agent and check it here.
+        let identities = try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "--age-identity")
+        let (stored, manifest) = try await node.openSnapshot(plan.name)
+        let plain = try await AgeDecryptingSource(base: stored, identities: identities)
+        let snapshot = SnapshotCatalog.described(
+          plan.name, kind: .archive, object: StoredObject(key: plan.name.encryptedArchiveFileName, size: plain.size, modified: Date()),
+          location: address, manifest: manifest)
+        report = try await SnapshotVerifier().verify(try await SnapshotVerifier.open(snapshot, source: plain))
+      } else {
+        report = try await node.verifySnapshot(plan.name)
+      }
     case .s3:
       guard let s3 = try context.s3Configuration() else { throw .usage("\(context.config.path) has no s3backupconfig") }
       let identities = try plan.ageIdentities.map { (text) throws(LifeboatError) in

@@ -21,7 +21,12 @@ extension ClusterEngine {
         let (archive, manifest) = try await node.openSnapshot(name)
         guard let manifest else { continue }
         let recipients = context.config.lifeboat.ageRecipients
-        if recipients.isEmpty {
+        let described = try Manifest.decode(manifest, path: "\(node.address):\(name.manifestFileName)")
+        if described.encryption != nil {
+          // Encrypted on the node already (encrypt_local): the same bytes go to the bucket.
+          try await s3.put(name.encryptedArchiveFileName, from: archive, contentType: ContentType.age, replace: true)
+          _ = try await s3.put(name.manifestFileName, manifest, contentType: ContentType.json)
+        } else if recipients.isEmpty {
           try await s3.put(name.archiveFileName, from: archive, contentType: ContentType.zip, replace: true)
           _ = try await s3.put(name.manifestFileName, manifest, contentType: ContentType.json)
         } else {
@@ -38,7 +43,7 @@ extension ClusterEngine {
             await writer.abort()
             throw error
           }
-          var described = try Manifest.decode(manifest, path: "\(node.address):\(name.manifestFileName)")
+          var described = described
           if let digest = await writer.objectDigest {
             described.encryption = .init(recipients: recipients.map(\.description), objectSHA256: digest.sha256, objectSize: digest.size)
           }

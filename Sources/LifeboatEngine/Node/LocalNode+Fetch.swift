@@ -86,11 +86,21 @@ extension LocalNode {
     switch origin {
     case .local:
       let found = try await catalog.find(name)
-      if found.encrypted {
-        throw .usage(
-          "\(found.path) is encrypted (age): restore it from the bucket (--s3 --age-identity), or decrypt it first (age -d)")
+      guard found.encrypted else { return (found, catalog, nil) }
+      // encrypt_local: decrypted into the run directory as it is read, with the operator's
+      // identity (this request only); that plain archive is what the restore serves.
+      guard let identities else {
+        throw .usage("\(found.path) is encrypted (age): the restore needs --age-identity")
       }
-      return (found, catalog, nil)
+      let keys = try AgeIdentity.parse(String(decoding: identities.bytes, as: UTF8.self), origin: "the age identity of this restore")
+      let own = SnapshotCatalog(store: store, identities: keys)
+      try await local.put(
+        name.archiveFileName, from: try await own.source(of: found), contentType: ContentType.zip, replace: true,
+        inspect: { hash.update($0) })
+      if var manifest = found.manifest {
+        manifest.encryption = nil
+        _ = try await local.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
+      }
     case .s3:
       guard let configuration = try context.s3Configuration() else {
         throw .usage("\(context.config.path) has no s3backupconfig: cannot restore from S3")

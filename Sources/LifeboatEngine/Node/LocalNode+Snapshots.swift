@@ -10,21 +10,28 @@ extension LocalNode {
   }
 
   static func summary(_ s: StoredSnapshot) -> NodeSnapshot {
-    NodeSnapshot(
+    var summary = NodeSnapshot(
       name: s.name.value, kind: s.kind, size: s.size, archiveSHA256: s.manifest?.archiveSHA256, dbSHA256: s.manifest?.dbSHA256,
       dbSize: s.manifest?.dbSize, revision: s.manifest?.revision, created: s.created, manifestProblem: s.manifestProblem)
+    if s.encrypted { summary.encrypted = true }
+    return summary
   }
 
   public func verifySnapshot(_ name: SnapshotName) async throws(LifeboatError) -> VerifyReport {
     do throws(LifeboatError) {
-      return try await SnapshotVerifier().verify(try await catalog.find(name), in: catalog)
+      let snapshot = try await catalog.find(name)
+      // This agent holds no identity: an encrypted copy is checked sealed.
+      if snapshot.encrypted { return try await SnapshotVerifier().verifySealed(snapshot, in: catalog) }
+      return try await SnapshotVerifier().verify(snapshot, in: catalog)
     } catch { throw error.on(address) }
   }
 
+  /// The archive as stored (an encrypted copy stays encrypted: the agent holds no identity) and
+  /// its manifest's bytes.
   public func openSnapshot(_ name: SnapshotName) async throws(LifeboatError) -> (archive: any ByteSource, manifest: [UInt8]?) {
     let snapshot = try await catalog.find(name)
     let manifest = snapshot.kind == .archive && snapshot.manifest != nil ? try await store.readAll(name.manifestFileName) : nil
-    return (try await catalog.source(of: snapshot), manifest)
+    return (catalog.storedSource(of: snapshot), manifest)
   }
 
   /// The files of a snapshot in the snapshot directory, for serving to peers.
@@ -57,13 +64,18 @@ extension LocalNode {
           connection: connection, store: store, remote: remote, name: name, naming: naming, stateFilePath: stateFile,
           compression: request.compression ?? .fast)
         save.remoteRecipients = context.config.lifeboat.ageRecipients
+        save.encryptLocal = context.config.lifeboat.encryptLocal
         return try await SnapshotSaver(logger: logger).save(save)
       }
     } else {
-      result = try await SnapshotSaver(logger: logger).save(
-        SaveRequest(
-          connection: connection, store: store, name: name, naming: naming, stateFilePath: stateFile,
-          compression: request.compression ?? .fast))
+      var save = SaveRequest(
+        connection: connection, store: store, name: name, naming: naming, stateFilePath: stateFile,
+        compression: request.compression ?? .fast)
+      if context.config.lifeboat.encryptLocal {
+        save.remoteRecipients = context.config.lifeboat.ageRecipients
+        save.encryptLocal = true
+      }
+      result = try await SnapshotSaver(logger: logger).save(save)
     }
     let snapshot = try await catalog.find(result.manifest.name)
     return NodeSaveReport(
@@ -91,12 +103,15 @@ extension LocalNode {
       throw LifeboatError.verification("\(peer)'s manifest for \(name) names \(manifest.name)").on(address)
     }
     var hash = SHA256Stream()
+    // An encrypted copy (encrypt_local) travels as it is stored; its manifest gives the object's hash.
+    let expected = manifest.encryption.map { ($0.objectSHA256, $0.objectSize) } ?? (manifest.archiveSHA256, manifest.archiveSize)
     try await store.put(
-      name.archiveFileName, from: source, contentType: ContentType.zip, replace: false, inspect: { hash.update($0) },
+      manifest.encryption == nil ? name.archiveFileName : name.encryptedArchiveFileName, from: source,
+      contentType: manifest.encryption == nil ? ContentType.zip : ContentType.age, replace: false, inspect: { hash.update($0) },
       check: { () throws(LifeboatError) in
         let sha = hash.finalize()
-        if manifest.archiveSHA256 != sha || manifest.archiveSize != source.size {
-          throw .verification("the copy of \(name) from \(peer) has SHA-256 \(sha), the manifest says \(manifest.archiveSHA256)")
+        if expected.0 != sha || expected.1 != source.size {
+          throw .verification("the copy of \(name) from \(peer) has SHA-256 \(sha), the manifest says \(expected.0)")
         }
       })
     _ = try await store.put(name.manifestFileName, manifestBytes, contentType: ContentType.json)

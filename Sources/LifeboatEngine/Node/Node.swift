@@ -137,6 +137,8 @@ public struct NodeSnapshot: Codable, Sendable, Equatable {
   public var created: Date
   /// Why the manifest beside the archive cannot be used, when it cannot (never read as "none").
   public var manifestProblem: String?
+  /// The copy is encrypted with age (`<name>.zip.age`, `encryption.encrypt_local`).
+  public var encrypted: Bool?
 
   public init(
     name: String, kind: StoredSnapshot.Kind, size: UInt64, archiveSHA256: String? = nil, dbSHA256: String? = nil,

@@ -41,6 +41,24 @@ public struct SnapshotVerifier: Sendable {
     try await verify(try await Self.open(snapshot, source: try await catalog.source(of: snapshot)))
   }
 
+  /// An encrypted archive read without an identity (an agent's, with `encrypt_local`): only what
+  /// can be checked sealed, the stored object's SHA-256 and size against the manifest.
+  public func verifySealed(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> VerifyReport {
+    guard let manifest = snapshot.manifest, let encryption = manifest.encryption else {
+      throw .verification(snapshot.manifestProblem ?? "\(snapshot.path) is encrypted and has no manifest to check it against")
+    }
+    let hashing = HashingSource(catalog.storedSource(of: snapshot))
+    try await hashing.stream(from: 0, length: hashing.size, chunkSize: 1 << 20) { _ in }
+    let (sha, size) = try await hashing.finish()
+    guard sha == encryption.objectSHA256, size == encryption.objectSize else {
+      throw .verification("\(snapshot.path): the encrypted object's SHA-256 is \(sha), the manifest says \(encryption.objectSHA256)")
+    }
+    return VerifyReport(
+      name: snapshot.name.value, path: snapshot.path, kind: snapshot.kind, dbSize: manifest.dbSize, dbSHA256: manifest.dbSHA256,
+      archiveSHA256: manifest.archiveSHA256, stateFile: manifest.stateFile, hasManifest: true,
+      checks: ["the encrypted object's SHA-256 and size match the manifest (its contents are checked with --age-identity)"])
+  }
+
   /// Opens a snapshot for `verify(_:sink:)`: the ZIP's directory read, and, when a manifest
   /// gives the archive's SHA-256, the archive hashed in the same read as the database.
   static func open(_ snapshot: StoredSnapshot, source: any ByteSource) async throws(LifeboatError) -> SnapshotContent {

@@ -17,6 +17,9 @@ public struct SaveRequest: Sendable {
   public var compression: Compression
   /// age recipients the remote copy is encrypted to (`<name>.zip.age`); empty: stored plain.
   public var remoteRecipients: [AgeRecipient] = []
+  /// Encrypt the local archive too (`<name>.zip.age`): one encryption, the same bytes locally and
+  /// in the bucket. Needs `remoteRecipients`.
+  public var encryptLocal = false
 
   public init(
     connection: EtcdConnection, store: LocalStore, remote: (any SnapshotStore)? = nil, name: SnapshotName? = nil,

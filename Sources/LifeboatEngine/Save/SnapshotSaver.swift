@@ -30,13 +30,15 @@ public struct SnapshotSaver: Sendable {
     let store = request.store
     let stateFile = try request.stateFilePath.map { (path) throws(LifeboatError) in try Self.readStateFile(path) }
     try await store.checkWritable()
-    let archivePath = store.path(name.archiveFileName)
-    if FileManager.default.fileExists(atPath: archivePath) {
-      throw .usage("snapshot \(name) already exists at \(archivePath); choose another --name")
+    let encrypted = !request.remoteRecipients.isEmpty
+    guard encrypted || !request.encryptLocal else { throw .usage("encrypting the local copy needs age recipients") }
+    let localKey = request.encryptLocal ? name.encryptedArchiveFileName : name.archiveFileName
+    let remoteKey = encrypted ? name.encryptedArchiveFileName : name.archiveFileName
+    let archivePath = store.path(localKey)
+    for key in [name.archiveFileName, name.encryptedArchiveFileName] where FileManager.default.fileExists(atPath: store.path(key)) {
+      throw .usage("snapshot \(name) already exists at \(store.path(key)); choose another --name")
     }
 
-    let encrypted = !request.remoteRecipients.isEmpty
-    let remoteKey = encrypted ? name.encryptedArchiveFileName : name.archiveFileName
     if let remote = request.remote {
       try await remote.checkWritable()
       for key in [name.archiveFileName, name.encryptedArchiveFileName] where try await remote.exists(key) {
@@ -51,22 +53,30 @@ public struct SnapshotSaver: Sendable {
         "no etcd member has a leader (quorum lost?): the snapshot from \(member.name) may miss the last writes")
     }
 
-    let local = try await store.makeWriter(for: name.archiveFileName, contentType: ContentType.zip, replace: false)
-    let upload: (any ObjectWriter)?
-    var encrypting: AgeEncryptingWriter?
+    let local = try await store.makeWriter(
+      for: localKey, contentType: request.encryptLocal ? ContentType.age : ContentType.zip, replace: false)
+    let remoteWriter: (any ObjectWriter)?
     do {
-      let contentType = encrypted ? ContentType.age : ContentType.zip
-      if let writer = try await request.remote?.makeWriter(for: remoteKey, contentType: contentType, replace: false), encrypted {
-        encrypting = AgeEncryptingWriter(base: writer, recipients: request.remoteRecipients)
-        upload = encrypting
-      } else {
-        upload = try await request.remote?.makeWriter(for: remoteKey, contentType: contentType, replace: false)
-      }
+      remoteWriter = try await request.remote?.makeWriter(
+        for: remoteKey, contentType: encrypted ? ContentType.age : ContentType.zip, replace: false)
     } catch {
       await local.abort()
       throw error
     }
-    let file = TeeWriter(primary: local, secondary: upload)
+    // Where the archive's bytes go. Encrypted in the bucket only: the upload side encrypts.
+    // Encrypted everywhere: one encryption before the tee, the same bytes on disk and in the bucket.
+    let file: TeeWriter
+    let encrypting: AgeEncryptingWriter?
+    let sink: any ObjectWriter
+    if request.encryptLocal {
+      file = TeeWriter(primary: local, secondary: remoteWriter)
+      encrypting = AgeEncryptingWriter(base: file, recipients: request.remoteRecipients)
+      sink = encrypting!
+    } else {
+      encrypting = encrypted ? remoteWriter.map { AgeEncryptingWriter(base: $0, recipients: request.remoteRecipients) } : nil
+      file = TeeWriter(primary: local, secondary: encrypting ?? remoteWriter)
+      sink = file
+    }
     let pipeline = ArchivePipeline(
       name: name, compression: request.compression, stateFile: stateFile, modified: createdAt)
     let expected = UInt64(max(0, member.status.dbSize))
@@ -75,7 +85,7 @@ public struct SnapshotSaver: Sendable {
     let output: ArchivePipeline.Output
     let summary: EtcdSnapshotStreamSummary
     do {
-      (output, summary) = try await pipeline.run(into: file) { send in
+      (output, summary) = try await pipeline.run(into: sink) { send in
         try await EtcdClient.with(endpoint: endpoint, configuration: configuration) { client in
           let progress = ProgressCounter()
           return try await client.snapshot { batch in
@@ -105,10 +115,17 @@ public struct SnapshotSaver: Sendable {
       throw .verification(
         "the snapshot from \(member.name) (\(endpoint)) has no SHA-256 trailer (\(digest.size) bytes): nothing was saved")
     }
+    if request.encryptLocal {
+      // The last age chunk, into both copies, before either is published.
+      do { try await encrypting?.seal() } catch {
+        await file.abort()
+        throw error
+      }
+    }
     do {
       _ = try await file.finishPrimary()
     } catch {
-      await upload?.abort()
+      await remoteWriter?.abort()
       throw error
     }
     events(.archived(path: archivePath))
@@ -122,9 +139,15 @@ public struct SnapshotSaver: Sendable {
       revision: member.status.revision, dbSize: digest.size, dbSHA256: digest.sha256,
       archiveSHA256: output.archiveSHA256, archiveSize: output.archiveSize, compression: request.compression,
       stateFile: stateFile != nil, noQuorum: member.noQuorum)
+    var encryption: Manifest.Encryption?
+    if let encrypting, let digest = await encrypting.objectDigest {
+      encryption = .init(recipients: request.remoteRecipients.map(\.description), objectSHA256: digest.sha256, objectSize: digest.size)
+    }
+    var localManifest = manifest
+    if request.encryptLocal { localManifest.encryption = encryption }
     let manifestPath = store.path(name.manifestFileName)
     do {
-      try await store.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
+      try await store.put(name.manifestFileName, try localManifest.encoded(), contentType: ContentType.json)
     } catch {
       throw LifeboatError(
         error.kind, "\(archivePath) is complete, but its manifest could not be written: \(error.message)")
@@ -132,10 +155,7 @@ public struct SnapshotSaver: Sendable {
     var remoteArchive: String?
     if let remote = request.remote, uploadError == nil {
       var remoteManifest = manifest
-      if let encrypting, let digest = await encrypting.objectDigest {
-        remoteManifest.encryption = .init(
-          recipients: request.remoteRecipients.map(\.description), objectSHA256: digest.sha256, objectSize: digest.size)
-      }
+      remoteManifest.encryption = encryption
       do {
         try await remote.put(name.manifestFileName, try remoteManifest.encoded(), contentType: ContentType.json)
         remoteArchive = "\(remote.location)/\(remoteKey)"
@@ -147,7 +167,7 @@ public struct SnapshotSaver: Sendable {
       }
     }
     return SaveResult(
-      manifest: manifest, archivePath: archivePath, manifestPath: manifestPath, member: member,
+      manifest: localManifest, archivePath: archivePath, manifestPath: manifestPath, member: member,
       elapsed: ContinuousClock.now - started, remoteArchive: remoteArchive,
       uploadError: uploadError.map { .storage("\(archivePath) is saved, but the upload to \(request.remote?.location ?? "") failed: \($0.message)") })
   }

@@ -59,11 +59,20 @@ public final class AsyncHTTPTransport: S3Transport {
     var http = HTTPClientRequest(url: url)
     http.method = HTTPMethod(rawValue: request.method)
     for (name, value) in request.headers { http.headers.add(name: name, value: value) }
-    if !request.body.isEmpty || ["PUT", "POST"].contains(request.method) {
+    if request.body.count > Self.bodyChunk {
+      // A part goes out in small buffers, each written before the next is made: over TLS,
+      // AsyncHTTPClient's 4 MiB buffers and their encrypted copies would otherwise be held for
+      // every part in flight (measured: 293 MiB peak RSS for a 1 GiB save over HTTPS, 85 MiB
+      // over HTTP).
+      http.body = .stream(ChunkedBody(bytes: request.body, chunk: Self.bodyChunk), length: .known(Int64(request.body.count)))
+    } else if !request.body.isEmpty || ["PUT", "POST"].contains(request.method) {
       http.body = .bytes(request.body)
     }
     return http
   }
+
+  /// Size of the buffers a request body is sent in.
+  static let bodyChunk = 256 * 1024
 
   private var deadline: NIODeadline {
     .now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + Int64(timeout.components.attoseconds / 1_000_000_000))
@@ -168,4 +177,27 @@ public final class AsyncHTTPTransport: S3Transport {
     let line = text.split(whereSeparator: \.isNewline).joined(separator: " ")
     return line.count > 240 ? String(line.prefix(240)) + "..." : line
   }
+}
+
+/// A request body handed to AsyncHTTPClient in `chunk`-sized buffers, made one at a time as the
+/// connection takes them (backpressure), from bytes kept whole for retries.
+struct ChunkedBody: AsyncSequence, Sendable {
+  typealias Element = ByteBuffer
+  let bytes: [UInt8]
+  let chunk: Int
+
+  struct AsyncIterator: AsyncIteratorProtocol {
+    let bytes: [UInt8]
+    let chunk: Int
+    var offset = 0
+
+    mutating func next() async -> ByteBuffer? {
+      guard offset < bytes.count else { return nil }
+      let end = Swift.min(bytes.count, offset + chunk)
+      defer { offset = end }
+      return ByteBuffer(bytes: bytes[offset..<end])
+    }
+  }
+
+  func makeAsyncIterator() -> AsyncIterator { AsyncIterator(bytes: bytes, chunk: chunk) }
 }

@@ -44,13 +44,19 @@ public actor AgeEncryptingWriter: ObjectWriter {
     try await pass(encryptor.update(bytes))
   }
 
-  @discardableResult
-  public func finish() async throws(LifeboatError) -> StoredObject {
+  /// Writes the last chunk to the base without finishing it (when the base is finished apart,
+  /// as `TeeWriter`'s two sides are). The object's digest is known from here.
+  public func seal() async throws(LifeboatError) {
+    guard finished == nil else { return }
     try await start()
     try await pass(encryptor.finish())
-    let object = try await base.finish()
     finished = hash.finalize().hexString
-    return object
+  }
+
+  @discardableResult
+  public func finish() async throws(LifeboatError) -> StoredObject {
+    try await seal()
+    return try await base.finish()
   }
 
   public func abort() async {

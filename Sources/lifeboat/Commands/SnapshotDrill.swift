@@ -52,7 +52,8 @@ struct SnapshotDrillCommand: AsyncParsableCommand {
     if let config {
       let context = try ClusterContext.load(config)
       report = try await context.withRemoteNodes { (nodes) async throws(LifeboatError) in
-        try await ClusterEngine(context: context, nodes: nodes, progress: progressLine).drill(wanted, fromS3: remote.s3, with: drill)
+        try await ClusterEngine(context: context, nodes: nodes, progress: progressLine).drill(
+          wanted, fromS3: remote.s3, with: drill, identities: try age.identities())
       }
     } else {
       report = try await drillHere(wanted, drill)
