@@ -90,6 +90,35 @@ import Testing
     }
   }
 
+  @Test func aSecretKeyGivenAsARecipientIsNeverEchoed() {
+    let identity = AgeIdentity.generate()
+    do {
+      _ = try AgeRecipient(parsing: identity.encoded)
+      Issue.record("accepted a secret key as a recipient")
+    } catch {
+      #expect(error.kind == .usage)
+      #expect(error.message.contains("an age identity (a secret key) was given as a recipient"))
+      #expect(!error.message.contains(identity.encoded.dropFirst(15).prefix(20)))
+    }
+  }
+
+  @Test func identityFilesAreBoundedAndOnlyTheirKeysTravel() async throws {
+    try await withTemporaryDirectory { dir in
+      let identity = AgeIdentity.generate()
+      let big = "# " + String(repeating: "x", count: 2 << 20) + "\n" + identity.encoded + "\n"
+      try big.write(toFile: dir.file("big.key"), atomically: true, encoding: .utf8)
+      #expect(throws: LifeboatError.self) { try AgeIdentity.load(file: dir.file("big.key")) }
+      let text = "# created: now\n# public key: \(identity.recipient)\n\n" + identity.encoded + "\n"
+      #expect(AgeIdentity.keyLines(text) == identity.encoded + "\n")
+      do throws(LifeboatError) {
+        _ = try AgeIdentity.load(file: "/dev/null")
+        Issue.record("/dev/null accepted")
+      } catch {
+        #expect(error.message.contains("holds no age identity"), "\(error.message)")
+      }
+    }
+  }
+
   @Test func wrongOrNoMatchingIdentityIsOneUsageLine() async throws {
     let file = try Self.encrypt(Self.random(1000), to: [AgeIdentity.generate().recipient])
     do {

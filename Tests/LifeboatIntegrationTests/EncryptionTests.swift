@@ -155,6 +155,38 @@ extension Integration {
       }
     }
 
+    /// Agents read cluster.yml when they start: a save through agents that encrypt otherwise than
+    /// the file now says is refused (it would have stored plain copies), and status shows theirs.
+    @Test func aSaveThroughAgentsThatReadAnOlderEncryptionSettingIsRefused() async throws {
+      try await withMotoServer { moto in
+        try await moto.createBucket("snaps")
+        try await withTemporaryDirectory { keys in
+          let (_, recipient) = try await Self.keygen(keys.path)
+          try await withAgentCluster(nodes: 1, configure: { spec in
+            spec.s3 = moto.backupConfig(bucket: "snaps")
+            spec.s3InsecureHTTP = true
+          }) { cluster in
+            var yaml = try String(contentsOfFile: cluster.configFile, encoding: .utf8)
+            yaml += "  encryption:\n    age_recipients: [\"\(recipient)\"]\n"
+            try Data(yaml.utf8).write(to: URL(fileURLWithPath: cluster.configFile))
+            let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "stale"])
+            #expect(save.status == 2, "\(save.stderr)")
+            #expect(save.stderr.contains("the agent on 127.0.0.11 encrypts nothing, but"), "\(save.stderr)")
+            #expect(save.stderr.contains("restart the agents"), "\(save.stderr)")
+            #expect(!(try await moto.aws(["s3", "ls", "s3://snaps/"]).stdout.contains("stale")), "nothing uploaded")
+            #expect(!FileManager.default.fileExists(atPath: cluster.members[0].snapshotDir! + "/stale.zip"))
+
+            try await cluster.restartAgent(0)
+            let status = try await LifeboatCLI.run(["status", "--config", cluster.configFile])
+            #expect(status.stdout.contains("encrypts  age to \(recipient) (S3 copies)"), "\(status.stdout)")
+            let again = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "fresh"])
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stdout.contains("uploaded  s3://snaps/fresh.zip.age"), "\(again.stdout)")
+          }
+        }
+      }
+    }
+
     /// The recurring run's catch-up of S3 (snapshots a failed upload left local) encrypts too:
     /// never a plain copy in the bucket.
     @Test func theCatchUpOfS3EncryptsAsTheSaveDoes() async throws {

@@ -56,6 +56,7 @@ import Testing
 
   @Test func webIdentityComesBeforeProfiles() async throws {
     try await withTemporaryDirectory { dir in
+      try "token".write(toFile: dir.file("token"), atomically: true, encoding: .utf8)
       try "[default]\naws_access_key_id = AKFILE\naws_secret_access_key = file-secret\n".write(
         toFile: dir.file("credentials"), atomically: true, encoding: .utf8)
       let provider = try resolve([
@@ -103,7 +104,8 @@ import Testing
 
   @Test func aProfileWithARoleAndATokenFileIsWebIdentity() async throws {
     try await withTemporaryDirectory { dir in
-      try "[profile irsa]\nrole_arn = arn:aws:iam::1:role/snap\nweb_identity_token_file = /var/run/token\nduration_seconds = 900\n".write(
+      try "token".write(toFile: dir.file("token"), atomically: true, encoding: .utf8)
+      try "[profile irsa]\nrole_arn = arn:aws:iam::1:role/snap\nweb_identity_token_file = \(dir.file("token"))\nduration_seconds = 900\n".write(
         toFile: dir.file("config"), atomically: true, encoding: .utf8)
       let provider = try resolve(["AWS_CONFIG_FILE": dir.file("config"), "AWS_PROFILE": "irsa"])
       #expect(provider.source == .webIdentity(role: "arn:aws:iam::1:role/snap"))
@@ -124,6 +126,8 @@ import Testing
   @Test func halfSetSourcesAreUsageErrors() {
     #expect(usageError(["AWS_ACCESS_KEY_ID": "AK"])?.contains("only one of AWS_ACCESS_KEY_ID") == true)
     #expect(usageError(["AWS_ROLE_ARN": "arn:aws:iam::1:role/r"])?.contains("AWS_WEB_IDENTITY_TOKEN_FILE") == true)
+    #expect(usageError(["AWS_ROLE_ARN": "arn:aws:iam::1:role/r", "AWS_WEB_IDENTITY_TOKEN_FILE": "/nonexistent/token"])?
+      .contains("the web identity token file /nonexistent/token does not exist") == true)
     let half = CredentialChain.Given(accessKey: "AK", secretKey: nil, source: .flags, names: "--access-key and --secret-key")
     #expect(usageError([:], given: half)?.contains("both an access key and a secret key") == true)
     #expect(usageError(["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://10.0.0.5/creds"])?.contains("loopback") == true)
@@ -286,7 +290,7 @@ import Testing
     #expect(S3Proxy.bypasses(host: "::1", noProxy: "[::1]"))
   }
 
-  @Test(arguments: ["https://proxy:3128", "socks5://proxy:1080", "http://proxy:99999", "http://"])
+  @Test(arguments: ["https://proxy:3128", "socks5://proxy:1080", "http://proxy:99999", "http://", "http://u:p@proxy:3128/path?x"])
   func badProxiesAreUsageErrors(url: String) {
     do {
       _ = try S3Proxy(parsing: url, origin: "--s3-proxy")
@@ -414,5 +418,26 @@ enum SHA256Hex {
     #expect(ObjectLockState(mode: "GOVERNANCE", retainUntil: now + 1, legalHold: false).holds(at: now))
     #expect(!ObjectLockState(mode: "GOVERNANCE", retainUntil: now - 1, legalHold: false).holds(at: now))
     #expect(ObjectLockState(mode: nil, retainUntil: nil, legalHold: true).holds(at: now))
+  }
+}
+
+/// A plain and an encrypted archive under one name: a problem every reader names, and `delete`
+/// removes both.
+@Suite struct TwinArchiveTests {
+  @Test func bothCopiesAreAProblemAndDeleteRemovesBoth() async throws {
+    try await withTemporaryDirectory { dir in
+      let store = LocalStore(directory: dir.path)
+      _ = try await store.put("x.zip", Array("plain".utf8), contentType: ContentType.zip)
+      _ = try await store.put("x.zip.age", Array("sealed".utf8), contentType: ContentType.age)
+      let catalog = SnapshotCatalog(store: store)
+      let listed = try await catalog.list()
+      #expect(listed.count == 1)
+      #expect(listed.first?.manifestProblem?.contains("holds both x.zip and x.zip.age") == true)
+      let found = try await catalog.find(try SnapshotName("x"))
+      #expect(found.manifestProblem?.contains("holds both") == true)
+      let deleted = try await catalog.delete(found)
+      #expect(deleted.count == 2)
+      #expect(try await store.list().isEmpty)
+    }
   }
 }

@@ -245,6 +245,13 @@ public struct LifeboatSettings: Sendable, Equatable {
   /// the same bytes as the bucket's). Agents then cannot read them: no scheduled drills, and a
   /// restore needs `--age-identity`. Default false.
   public var encryptLocal = false
+
+  /// What this config encrypts, to whom, in one line (recipients are public); nil: nothing.
+  public var encryptionSummary: String? {
+    guard !ageRecipients.isEmpty else { return nil }
+    return "age to " + ageRecipients.map(\.description).joined(separator: ", ")
+      + (encryptLocal ? " (S3 and local copies)" : " (S3 copies)")
+  }
   /// How long a restored cluster may take to become healthy. Default 120 seconds.
   public var healthTimeoutSeconds = 120
   /// Per-node overrides, keyed by the node's address.

@@ -12,8 +12,13 @@ public struct AgeRecipient: Sendable, Equatable, CustomStringConvertible {
 
   public init(parsing text: String) throws(LifeboatError) {
     let trimmed = text.trimmingCharacters(in: .whitespaces)
+    if trimmed.uppercased().hasPrefix("AGE-SECRET-KEY-") {
+      // Never echoed: a secret key given where its public key belongs.
+      throw .usage("an age identity (a secret key) was given as a recipient: give its public key (age1…, `age-keygen -y KEYFILE` prints it)")
+    }
     guard let (hrp, data) = Bech32.decode(trimmed), hrp == "age", data.count == 32, trimmed == trimmed.lowercased() else {
-      throw .usage("age recipient \(trimmed.prefix(80)) is not an X25519 recipient (age1…, as age-keygen prints)")
+      let shown = trimmed.hasPrefix("age1") && trimmed.count <= 100 ? "\(trimmed) " : ""
+      throw .usage("age recipient \(shown)is not an X25519 recipient (age1…, as age-keygen prints)")
     }
     self.publicKey = data
   }
@@ -43,10 +48,37 @@ public struct AgeIdentity: Sendable, CustomStringConvertible, CustomDebugStringC
   /// The identities of an identity file as `age-keygen` writes it: one `AGE-SECRET-KEY-1…` per
   /// line, `#` comments and blank lines ignored. Nothing of the file's content reaches an error.
   public static func load(file path: String, what: String = "--age-identity") throws(LifeboatError) -> [AgeIdentity] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw .usage("\(what) \(path) does not exist or cannot be read")
+    try parse(try read(file: path, what: what), origin: "\(what) \(path)")
+  }
+
+  /// The largest identity file read (age-keygen writes about 200 bytes per key).
+  public static let maxFileSize = 1 << 20
+
+  /// An identity file's text, at most `maxFileSize` bytes (a device or a FIFO is read like a file).
+  public static func read(file path: String, what: String = "--age-identity") throws(LifeboatError) -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      throw .usage("\(what) \(path) does not exist")
     }
-    return try parse(String(decoding: data, as: UTF8.self), origin: "\(what) \(path)")
+    guard !isDirectory.boolValue, let handle = FileHandle(forReadingAtPath: path) else {
+      throw .usage("\(what) \(path) cannot be read (a directory, or no permission)")
+    }
+    defer { try? handle.close() }
+    let data: Data
+    do { data = try handle.read(upToCount: maxFileSize + 1) ?? Data() } catch {
+      throw .usage("\(what) \(path) cannot be read")
+    }
+    guard data.count <= maxFileSize else {
+      throw .usage("\(what) \(path) is larger than 1 MiB: not an age identity file")
+    }
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  /// The identity lines of an identity file's text (comments and blank lines left out): what a
+  /// node is handed for a restore.
+  public static func keyLines(_ text: String) -> String {
+    text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+      .filter { !$0.isEmpty && !$0.hasPrefix("#") }.joined(separator: "\n") + "\n"
   }
 
   /// Identities from the text of an identity file.

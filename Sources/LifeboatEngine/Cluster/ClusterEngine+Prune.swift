@@ -22,6 +22,8 @@ extension ClusterEngine {
     public var failures: [String]
     /// Objects kept under Object Lock ("s3://…/x.zip is locked until …: kept"): not failures.
     public var locked: [String] = []
+    /// Unfinished multipart uploads older than a day (a save killed with -9) that were aborted.
+    public var abortedUploads: [String] = []
   }
 
   /// Prunes `nodes` (this engine's, by default) and, with `includeS3`, the config's bucket.
@@ -68,14 +70,32 @@ extension ClusterEngine {
     let s3Decisions = s3Policy?.decide(Array(s3Candidates.values), now: now, includeManual: includeManual) ?? []
     var deleted: [String: [String]] = [:]
     var locked: [String] = []
+    var abortedUploads: [String] = []
     func report() -> PruneReport {
       PruneReport(
         policy: policy, decisions: decisions, s3Policy: s3Policy, s3Decisions: s3Decisions, locations: locations, deleted: deleted,
-        failures: failures, locked: locked)
+        failures: failures, locked: locked, abortedUploads: abortedUploads)
     }
-    guard !dryRun else { return report() }
     let doomed = Set(decisions.filter { !$0.keep }.map(\.name))
     let doomedInS3 = s3Policy == nil ? doomed : Set(s3Decisions.filter { !$0.keep }.map(\.name))
+    guard !dryRun else {
+      // What Object Lock will keep, said before anything is deleted.
+      if let s3 {
+        do {
+          try await withS3(s3) { (store) async throws(LifeboatError) in
+            for s in s3Snapshots where doomedInS3.contains(s.name) {
+              for key in [s.object.key] + (s.manifest == nil ? [] : [s.name.manifestFileName]) {
+                if let lock = try await store.lockState(of: key), lock.holds(at: now) {
+                  locked.append("\(store.location)/\(key) is \(lock.description): it will be kept")
+                  break
+                }
+              }
+            }
+          }
+        } catch { failures.append("\(s3.location): \(error.message)") }
+      }
+      return report()
+    }
     // Nodes that share one snapshot directory: deleted once, by the first of them.
     let (writers, sharers) = await byDirectory(listed)
     for node in writers {
@@ -108,6 +128,15 @@ extension ClusterEngine {
             }
           }
         }
+      } catch { failures.append("\(s3.location): \(error.message)") }
+    }
+    if let s3 {
+      // What a save killed with -9 left in the bucket: aborted once it is a day old.
+      do {
+        abortedUploads = try await withS3(s3) { (store) async throws(LifeboatError) in
+          try await store.abortUploads(startedBefore: now.addingTimeInterval(-86400))
+        }
+        for line in abortedUploads { progress("aborted the unfinished upload \(line)") }
       } catch { failures.append("\(s3.location): \(error.message)") }
     }
     return report()

@@ -18,7 +18,7 @@ extension ClusterEngine {
   }
 
   public func save(name: SnapshotName?, upload: Bool = true, compression: Compression? = nil) async throws(LifeboatError) -> SaveReport {
-    let (up, down) = try await reachable(refusingDuringRestore: "save")
+    let (up, down) = try await reachable(refusingDuringRestore: "save", sameEncryption: true)
     guard let first = up.first else {
       throw .unavailable("no agent answers: \(down.map(\.message).joined(separator: "; "))")
     }

@@ -91,7 +91,12 @@ public struct ClusterEngine: Sendable {
 
   /// Every node that answers its health check, in order, and the others' errors. `what` is
   /// refused (exit 9) while a restore holds a node or was interrupted on one.
-  func reachable(refusingDuringRestore what: String) async throws(LifeboatError) -> (nodes: [any Node], failures: [LifeboatError]) {
+  /// The nodes whose agents answer (and why the others did not). A restore in progress refuses
+  /// `what`; with `sameEncryption`, so does an agent that encrypts otherwise than this config says
+  /// (it read an older cluster.yml: agents read theirs when they start).
+  func reachable(
+    refusingDuringRestore what: String, sameEncryption: Bool = false
+  ) async throws(LifeboatError) -> (nodes: [any Node], failures: [LifeboatError]) {
     var up: [any Node] = []
     var failures: [LifeboatError] = []
     for (node, result) in zip(nodes, await settle(nodes, "health") { (node) async throws(LifeboatError) in try await node.health() }) {
@@ -100,6 +105,13 @@ public struct ClusterEngine: Sendable {
         if let restore = health.restore {
           throw LifeboatError(
             .restoreInProgress, "\(what) refused: \(restore) (on \(node.address); if interrupted, run `lifeboat snapshot restore --recover`)",
+            node: node.address)
+        }
+        let wanted = context.config.lifeboat.encryptionSummary
+        if sameEncryption, health.encryption != wanted {
+          throw LifeboatError(
+            .usage,
+            "\(what) refused: the agent on \(node.address) encrypts \(health.encryption ?? "nothing"), but \(context.config.path) says \(wanted ?? "nothing"): restart the agents after changing lifeboat.encryption (nothing was saved)",
             node: node.address)
         }
         up.append(node)

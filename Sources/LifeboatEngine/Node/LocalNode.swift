@@ -51,7 +51,7 @@ public struct LocalNode: Node {
     return NodeHealth(
       address: address, member: node.memberName, runtime: runtime.summary, etcdRunning: running,
       version: LifeboatVersion.current, schedule: nil, etcdProcess: process, dataDirProblem: dataDirProblem(process),
-      restore: restore, snapshotDirID: snapshotDirID(), s3: s3Summary())
+      restore: restore, snapshotDirID: snapshotDirID(), s3: s3Summary(), encryption: context.config.lifeboat.encryptionSummary)
   }
 
   /// `s3://bucket/folder, keys from <source>[, proxy <url> (<origin>)]`, for status.

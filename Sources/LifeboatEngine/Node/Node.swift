@@ -89,14 +89,17 @@ public struct NodeHealth: Codable, Sendable, Equatable {
   /// The bucket this agent uploads to and where its keys come from (`CredentialSource`, never a
   /// key), or why it cannot reach it; nil without `s3backupconfig`.
   public var s3: String?
+  /// What this agent's saves encrypt (its cluster.yml as read when it started); nil: nothing.
+  public var encryption: String?
 
   public init(
     address: String, member: String, runtime: String, etcdRunning: Bool? = nil, version: String,
     schedule: ScheduleState? = nil, etcdProcess: EtcdProcess? = nil, dataDirProblem: String? = nil, restore: String? = nil,
-    snapshotDirID: String? = nil, s3: String? = nil
+    snapshotDirID: String? = nil, s3: String? = nil, encryption: String? = nil
   ) {
     self.snapshotDirID = snapshotDirID
     self.s3 = s3
+    self.encryption = encryption
     self.address = address
     self.member = member
     self.runtime = runtime

@@ -51,9 +51,14 @@ public struct SnapshotCatalog: Sendable {
       if key.hasSuffix(".manifest.json") { continue }
       if key.hasSuffix(".zip") || key.hasSuffix(".zip.age") {
         guard let name = try? SnapshotName(String(key.dropLast(key.hasSuffix(".zip") ? 4 : 8))) else { continue }
-        // A plain and an encrypted copy under one name: the plain one is the snapshot.
+        // A plain and an encrypted object under one name: listed once, as a problem (which of
+        // the two the manifest describes cannot be told); delete removes both.
         if key.hasSuffix(".zip.age"), keys.contains(name.archiveFileName) { continue }
-        found.append(try await archive(name, object: object, hasManifest: keys.contains(name.manifestFileName)))
+        var snapshot = try await archive(name, object: object, hasManifest: keys.contains(name.manifestFileName))
+        if key.hasSuffix(".zip"), keys.contains(name.encryptedArchiveFileName) {
+          snapshot.manifestProblem = Self.bothCopies(name, in: store.location)
+        }
+        found.append(snapshot)
       } else if let name = try? SnapshotName(key), try await isLegacySnapshot(object) {
         found.append(StoredSnapshot(name: name, kind: .legacy, object: object, location: store.location))
       }
@@ -64,11 +69,13 @@ public struct SnapshotCatalog: Sendable {
   /// The snapshot named exactly `name`: `<name>.zip`, else `<name>.zip.age`, else a legacy
   /// `<name>` file.
   public func find(_ name: SnapshotName) async throws(LifeboatError) -> StoredSnapshot {
-    for key in [name.archiveFileName, name.encryptedArchiveFileName] {
-      if let object = try await statIfPresent(key) {
-        let hasManifest = try await store.exists(name.manifestFileName)
-        return try await archive(name, object: object, hasManifest: hasManifest)
-      }
+    let plain = try await statIfPresent(name.archiveFileName)
+    let sealed = try await statIfPresent(name.encryptedArchiveFileName)
+    if let object = plain ?? sealed {
+      let hasManifest = try await store.exists(name.manifestFileName)
+      var snapshot = try await archive(name, object: object, hasManifest: hasManifest)
+      if plain != nil, sealed != nil { snapshot.manifestProblem = Self.bothCopies(name, in: store.location) }
+      return snapshot
     }
     if let object = try await statIfPresent(name.value), try await isLegacySnapshot(object) {
       return StoredSnapshot(name: name, kind: .legacy, object: object, location: store.location)
@@ -83,9 +90,15 @@ public struct SnapshotCatalog: Sendable {
   public func delete(_ snapshot: StoredSnapshot, now: Date = Date()) async throws(LifeboatError) -> [String] {
     var deleted: [String] = []
     let hasManifest = snapshot.kind == .archive ? try await store.exists(snapshot.name.manifestFileName) : false
+    // Its twin under the other extension (a plain and an encrypted object of one name): both go.
+    var twin: String?
+    if snapshot.kind == .archive {
+      let key = snapshot.encrypted ? snapshot.name.archiveFileName : snapshot.name.encryptedArchiveFileName
+      if try await store.exists(key) { twin = key }
+    }
     // Object Lock: nothing of a snapshot is deleted while any of its objects is locked (a delete
     // in a versioned bucket would only hide the locked version behind a delete marker).
-    for key in [snapshot.object.key] + (hasManifest ? [snapshot.name.manifestFileName] : []) {
+    for key in [snapshot.object.key] + (hasManifest ? [snapshot.name.manifestFileName] : []) + (twin.map { [$0] } ?? []) {
       if let lock = try await store.lockState(of: key), lock.holds(at: now) {
         var error = LifeboatError.storage("\(store.location)/\(key) is \(lock.description): kept")
         error.underlying = .locked
@@ -98,7 +111,15 @@ public struct SnapshotCatalog: Sendable {
     }
     try await store.delete(snapshot.object.key)
     deleted.insert(snapshot.path, at: 0)
+    if let twin {
+      try await store.delete(twin)
+      deleted.append(store.location + "/" + twin)
+    }
     return deleted
+  }
+
+  static func bothCopies(_ name: SnapshotName, in location: String) -> String {
+    "\(location) holds both \(name.archiveFileName) and \(name.encryptedArchiveFileName): remove the one that is not snapshot \(name) (`snapshot delete` removes both)"
   }
 
   /// The snapshot's bytes, for the ZIP reader and the checks: an encrypted archive's plaintext,

@@ -78,9 +78,14 @@ public final class AsyncHTTPTransport: S3Transport {
     .now() + .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + Int64(timeout.components.attoseconds / 1_000_000_000))
   }
 
+  /// A request without a body (list, HEAD, DELETE, start or complete an upload) gets 30 s: an
+  /// endpoint that accepts connections and never answers fails in minutes, not in 25.
+  static let smallRequestDeadline: TimeAmount = .seconds(30)
+
   public func send(_ request: S3HTTPRequest) async throws(S3TransportFailure) -> S3HTTPResponse {
     do {
-      let response = try await client.execute(makeRequest(request), deadline: deadline)
+      let limit = request.body.count <= Self.bodyChunk ? .now() + Self.smallRequestDeadline : deadline
+      let response = try await client.execute(makeRequest(request), deadline: limit)
       let body = try await response.body.collect(upTo: 64 << 20)
       return S3HTTPResponse(
         status: Int(response.status.code), headers: response.headers.map { ($0.name.lowercased(), $0.value) },
@@ -135,7 +140,12 @@ public final class AsyncHTTPTransport: S3Transport {
     let lowered = text.lowercased()
     if let proxy {
       if let error = error as? HTTPClientError, error == .invalidProxyResponse {
-        return S3TransportFailure("the proxy \(proxy) (\(proxy.origin)) refused to connect to \(endpoint)", transient: false)
+        return S3TransportFailure(
+          "the proxy \(proxy) (\(proxy.origin)) refused the tunnel to \(endpoint): its rules, or a wrong user or password in the proxy URL",
+          transient: false)
+      }
+      if let error = error as? HTTPClientError, error == .httpProxyHandshakeTimeout {
+        return S3TransportFailure("the proxy \(proxy) (\(proxy.origin)) did not answer in time", transient: true)
       }
       if let error = error as? HTTPClientError, error == .proxyAuthenticationRequired {
         return S3TransportFailure("the proxy \(proxy) (\(proxy.origin)) wants a user and password (http://user:password@host:port)", transient: false)

@@ -44,6 +44,9 @@ public struct S3Proxy: Sendable, Equatable, CustomStringConvertible {
       user = parts[0].removingPercentEncoding ?? String(parts[0])
       if parts.count > 1 { password = Secret(parts[1].removingPercentEncoding ?? String(parts[1])) }
     }
+    if text.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
+      throw .usage("\(origin) \(Self.redacted(raw)): a proxy URL has no path or query: http://[user:password@]host:port")
+    }
     var host = text
     var port = 80
     if host.hasPrefix("["), let close = host.firstIndex(of: "]") {

@@ -348,6 +348,23 @@ public final class S3Store: SnapshotStore {
     return (result.uploads ?? []).map { ($0.key, $0.uploadId) }
   }
 
+  /// Aborts the folder's multipart uploads started before `cutoff`: what a save killed with -9
+  /// left (a running save's upload is younger). Returns "<key> (started <date>)" for each.
+  public func abortUploads(startedBefore cutoff: Date) async throws(LifeboatError) -> [String] {
+    let prefix = configuration.folder.isEmpty ? "" : configuration.folder + "/"
+    let response = try await send(
+      request("GET", objectKey: nil, query: [("uploads", ""), ("prefix", prefix)], operation: "list unfinished uploads"))
+    guard response.isSuccess else { throw failure(response, "list unfinished uploads") }
+    let result = try S3XML.decode(S3XML.ListMultipartUploadsResult.self, response.body, what: "list uploads")
+    var aborted: [String] = []
+    for upload in result.uploads ?? [] {
+      guard let initiated = upload.initiated.map(S3XML.date), initiated < cutoff, upload.key.hasPrefix(prefix) else { continue }
+      await abortMultipartUpload(String(upload.key.dropFirst(prefix.count)), uploadId: upload.uploadId)
+      aborted.append("\(location)/\(upload.key.dropFirst(prefix.count)) (started \(S3ObjectLock.iso8601(initiated)))")
+    }
+    return aborted
+  }
+
   static func httpDate(_ text: String) -> Date? {
     let formatter = DateFormatter()
     formatter.locale = Locale(identifier: "en_US_POSIX")

@@ -34,9 +34,11 @@ enum S3XML {
     struct Upload: Decodable {
       var key: String
       var uploadId: String
+      var initiated: String?
       enum CodingKeys: String, CodingKey {
         case key = "Key"
         case uploadId = "UploadId"
+        case initiated = "Initiated"
       }
     }
     var uploads: [Upload]?

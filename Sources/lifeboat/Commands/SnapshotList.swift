@@ -28,6 +28,8 @@ struct SnapshotList: AsyncParsableCommand {
     /// Where copies are: "local", "s3".
     var locations: [String]
     var s3Path: String?
+    /// The archive is encrypted with age (`<name>.zip.age`).
+    var encrypted: Bool?
   }
 
   func run() async throws {
@@ -57,7 +59,7 @@ struct SnapshotList: AsyncParsableCommand {
             name: s.name.value, kind: s.kind.rawValue, path: s.path, created: s.created, size: s.size,
             revision: s.manifest?.revision, member: s.manifest?.member.name, stateFile: stateFile,
             manifest: s.manifest != nil, problem: s.manifestProblem, locations: [label],
-            s3Path: label == "s3" ? s.path : nil)
+            s3Path: label == "s3" ? s.path : nil, encrypted: s.encrypted ? true : nil)
         }
       }
       // What a killed save left: shown, so that it can be deleted.
@@ -84,7 +86,8 @@ struct SnapshotList: AsyncParsableCommand {
       lines.append([
         row.name, formatDate(row.created), formatBytes(row.size), row.revision.map(String.init) ?? "-",
         row.member ?? "-", row.stateFile.map { $0 ? "yes" : "no" } ?? "?",
-        row.kind == "legacy" ? "legacy file" : row.kind == "incomplete" ? "INCOMPLETE (.part)" : (row.manifest ? "archive" : "archive (no manifest)"),
+        row.kind == "legacy" ? "legacy file" : row.kind == "incomplete" ? "INCOMPLETE (.part)"
+          : (row.encrypted == true ? "age-encrypted " : "") + (row.manifest ? "archive" : "archive (no manifest)"),
         row.locations.joined(separator: "+"),
       ])
     }

@@ -42,6 +42,7 @@ struct SnapshotPrune: AsyncParsableCommand {
       }
     }
     for line in report.locked { print(line) }
+    for line in report.abortedUploads { print("aborted the unfinished upload \(line)") }
     if !report.failures.isEmpty {
       throw LifeboatError.unavailable("prune incomplete: \(report.failures.joined(separator: "; "))")
     }

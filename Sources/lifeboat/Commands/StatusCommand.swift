@@ -87,6 +87,7 @@ struct StatusCommand: AsyncParsableCommand {
             }
           }
           if let s3 = health.s3 { print("  s3        \(s3)") }
+          if let encryption = health.encryption { print("  encrypts  \(encryption)") }
           if let restore = health.restore {
             print("  RESTORE   \(restore)")
             restores.append("\(node.address): \(restore)")

@@ -19,11 +19,11 @@ struct AgeIdentityOptions: ParsableArguments {
   /// The files' text, checked, to hand to the node that downloads an encrypted archive.
   func secret() throws(LifeboatError) -> SecretBytes? {
     guard !files.isEmpty else { return nil }
-    _ = try identities()
     var text = ""
     for file in files {
-      guard let data = FileManager.default.contents(atPath: file) else { throw .usage("--age-identity \(file) cannot be read") }
-      text += String(decoding: data, as: UTF8.self) + "\n"
+      let content = try AgeIdentity.read(file: file)
+      _ = try AgeIdentity.parse(content, origin: "--age-identity \(file)")
+      text += AgeIdentity.keyLines(content)
     }
     return SecretBytes(Array(text.utf8))
   }

@@ -67,7 +67,7 @@ public enum CredentialChain {
       guard let roleARN, let tokenFile else {
         throw .usage("web identity needs both AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (only one is set)")
       }
-      return webIdentity(
+      return try webIdentity(
         roleARN: roleARN, tokenFile: tokenFile, sessionName: value("AWS_ROLE_SESSION_NAME"), sts: sts,
         refreshWindow: refreshWindow, logger: logger)
     }
@@ -77,7 +77,7 @@ public enum CredentialChain {
       case .keys(let keys):
         return StaticCredentials(keys, source: .profile(name: profile.name, file: profile.file))
       case .webIdentity(let role, let tokenFile, let sessionName, let durationSeconds):
-        return webIdentity(
+        return try webIdentity(
           roleARN: role, tokenFile: tokenFile, sessionName: sessionName, durationSeconds: durationSeconds, sts: sts,
           refreshWindow: refreshWindow, logger: logger)
       }
@@ -117,7 +117,12 @@ public enum CredentialChain {
     roleARN: String, tokenFile: String, sessionName: String?, durationSeconds: Int? = nil,
     sts: (endpoint: String, http: CredentialHTTP),
     refreshWindow: TimeInterval, logger: Logger
-  ) -> any S3CredentialProvider {
+  ) throws(LifeboatError) -> any S3CredentialProvider {
+    // Checked now, so a wrong path is a usage error before any request (it is read again at
+    // every refresh: the kubelet rotates it).
+    guard FileManager.default.isReadableFile(atPath: tokenFile) else {
+      throw .usage("the web identity token file \(tokenFile) does not exist or cannot be read (AWS_WEB_IDENTITY_TOKEN_FILE or the profile's web_identity_token_file)")
+    }
     let fetcher = WebIdentityFetcher(
       roleARN: roleARN, tokenFile: tokenFile,
       sessionName: sessionName ?? "lifeboat-\(Int(Date().timeIntervalSince1970))", endpoint: sts.endpoint, http: sts.http,
