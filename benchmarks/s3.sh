@@ -46,24 +46,28 @@ mkdir -p "$work/warm"
 "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/warm" --name warm >/dev/null
 cp "$work/warm/warm.zip" "$work/limit.zip"
 
+# Each step starts on a quiet disk: what earlier steps wrote is synced and removed first (the
+# runs write 1-2 GB each; without this, a step pays for the last one's writeback).
+settle() { sync; rm -f "$work"/out/*.db "$work"/out/*.zip "$work"/out/*.zip.age "$work"/out/*.json; sync; }
 for i in $(seq 1 "$reps"); do
   rm -rf "$work/out" && mkdir -p "$work/out"
   run A etcdctl --endpoints "$endpoint" snapshot save "$work/out/a.db"
+  dbsize=$(stat -c %s "$work/out/a.db"); settle
   run S "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/out" --name "s$i"
-  fresh_moto
+  settle; fresh_moto
   run M bash -c "etcdctl --endpoints $endpoint snapshot save $work/out/m.db >/dev/null & \
     aws --endpoint-url $s3 --region us-east-1 s3 cp --quiet $work/limit.zip s3://bench/limit/m$i.zip; wait \$!"
-  fresh_moto
-  run R bash -c "etcdctl --endpoints $endpoint snapshot save $work/out/r.db && cd $work/out && zip -q -6 r$i.zip r.db \
-    && aws --endpoint-url $s3 --region us-east-1 s3 cp --quiet r$i.zip s3://bench/rke/r$i.zip"
-  fresh_moto
+  settle; fresh_moto
   run L "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/out" --name "l$i" \
     --s3 --s3-endpoint "$s3" --s3-endpoint-ca "$work/moto-cert.pem" --bucket-name bench --folder lifeboat
-  fresh_moto
+  ours=$(stat -c %s "$work/out/l$i.zip"); settle; fresh_moto
   run E "$lifeboat" snapshot save --endpoints "$endpoint" --snapshot-dir "$work/out" --name "e$i" \
     --s3 --s3-endpoint "$s3" --s3-endpoint-ca "$work/moto-cert.pem" --bucket-name bench --folder lifeboat \
     --age-recipient "$recipient"
-  zip6=$(stat -c %s "$work/out/r$i.zip") ours=$(stat -c %s "$work/out/l$i.zip") dbsize=$(stat -c %s "$work/out/a.db")
+  settle; fresh_moto
+  run R bash -c "etcdctl --endpoints $endpoint snapshot save $work/out/r.db && cd $work/out && zip -q -6 r$i.zip r.db \
+    && aws --endpoint-url $s3 --region us-east-1 s3 cp --quiet r$i.zip s3://bench/rke/r$i.zip"
+  zip6=$(stat -c %s "$work/out/r$i.zip"); settle
 done
 
 a=$(median "${seconds[A]}") m=$(median "${seconds[M]}") r=$(median "${seconds[R]}") s=$(median "${seconds[S]}")
