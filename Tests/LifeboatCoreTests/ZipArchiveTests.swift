@@ -88,13 +88,18 @@ import ZIPFoundation
       var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
       bytes[500_000] ^= 0x01
       try Data(bytes).write(to: URL(fileURLWithPath: path))
-      let reader = try await ZipReader(path: path)
-      await #expect {
-        try await reader.read(reader.entries[0]) { _ in }
-      } throws: { error in
-        let e = try #require(error as? LifeboatError)
-        return e.kind == .verification && e.message.contains("CRC-32")
-      }
+      try await Self.expectFirstEntryRefused(path, saying: "CRC-32")
+    }
+  }
+
+  /// Reading the first entry of the archive at `path` is a verification error saying `text`.
+  static func expectFirstEntryRefused(_ path: String, saying text: String) async throws {
+    let reader = try await ZipReader(path: path)
+    await #expect {
+      try await reader.read(reader.entries[0]) { _ in }
+    } throws: { error in
+      let e = try #require(error as? LifeboatError)
+      return e.kind == .verification && e.message.contains(text)
     }
   }
 
@@ -113,13 +118,7 @@ import ZIPFoundation
       let overstated = size + 40  // into the state entry's local header, still inside the file
       for i in 0..<4 { bytes[central + 20 + i] = UInt8(truncatingIfNeeded: overstated >> (8 * i)) }
       try Data(bytes).write(to: URL(fileURLWithPath: path))
-      let reader = try await ZipReader(path: path)
-      await #expect {
-        try await reader.read(reader.entries[0]) { _ in }
-      } throws: { error in
-        let e = try #require(error as? LifeboatError)
-        return e.kind == .verification && e.message.contains("before its recorded size")
-      }
+      try await Self.expectFirstEntryRefused(path, saying: "before its recorded size")
     }
   }
 

@@ -81,6 +81,11 @@ public struct AgeIdentity: Sendable, CustomStringConvertible, CustomDebugStringC
       .filter { !$0.isEmpty && !$0.hasPrefix("#") }.joined(separator: "\n") + "\n"
   }
 
+  /// Identities from an identity file's text handed over as a secret (a restore's, to a node).
+  public static func parse(_ secret: SecretBytes, origin: String) throws(LifeboatError) -> [AgeIdentity] {
+    try parse(String(decoding: secret.bytes, as: UTF8.self), origin: origin)
+  }
+
   /// Identities from the text of an identity file.
   public static func parse(_ text: String, origin: String) throws(LifeboatError) -> [AgeIdentity] {
     var identities: [AgeIdentity] = []

@@ -84,11 +84,8 @@ extension ClusterEngine {
         do {
           try await withS3(s3) { (store) async throws(LifeboatError) in
             for s in s3Snapshots where doomedInS3.contains(s.name) {
-              for key in [s.object.key] + (s.manifest == nil ? [] : [s.name.manifestFileName]) {
-                if let lock = try await store.lockState(of: key), lock.holds(at: now) {
-                  locked.append("\(store.location)/\(key) is \(lock.description): it will be kept")
-                  break
-                }
+              if let object = try await SnapshotCatalog(store: store).lockedObject(of: s, now: now), let lock = object.lock {
+                locked.append("\(store.location)/\(object.key) is \(lock.description): it will be kept")
               }
             }
           }

@@ -134,9 +134,8 @@ extension ClusterEngine {
             guard let text = options.ageIdentities else {
               throw .usage("\(options.name) on \(node.address) is encrypted (age): give --age-identity with a key it was encrypted to")
             }
-            let identities = try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "--age-identity")
+            let identities = try AgeIdentity.parse(text, origin: "--age-identity")
             _ = try await AgeDecryptingSource(base: try await node.openSnapshot(options.name).archive, identities: identities)
-            plan.encrypted = true
             plan.ageIdentities = text
           }
           return plan
@@ -155,7 +154,7 @@ extension ClusterEngine {
       throw .usage("\(context.config.path) has no s3backupconfig: cannot restore from S3")
     }
     let identities = try options.ageIdentities.map { (text) throws(LifeboatError) in
-      try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "--age-identity")
+      try AgeIdentity.parse(text, origin: "--age-identity")
     }
     let (found, plainSize) = try await withS3(s3) { (store) async throws(LifeboatError) in
       let catalog = SnapshotCatalog(store: store, identities: identities ?? [])
@@ -170,7 +169,6 @@ extension ClusterEngine {
       id: id, name: options.name, source: .s3(found.path), server: members[0].address, members: members, runtime: runtime,
       archiveSize: plainSize, archiveSHA256: found.manifest?.archiveSHA256, dbSHA256: found.manifest?.dbSHA256,
       dbSize: found.manifest?.dbSize, revision: found.manifest?.revision)
-    plan.encrypted = found.encrypted
     plan.ageIdentities = found.encrypted ? options.ageIdentities : nil
     return plan
   }
@@ -184,7 +182,7 @@ extension ClusterEngine {
       guard let node = nodes.first(where: { $0.address == address }) else { throw .usage("\(address) is not an etcd node") }
       if plan.encrypted, let text = plan.ageIdentities {
         // The node cannot decrypt: read its copy through its agent and check it here.
-        let identities = try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "--age-identity")
+        let identities = try AgeIdentity.parse(text, origin: "--age-identity")
         let (stored, manifest) = try await node.openSnapshot(plan.name)
         let plain = try await AgeDecryptingSource(base: stored, identities: identities)
         let snapshot = SnapshotCatalog.described(
@@ -197,7 +195,7 @@ extension ClusterEngine {
     case .s3:
       guard let s3 = try context.s3Configuration() else { throw .usage("\(context.config.path) has no s3backupconfig") }
       let identities = try plan.ageIdentities.map { (text) throws(LifeboatError) in
-        try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "--age-identity")
+        try AgeIdentity.parse(text, origin: "--age-identity")
       }
       report = try await withS3(s3) { (store) async throws(LifeboatError) in
         let catalog = SnapshotCatalog(store: store, identities: identities ?? [])

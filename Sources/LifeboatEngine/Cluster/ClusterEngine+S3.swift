@@ -22,31 +22,21 @@ extension ClusterEngine {
         guard let manifest else { continue }
         let recipients = context.config.lifeboat.ageRecipients
         let described = try Manifest.decode(manifest, path: "\(node.address):\(name.manifestFileName)")
-        if described.encryption != nil {
-          // Encrypted on the node already (encrypt_local): the same bytes go to the bucket.
-          try await s3.put(name.encryptedArchiveFileName, from: archive, contentType: ContentType.age, replace: true)
-          _ = try await s3.put(name.manifestFileName, manifest, contentType: ContentType.json)
-        } else if recipients.isEmpty {
-          try await s3.put(name.archiveFileName, from: archive, contentType: ContentType.zip, replace: true)
+        if described.encryption != nil || recipients.isEmpty {
+          // As the node stores it: plain, or encrypted already (encrypt_local, the same bytes).
+          let sealed = described.encryption != nil
+          try await s3.put(
+            sealed ? name.encryptedArchiveFileName : name.archiveFileName, from: archive,
+            contentType: sealed ? ContentType.age : ContentType.zip, replace: true)
           _ = try await s3.put(name.manifestFileName, manifest, contentType: ContentType.json)
         } else {
           // Encrypted as `save` would have: never a plain copy in the bucket.
           let writer = AgeEncryptingWriter(
             base: try await s3.makeWriter(for: name.encryptedArchiveFileName, contentType: ContentType.age, replace: true),
             recipients: recipients)
-          do throws(LifeboatError) {
-            try await archive.stream(from: 0, length: archive.size, chunkSize: 1 << 20) { (chunk) throws(LifeboatError) in
-              try await writer.write(chunk)
-            }
-            try await writer.finish()
-          } catch {
-            await writer.abort()
-            throw error
-          }
+          try await writer.fill(from: archive)
           var described = described
-          if let digest = await writer.objectDigest {
-            described.encryption = .init(recipients: recipients.map(\.description), objectSHA256: digest.sha256, objectSize: digest.size)
-          }
+          described.encryption = await writer.manifestEncryption
           _ = try await s3.put(name.manifestFileName, try described.encoded(), contentType: ContentType.json)
         }
         uploaded.append(name.value)

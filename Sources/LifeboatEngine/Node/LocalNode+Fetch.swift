@@ -83,6 +83,12 @@ extension LocalNode {
   {
     let local = LocalStore(directory: paths.work)
     var hash = SHA256Stream()
+    /// Beside the plain archive a decryption wrote, the manifest describes a plain archive.
+    func keepPlainManifest(_ found: StoredSnapshot) async throws(LifeboatError) {
+      guard var manifest = found.manifest else { return }
+      manifest.encryption = nil
+      _ = try await local.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
+    }
     switch origin {
     case .local:
       let found = try await catalog.find(name)
@@ -92,22 +98,19 @@ extension LocalNode {
       guard let identities else {
         throw .usage("\(found.path) is encrypted (age): the restore needs --age-identity")
       }
-      let keys = try AgeIdentity.parse(String(decoding: identities.bytes, as: UTF8.self), origin: "the age identity of this restore")
+      let keys = try AgeIdentity.parse(identities, origin: "the age identity of this restore")
       let own = SnapshotCatalog(store: store, identities: keys)
       try await local.put(
         name.archiveFileName, from: try await own.source(of: found), contentType: ContentType.zip, replace: true,
         inspect: { hash.update($0) })
-      if var manifest = found.manifest {
-        manifest.encryption = nil
-        _ = try await local.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
-      }
+      try await keepPlainManifest(found)
     case .s3:
       guard let configuration = try context.s3Configuration() else {
         throw .usage("\(context.config.path) has no s3backupconfig: cannot restore from S3")
       }
       try await withS3(configuration) { (s3) async throws(LifeboatError) in
         let keys = try identities.map { (text) throws(LifeboatError) in
-          try AgeIdentity.parse(String(decoding: text.bytes, as: UTF8.self), origin: "the age identity of this restore")
+          try AgeIdentity.parse(text, origin: "the age identity of this restore")
         }
         let remote = SnapshotCatalog(store: s3, identities: keys ?? [])
         let found = try await remote.find(name)
@@ -116,11 +119,7 @@ extension LocalNode {
         try await local.put(
           found.kind == .legacy ? found.object.key : name.archiveFileName, from: try await remote.source(of: found),
           contentType: ContentType.zip, replace: true, inspect: { hash.update($0) })
-        if var manifest = found.manifest {
-          // Beside the plain archive, the manifest describes a plain archive.
-          manifest.encryption = nil
-          _ = try await local.put(name.manifestFileName, try manifest.encoded(), contentType: ContentType.json)
-        }
+        try await keepPlainManifest(found)
       }
     case .peer(let peer):
       let source = try await peers.restoreArchive(at: peer, id: paths.id)

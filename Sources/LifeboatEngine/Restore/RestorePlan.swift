@@ -53,9 +53,10 @@ public struct RestorePlan: Sendable {
   public var dbSHA256: String?
   public var dbSize: UInt64?
   public var revision: Int64?
-  /// The S3 archive is encrypted (age): the serving node gets `ageIdentities` with its fetch.
-  public var encrypted = false
+  /// The operator's identity file, set when the archive is encrypted (age): the serving node
+  /// gets it with its fetch.
   public var ageIdentities: SecretBytes?
+  public var encrypted: Bool { ageIdentities != nil }
 
   public var lines: [String] {
     var lines = [

@@ -139,10 +139,7 @@ public struct SnapshotSaver: Sendable {
       revision: member.status.revision, dbSize: digest.size, dbSHA256: digest.sha256,
       archiveSHA256: output.archiveSHA256, archiveSize: output.archiveSize, compression: request.compression,
       stateFile: stateFile != nil, noQuorum: member.noQuorum)
-    var encryption: Manifest.Encryption?
-    if let encrypting, let digest = await encrypting.objectDigest {
-      encryption = .init(recipients: request.remoteRecipients.map(\.description), objectSHA256: digest.sha256, objectSize: digest.size)
-    }
+    let encryption = await encrypting?.manifestEncryption
     var localManifest = manifest
     if request.encryptLocal { localManifest.encryption = encryption }
     let manifestPath = store.path(name.manifestFileName)

@@ -88,34 +88,43 @@ public struct SnapshotCatalog: Sendable {
   /// then the archive; a legacy file alone. Returns what was deleted, archive first.
   @discardableResult
   public func delete(_ snapshot: StoredSnapshot, now: Date = Date()) async throws(LifeboatError) -> [String] {
-    var deleted: [String] = []
-    let hasManifest = snapshot.kind == .archive ? try await store.exists(snapshot.name.manifestFileName) : false
-    // Its twin under the other extension (a plain and an encrypted object of one name): both go.
-    var twin: String?
-    if snapshot.kind == .archive {
-      let key = snapshot.encrypted ? snapshot.name.archiveFileName : snapshot.name.encryptedArchiveFileName
-      if try await store.exists(key) { twin = key }
-    }
+    // Each object looked up once: whether it is there, and its Object Lock. Its twin under the
+    // other extension (a plain and an encrypted object of one name) goes too.
+    let manifest = snapshot.kind == .archive ? try await statIfPresent(snapshot.name.manifestFileName) : nil
+    let twin = snapshot.kind == .archive
+      ? try await statIfPresent(snapshot.encrypted ? snapshot.name.archiveFileName : snapshot.name.encryptedArchiveFileName) : nil
+    let archive = try await statIfPresent(snapshot.object.key)
     // Object Lock: nothing of a snapshot is deleted while any of its objects is locked (a delete
     // in a versioned bucket would only hide the locked version behind a delete marker).
-    for key in [snapshot.object.key] + (hasManifest ? [snapshot.name.manifestFileName] : []) + (twin.map { [$0] } ?? []) {
-      if let lock = try await store.lockState(of: key), lock.holds(at: now) {
-        var error = LifeboatError.storage("\(store.location)/\(key) is \(lock.description): kept")
-        error.underlying = .locked
-        throw error
-      }
+    if let locked = [archive, manifest, twin].compactMap({ $0 }).first(where: { $0.lock?.holds(at: now) == true }) {
+      throw Self.lockedError(locked, in: store.location)
     }
-    if hasManifest {
-      try await store.delete(snapshot.name.manifestFileName)
-      deleted.append(store.location + "/" + snapshot.name.manifestFileName)
+    var deleted: [String] = []
+    if let manifest {
+      try await store.delete(manifest.key)
+      deleted.append(store.location + "/" + manifest.key)
     }
     try await store.delete(snapshot.object.key)
     deleted.insert(snapshot.path, at: 0)
     if let twin {
-      try await store.delete(twin)
-      deleted.append(store.location + "/" + twin)
+      try await store.delete(twin.key)
+      deleted.append(store.location + "/" + twin.key)
     }
     return deleted
+  }
+
+  /// "s3://…/x.zip is locked until … (MODE): kept", marked `.locked` (not a failure of a run).
+  static func lockedError(_ object: StoredObject, in location: String) -> LifeboatError {
+    LifeboatError(.storage, "\(location)/\(object.key) is \(object.lock?.description ?? "locked"): kept", underlying: .locked)
+  }
+
+  /// The first object of `snapshot` that Object Lock holds at `now` (for a dry run: what a
+  /// delete would keep), its `lock` read; nil when none is.
+  public func lockedObject(of snapshot: StoredSnapshot, now: Date = Date()) async throws(LifeboatError) -> StoredObject? {
+    for key in [snapshot.object.key] + (snapshot.manifest == nil ? [] : [snapshot.name.manifestFileName]) {
+      if let object = try await statIfPresent(key), object.lock?.holds(at: now) == true { return object }
+    }
+    return nil
   }
 
   static func bothCopies(_ name: SnapshotName, in location: String) -> String {

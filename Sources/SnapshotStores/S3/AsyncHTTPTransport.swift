@@ -34,10 +34,7 @@ public final class AsyncHTTPTransport: S3Transport {
     // A failed connection fails the request at once: RetryingTransport retries (with backoff
     // and a log line); AsyncHTTPClient's own retries would hold it until the connect timeout.
     configuration.connectionPool.retryConnectionEstablishment = false
-    if let proxy {
-      let authorization = proxy.user.map { HTTPClient.Authorization.basic(username: $0, password: proxy.password?.value ?? "") }
-      configuration.proxy = .server(host: proxy.host, port: proxy.port, authorization: authorization)
-    }
+    configuration.proxy = proxy?.clientProxy
     self.proxy = proxy
     self.client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     self.endpoint = endpoint
@@ -210,4 +207,11 @@ struct ChunkedBody: AsyncSequence, Sendable {
   }
 
   func makeAsyncIterator() -> AsyncIterator { AsyncIterator(bytes: bytes, chunk: chunk) }
+}
+
+extension S3Proxy {
+  /// The proxy as AsyncHTTPClient takes it (Basic authentication when the URL had a user).
+  var clientProxy: HTTPClient.Configuration.Proxy {
+    .server(host: host, port: port, authorization: user.map { .basic(username: $0, password: password?.value ?? "") })
+  }
 }

@@ -185,18 +185,11 @@ public final class S3Store: SnapshotStore {
     guard response.isSuccess else { throw failure(response, "look up \(key)", key: key) }
     let size = response.header("content-length").flatMap { UInt64($0) } ?? 0
     let modified = response.header("last-modified").flatMap(Self.httpDate) ?? Date(timeIntervalSince1970: 0)
-    return StoredObject(key: key, size: size, modified: modified)
-  }
-
-  public func lockState(of key: String) async throws(LifeboatError) -> ObjectLockState? {
-    try Self.validate(key: key)
-    let response = try await send(
-      request("HEAD", objectKey: configuration.objectKey(key), headers: sseAccess, operation: "look up \(key)"))
-    guard response.isSuccess else { throw failure(response, "look up \(key)", key: key) }
     let until = response.header("x-amz-object-lock-retain-until-date").map(S3XML.date)
     let hold = response.header("x-amz-object-lock-legal-hold")?.uppercased() == "ON"
-    guard until != nil || hold else { return nil }
-    return ObjectLockState(mode: response.header("x-amz-object-lock-mode"), retainUntil: until, legalHold: hold)
+    let lock = until != nil || hold
+      ? ObjectLockState(mode: response.header("x-amz-object-lock-mode"), retainUntil: until, legalHold: hold) : nil
+    return StoredObject(key: key, size: size, modified: modified, lock: lock)
   }
 
   public func list() async throws(LifeboatError) -> [StoredObject] {
@@ -340,27 +333,28 @@ public final class S3Store: SnapshotStore {
 
   /// Multipart uploads not completed or aborted under the folder: (object key, upload id).
   public func unfinishedUploads(prefix: String? = nil) async throws(LifeboatError) -> [(key: String, uploadId: String)] {
+    try await listUploads(prefix: prefix).map { ($0.key, $0.uploadId) }
+  }
+
+  /// ListMultipartUploads under `prefix` (default: the folder's).
+  func listUploads(prefix: String? = nil) async throws(LifeboatError) -> [S3XML.ListMultipartUploadsResult.Upload] {
     let prefix = prefix ?? (configuration.folder.isEmpty ? "" : configuration.folder + "/")
     let response = try await send(
       request("GET", objectKey: nil, query: [("uploads", ""), ("prefix", prefix)], operation: "list unfinished uploads"))
     guard response.isSuccess else { throw failure(response, "list unfinished uploads") }
-    let result = try S3XML.decode(S3XML.ListMultipartUploadsResult.self, response.body, what: "list uploads")
-    return (result.uploads ?? []).map { ($0.key, $0.uploadId) }
+    return try S3XML.decode(S3XML.ListMultipartUploadsResult.self, response.body, what: "list uploads").uploads ?? []
   }
 
   /// Aborts the folder's multipart uploads started before `cutoff`: what a save killed with -9
   /// left (a running save's upload is younger). Returns "<key> (started <date>)" for each.
   public func abortUploads(startedBefore cutoff: Date) async throws(LifeboatError) -> [String] {
     let prefix = configuration.folder.isEmpty ? "" : configuration.folder + "/"
-    let response = try await send(
-      request("GET", objectKey: nil, query: [("uploads", ""), ("prefix", prefix)], operation: "list unfinished uploads"))
-    guard response.isSuccess else { throw failure(response, "list unfinished uploads") }
-    let result = try S3XML.decode(S3XML.ListMultipartUploadsResult.self, response.body, what: "list uploads")
     var aborted: [String] = []
-    for upload in result.uploads ?? [] {
+    for upload in try await listUploads() {
       guard let initiated = upload.initiated.map(S3XML.date), initiated < cutoff, upload.key.hasPrefix(prefix) else { continue }
-      await abortMultipartUpload(String(upload.key.dropFirst(prefix.count)), uploadId: upload.uploadId)
-      aborted.append("\(location)/\(upload.key.dropFirst(prefix.count)) (started \(S3ObjectLock.iso8601(initiated)))")
+      let key = String(upload.key.dropFirst(prefix.count))
+      await abortMultipartUpload(key, uploadId: upload.uploadId)
+      aborted.append("\(location)/\(key) (started \(S3ObjectLock.iso8601(initiated)))")
     }
     return aborted
   }

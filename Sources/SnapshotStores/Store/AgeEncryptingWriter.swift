@@ -20,9 +20,10 @@ public actor AgeEncryptingWriter: ObjectWriter {
     self.encryptor = AgeEncryptor(recipients: recipients)
   }
 
-  /// SHA-256 (hex) and size of the encrypted object, once `finish` returned.
-  public var objectDigest: (sha256: String, size: UInt64)? {
-    finished.map { ($0, written) }
+  /// What a manifest says of the encrypted object (recipients, its SHA-256 and size), once it is
+  /// sealed (`seal` or `finish`).
+  public var manifestEncryption: Manifest.Encryption? {
+    finished.map { Manifest.Encryption(recipients: recipients.map(\.description), objectSHA256: $0, objectSize: written) }
   }
   private var finished: String?
 

@@ -7,11 +7,15 @@ public struct StoredObject: Sendable, Equatable {
   public var key: String
   public var size: UInt64
   public var modified: Date
+  /// Its Object Lock (retention or legal hold), as `stat` reads it; nil: none, or not read (a
+  /// listing does not carry it, a directory has no locks).
+  public var lock: ObjectLockState?
 
-  public init(key: String, size: UInt64, modified: Date) {
+  public init(key: String, size: UInt64, modified: Date, lock: ObjectLockState? = nil) {
     self.key = key
     self.size = size
     self.modified = modified
+    self.lock = lock
   }
 }
 
@@ -51,7 +55,7 @@ public protocol SnapshotStore: Sendable {
     _ key: String, range: Range<UInt64>?, _ body: ([UInt8]) async throws(LifeboatError) -> Void
   ) async throws(LifeboatError)
 
-  /// Size and modification time of `key`; `.notFound` if there is none.
+  /// Size, modification time and Object Lock of `key`; `.notFound` if there is none.
   func stat(_ key: String) async throws(LifeboatError) -> StoredObject
 
   /// Every object at the store's level, sorted by key.
@@ -59,10 +63,6 @@ public protocol SnapshotStore: Sendable {
 
   /// Removes `key`; succeeds when it does not exist.
   func delete(_ key: String) async throws(LifeboatError)
-
-  /// The Object Lock of `key` (retention or legal hold), nil when it has none or the store has
-  /// no locks (a directory). Deleting callers ask first: a locked object is kept and reported.
-  func lockState(of key: String) async throws(LifeboatError) -> ObjectLockState?
 }
 
 /// An object being written. Used by one task at a time.
@@ -76,9 +76,28 @@ public protocol ObjectWriter: AnyObject, Sendable {
   func abort() async
 }
 
-extension SnapshotStore {
-  public func lockState(of key: String) async throws(LifeboatError) -> ObjectLockState? { nil }
+extension ObjectWriter {
+  /// Streams `source` into this writer in 1 MiB chunks: `inspect` sees every chunk, `check` runs
+  /// before the object is made visible (a failed check leaves nothing); any failure aborts.
+  @discardableResult
+  public func fill(
+    from source: any ByteSource, inspect: ([UInt8]) -> Void = { _ in }, check: () throws(LifeboatError) -> Void = {}
+  ) async throws(LifeboatError) -> StoredObject {
+    do throws(LifeboatError) {
+      try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
+        inspect(chunk)
+        try await write(chunk)
+      }
+      try check()
+      return try await finish()
+    } catch {
+      await abort()
+      throw error
+    }
+  }
+}
 
+extension SnapshotStore {
   /// Starts writing `key`, replacing an existing object when finished.
   public func makeWriter(for key: String, contentType: String) async throws(LifeboatError) -> any ObjectWriter {
     try await makeWriter(for: key, contentType: contentType, replace: true)
@@ -104,18 +123,7 @@ extension SnapshotStore {
     _ key: String, from source: any ByteSource, contentType: String, replace: Bool,
     inspect: ([UInt8]) -> Void = { _ in }, check: () throws(LifeboatError) -> Void = {}
   ) async throws(LifeboatError) -> StoredObject {
-    let writer = try await makeWriter(for: key, contentType: contentType, replace: replace)
-    do throws(LifeboatError) {
-      try await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { (chunk) async throws(LifeboatError) in
-        inspect(chunk)
-        try await writer.write(chunk)
-      }
-      try check()
-      return try await writer.finish()
-    } catch {
-      await writer.abort()
-      throw error
-    }
+    try await makeWriter(for: key, contentType: contentType, replace: replace).fill(from: source, inspect: inspect, check: check)
   }
 
   /// Reads a whole small object (refuses objects over `limit` bytes).

@@ -37,7 +37,6 @@ public enum CredentialChain {
     given: Given, environment: [String: String], region: String, proxySetting: String? = nil,
     refreshWindow: TimeInterval = 300, logger: Logger = Logger(label: "lifeboat.s3")
   ) throws(LifeboatError) -> any S3CredentialProvider {
-    func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
     // 1. Given keys.
     let givenAccess = given.accessKey.flatMap { $0.isEmpty ? nil : $0 }
     let givenSecret = given.secretKey.flatMap { $0.isEmpty ? nil : $0 }
@@ -49,26 +48,26 @@ public enum CredentialChain {
         S3Credentials(accessKey: givenAccess, secretKey: Secret(givenSecret), sessionToken: nil), source: given.source)
     }
     // 2. The environment.
-    let envAccess = value("AWS_ACCESS_KEY_ID")
-    let envSecret = value("AWS_SECRET_ACCESS_KEY")
+    let envAccess = environment.nonEmpty("AWS_ACCESS_KEY_ID")
+    let envSecret = environment.nonEmpty("AWS_SECRET_ACCESS_KEY")
     if envAccess != nil || envSecret != nil {
       guard let envAccess, let envSecret else {
         throw .usage("S3 needs both an access key and a secret key: only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set")
       }
       return StaticCredentials(
-        S3Credentials(accessKey: envAccess, secretKey: Secret(envSecret), sessionToken: value("AWS_SESSION_TOKEN").map(Secret.init)),
+        S3Credentials(accessKey: envAccess, secretKey: Secret(envSecret), sessionToken: environment.nonEmpty("AWS_SESSION_TOKEN").map(Secret.init)),
         source: .environment)
     }
     let sts = try stsHTTP(environment: environment, region: region, proxySetting: proxySetting)
     // 3. Web identity.
-    let roleARN = value("AWS_ROLE_ARN")
-    let tokenFile = value("AWS_WEB_IDENTITY_TOKEN_FILE")
+    let roleARN = environment.nonEmpty("AWS_ROLE_ARN")
+    let tokenFile = environment.nonEmpty("AWS_WEB_IDENTITY_TOKEN_FILE")
     if roleARN != nil || tokenFile != nil {
       guard let roleARN, let tokenFile else {
         throw .usage("web identity needs both AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (only one is set)")
       }
       return try webIdentity(
-        roleARN: roleARN, tokenFile: tokenFile, sessionName: value("AWS_ROLE_SESSION_NAME"), sts: sts,
+        roleARN: roleARN, tokenFile: tokenFile, sessionName: environment.nonEmpty("AWS_ROLE_SESSION_NAME"), sts: sts,
         refreshWindow: refreshWindow, logger: logger)
     }
     // 4. The shared files.
@@ -84,23 +83,23 @@ public enum CredentialChain {
     }
     // 5. The container endpoint.
     let local = CredentialHTTP(connectTimeout: .seconds(2), deadline: .seconds(5))
-    if let full = value("AWS_CONTAINER_CREDENTIALS_FULL_URI") ?? value("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").map({
+    if let full = environment.nonEmpty("AWS_CONTAINER_CREDENTIALS_FULL_URI") ?? environment.nonEmpty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").map({
       "http://169.254.170.2" + ($0.hasPrefix("/") ? $0 : "/" + $0)
     }) {
       try ContainerCredentialsFetcher.check(fullURI: full)
       let fetcher = ContainerCredentialsFetcher(
-        url: full, token: value("AWS_CONTAINER_AUTHORIZATION_TOKEN"), tokenFile: value("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+        url: full, token: environment.nonEmpty("AWS_CONTAINER_AUTHORIZATION_TOKEN"), tokenFile: environment.nonEmpty("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
         http: local)
       return RefreshingCredentials(
         source: .container(full), refreshWindow: refreshWindow, logger: logger,
         fetch: { () async throws(LifeboatError) in try await fetcher.fetch() })
     }
     // 6. The instance role.
-    guard value("AWS_EC2_METADATA_DISABLED")?.lowercased() != "true" else {
+    guard environment.nonEmpty("AWS_EC2_METADATA_DISABLED")?.lowercased() != "true" else {
       throw .usage(
         "no S3 credentials: none given (\(given.names)), none in the environment (AWS_ACCESS_KEY_ID, AWS_ROLE_ARN, AWS_PROFILE, AWS_CONTAINER_CREDENTIALS_FULL_URI) or ~/.aws, and AWS_EC2_METADATA_DISABLED=true")
     }
-    let endpoint = value("AWS_EC2_METADATA_SERVICE_ENDPOINT") ?? "http://169.254.169.254"
+    let endpoint = environment.nonEmpty("AWS_EC2_METADATA_SERVICE_ENDPOINT") ?? "http://169.254.169.254"
     let imds = InstanceRoleFetcher(endpoint: endpoint, http: CredentialHTTP(connectTimeout: .seconds(1), deadline: .seconds(5)))
     let names = given.names
     return RefreshingCredentials(
@@ -137,16 +136,15 @@ public enum CredentialChain {
   static func stsHTTP(environment: [String: String], region: String, proxySetting: String?) throws(LifeboatError)
     -> (endpoint: String, http: CredentialHTTP)
   {
-    func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-    let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") ?? (region.isEmpty ? nil : region)
-    var endpoint = value("AWS_ENDPOINT_URL_STS") ?? value("AWS_ENDPOINT_URL") ?? (region.map { "https://sts.\($0).amazonaws.com" } ?? "https://sts.amazonaws.com")
+    let region = environment.nonEmpty("AWS_REGION") ?? environment.nonEmpty("AWS_DEFAULT_REGION") ?? (region.isEmpty ? nil : region)
+    var endpoint = environment.nonEmpty("AWS_ENDPOINT_URL_STS") ?? environment.nonEmpty("AWS_ENDPOINT_URL") ?? (region.map { "https://sts.\($0).amazonaws.com" } ?? "https://sts.amazonaws.com")
     while endpoint.hasSuffix("/") { endpoint.removeLast() }
     guard let url = URL(string: endpoint), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), let host = url.host
     else {
       throw .usage("the STS endpoint \(endpoint) is not an http(s) URL (AWS_ENDPOINT_URL_STS)")
     }
     var customCA: [UInt8]?
-    if let bundle = value("AWS_CA_BUNDLE") {
+    if let bundle = environment.nonEmpty("AWS_CA_BUNDLE") {
       guard let data = FileManager.default.contents(atPath: bundle) else { throw .usage("AWS_CA_BUNDLE \(bundle) cannot be read") }
       customCA = [UInt8](data)
     }
@@ -179,12 +177,11 @@ struct SharedCredentialFiles {
   }
 
   init(environment: [String: String]) {
-    func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-    let home = value("HOME") ?? NSHomeDirectory()
-    credentialsFile = value("AWS_SHARED_CREDENTIALS_FILE") ?? home + "/.aws/credentials"
-    configFile = value("AWS_CONFIG_FILE") ?? home + "/.aws/config"
-    profileName = value("AWS_PROFILE") ?? value("AWS_DEFAULT_PROFILE") ?? "default"
-    named = value("AWS_PROFILE") != nil || value("AWS_DEFAULT_PROFILE") != nil
+    let home = environment.nonEmpty("HOME") ?? NSHomeDirectory()
+    credentialsFile = environment.nonEmpty("AWS_SHARED_CREDENTIALS_FILE") ?? home + "/.aws/credentials"
+    configFile = environment.nonEmpty("AWS_CONFIG_FILE") ?? home + "/.aws/config"
+    profileName = environment.nonEmpty("AWS_PROFILE") ?? environment.nonEmpty("AWS_DEFAULT_PROFILE") ?? "default"
+    named = environment.nonEmpty("AWS_PROFILE") != nil || environment.nonEmpty("AWS_DEFAULT_PROFILE") != nil
   }
 
   /// The profile, nil when neither file has it and it was not named.
@@ -260,4 +257,9 @@ struct SharedCredentialFiles {
     }
     return sections
   }
+}
+
+extension [String: String] {
+  /// The variable's value, nil when unset or empty (the SDKs treat both alike).
+  func nonEmpty(_ name: String) -> String? { self[name].flatMap { $0.isEmpty ? nil : $0 } }
 }

@@ -41,10 +41,7 @@ public struct CredentialHTTP: Sendable {
       tlsConfiguration: tls, redirectConfiguration: .disallow,
       timeout: .init(connect: .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000 + connectTimeout.components.attoseconds / 1_000_000_000), read: .seconds(10)))
     configuration.connectionPool.retryConnectionEstablishment = false
-    if let proxy {
-      let authorization = proxy.user.map { HTTPClient.Authorization.basic(username: $0, password: proxy.password?.value ?? "") }
-      configuration.proxy = .server(host: proxy.host, port: proxy.port, authorization: authorization)
-    }
+    configuration.proxy = proxy?.clientProxy
     var request = HTTPClientRequest(url: url)
     request.method = HTTPMethod(rawValue: method)
     for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -114,7 +111,7 @@ public struct WebIdentityFetcher: Sendable {
     guard (200..<300).contains(response.status) else {
       let error = try? S3XML.decode(STSXML.ErrorResponse.self, response.body, what: what)
       let detail = [error?.error.code, error?.error.message].compactMap { $0 }.joined(separator: ": ")
-      throw .storage("\(what) refused: HTTP \(response.status)\(detail.isEmpty ? "" : " \(S3Proxy.oneLine(detail))")")
+      throw .storage("\(what) refused: HTTP \(response.status)\(detail.isEmpty ? "" : " \(AsyncHTTPTransport.oneLine(detail))")")
     }
     let document = try S3XML.decode(STSXML.AssumeRoleWithWebIdentityResponse.self, response.body, what: what)
     let credentials = document.result.credentials
@@ -166,7 +163,7 @@ struct MetadataCredentials: Decodable {
     guard let document = try? JSONDecoder().decode(MetadataCredentials.self, from: Data(body)) else {
       throw .storage("unexpected answer from \(what): not a credentials document")
     }
-    if let code = document.Code, code != "Success" { throw .storage("\(what) answered \(S3Proxy.oneLine(code))") }
+    if let code = document.Code, code != "Success" { throw .storage("\(what) answered \(AsyncHTTPTransport.oneLine(code))") }
     guard !document.AccessKeyId.isEmpty, !document.SecretAccessKey.isEmpty else {
       throw .storage("\(what) answered without keys")
     }
@@ -259,12 +256,5 @@ public struct InstanceRoleFetcher: Sendable {
     let keys = try await http.send("GET", base + S3Path.encode(role, keepSlash: false), headers: token, what: what)
     guard keys.status == 200 else { throw .storage("\(what) answered HTTP \(keys.status) for role \(role)") }
     return try MetadataCredentials.parse(keys.body, what: "\(what) (role \(role))")
-  }
-}
-
-extension S3Proxy {
-  static func oneLine(_ text: String) -> String {
-    let line = text.split(whereSeparator: \.isNewline).joined(separator: " ")
-    return line.count > 240 ? String(line.prefix(240)) + "..." : line
   }
 }
