@@ -60,12 +60,14 @@ let package = Package(
     ),
     // ISA-L (Debian libisal-dev): Deflate and the CRC32 of zip.
     .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
-    // zlib (Debian zlib1g-dev), for `--compression best` (level 9).
+    // libdeflate (Debian libdeflate-dev): `--compression best`, chunk by chunk on every core.
+    .systemLibrary(name: "CLibdeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+    // zlib (Debian zlib1g-dev): the tests' independent Deflate and CRC-32 reference.
     .systemLibrary(name: "SystemZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .target(
       name: "LifeboatCore",
       dependencies: [
-        "CISAL", "SystemZlib",
+        "CISAL", "CLibdeflate",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),

@@ -3,7 +3,8 @@
 public enum Compression: String, Sendable, CaseIterable, Codable {
   /// ISA-L Deflate level 1: the default; costs almost nothing next to etcd's stream.
   case fast
-  /// zlib Deflate level 9: smaller archives, about 10x the CPU of `fast`.
+  /// libdeflate level 6 on every core (`ParallelDeflater`): archives about 17% smaller than
+  /// `fast`'s (and than zlib level 9's), for about 3x its CPU.
   case best
   /// A stored (uncompressed) entry.
   case none
@@ -12,7 +13,7 @@ public enum Compression: String, Sendable, CaseIterable, Codable {
   public func makeCompressor() -> any Compressor {
     switch self {
     case .fast: ISALDeflater(level: 1)
-    case .best: ZlibDeflater(level: 9)
+    case .best: ParallelDeflater()
     case .none: StoredCompressor()
     }
   }
