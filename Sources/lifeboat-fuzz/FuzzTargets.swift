@@ -10,6 +10,7 @@ import SnapshotStores
 enum FuzzTargets {
   static let all: [String: @Sendable ([UInt8]) -> Void] = [
     "zip": zip, "bolt": bolt, "manifest": manifest, "config": config, "range": range, "bodies": bodies, "s3xml": s3xml,
+    "deflate": deflate,
   ]
 
   /// The ZIP reader over bytes in memory: the central directory, then every entry read in full.
@@ -59,6 +60,18 @@ enum FuzzTargets {
     _ = try? decoder.decode(StageRequest.self, from: data)
     if let lease = try? decoder.decode(RestoreLease.self, from: data) { _ = lease.line }
     _ = try? decoder.decode(NodeRestoreStatus.self, from: data)
+  }
+
+  /// The Deflate block walker behind `--compression best`. A stream it accepts is also turned
+  /// into a continuing one and ended with an empty final block, which must walk to the same size.
+  static func deflate(_ bytes: [UInt8]) {
+    guard let end = try? bytes.withBytes({ (b) throws(LifeboatError) in try DeflateBlockWalker.walk(b) }) else { return }
+    precondition(end.finalBlockBit < end.endBit && end.endBit <= bytes.count * 8, "walk ended at \(end)")
+    var joined = bytes
+    DeflateChunks.makeContinuing(&joined, end: end)
+    joined += [0x03, 0x00]
+    let again = try? joined.withBytes { (b) throws(LifeboatError) in try DeflateBlockWalker.walk(b) }
+    precondition(again?.decodedSize == end.decodedSize, "a continued stream walks to \(String(describing: again))")
   }
 
   static func s3xml(_ bytes: [UInt8]) {

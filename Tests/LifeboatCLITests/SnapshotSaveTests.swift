@@ -178,3 +178,34 @@ import Testing
     #expect(storage.message == "saved n, but not every node has a copy: 10.0.0.3: disk full")
   }
 }
+
+/// `--age-recipient` and `--age-encrypt-local`: what each needs, checked before any connection.
+@Suite struct SaveEncryptionFlagTests {
+  static let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+
+  @Test func aRecipientAloneNeedsS3OrEncryptLocal() {
+    expectUsageError(
+      ["snapshot", "save", "--endpoints", "http://127.0.0.1:2379", "--age-recipient", Self.recipient],
+      messageContains: ["--age-recipient", "--s3", "--age-encrypt-local"])
+  }
+
+  @Test func encryptLocalNeedsARecipient() {
+    expectUsageError(
+      ["snapshot", "save", "--endpoints", "http://127.0.0.1:2379", "--age-encrypt-local"],
+      messageContains: ["--age-encrypt-local needs --age-recipient"])
+  }
+
+  @Test func encryptLocalWithARecipientIsTaken() throws {
+    let save = try parse(
+      ["snapshot", "save", "--endpoints", "http://127.0.0.1:2379", "--age-recipient", Self.recipient, "--age-encrypt-local"],
+      as: SnapshotSave.self)
+    #expect(save.age.encryptLocal)
+    #expect(save.age.recipients == [Self.recipient])
+  }
+
+  @Test func withConfigTheFileDecidesEncryption() {
+    expectUsageError(
+      ["snapshot", "save", "--config", "cluster.yml", "--age-encrypt-local"],
+      messageContains: ["with --config", "lifeboat.encryption.encrypt_local"])
+  }
+}

@@ -102,6 +102,44 @@ extension Integration {
       }
     }
 
+    /// `save --age-recipient --age-encrypt-local` without S3 or cluster.yml: the only copy is the
+    /// encrypted one, `age -d` opens it, and verify reads it with the identity.
+    @Test func aLocalSaveFromTheCommandLineIsEncryptedOnDisk() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 300, size: 1024)
+        try await withTemporaryDirectory { keys in
+          let (identity, recipient) = try await Self.keygen(keys.path)
+          let dir = cluster.directory.file("snapshots")
+          let save = try await LifeboatCLI.run(
+            ["snapshot", "save", "--name", "sealed-here", "--snapshot-dir", dir, "--age-recipient", recipient, "--age-encrypt-local"]
+              + cluster.connectionFlags)
+          #expect(save.status == 0, "\(save.stderr)")
+          let object = dir + "/sealed-here.zip.age"
+          #expect(!FileManager.default.fileExists(atPath: dir + "/sealed-here.zip"), "no plain copy")
+          let mode = try FileManager.default.attributesOfItem(atPath: object)[.posixPermissions] as? Int
+          #expect(mode == 0o600)
+          let manifest = try Manifest.decode(
+            [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/sealed-here.manifest.json"))), path: "m")
+          #expect(manifest.encryption?.recipients == [recipient])
+          #expect(manifest.encryption?.objectSHA256 == (try Self.sha256(object)))
+
+          let plain = keys.file("plain.zip")
+          let age = try await ProcessRunner.run(ProcessRunner.which("age") ?? "/usr/bin/age", ["-d", "-i", identity, "-o", plain, object])
+          #expect(age.status == 0, "\(age.stderr)")
+          #expect(try Self.sha256(plain) == manifest.archiveSHA256)
+          let db = keys.file("db")
+          try await pythonExtract(plain, entry: "/backup/sealed-here", to: db)
+          #expect(try await sha256sum(db) == manifest.dbSHA256)
+
+          let verify = try await LifeboatCLI.run(["snapshot", "verify", "sealed-here", "--snapshot-dir", dir, "--age-identity", identity])
+          #expect(verify.status == 0, "\(verify.stderr)")
+          #expect(verify.stdout.contains("database SHA-256 matches the manifest"), "\(verify.stdout)")
+          let list = try await LifeboatCLI.run(["snapshot", "list", "--snapshot-dir", dir])
+          #expect(list.stdout.contains("sealed-here") && list.stdout.contains("age-encrypted"), "\(list.stdout)")
+        }
+      }
+    }
+
     /// `encrypt_local`: the nodes' copies are the bucket's encrypted bytes; a restore from a node
     /// needs the identity, checks it before anything changes, and brings the data back.
     @Test func encryptLocalKeepsOnlyEncryptedCopiesAndRestoresFromANode() async throws {

@@ -33,8 +33,12 @@ struct SnapshotSave: AsyncParsableCommand {
   /// With `--config`, cluster.yml says where etcd, the snapshot directories and S3 are: flags
   /// that say it otherwise would be ignored, so they are refused.
   func validate() throws {
-    if config == nil, !age.recipients.isEmpty, !remote.s3 {
-      throw ValidationError("--age-recipient encrypts the S3 copy: add --s3 (local copies stay plain RKE archives)")
+    if age.encryptLocal, age.recipients.isEmpty, config == nil {
+      throw ValidationError("--age-encrypt-local needs --age-recipient (whom the copies are encrypted to)")
+    }
+    if config == nil, !age.recipients.isEmpty, !remote.s3, !age.encryptLocal {
+      throw ValidationError(
+        "--age-recipient encrypts the S3 copy: add --s3, or --age-encrypt-local to encrypt the local copy (local copies stay plain RKE archives otherwise)")
     }
     guard config != nil else { return }
     var ignored: [String] = []
@@ -45,6 +49,7 @@ struct SnapshotSave: AsyncParsableCommand {
     if safeTimestamp { ignored.append("--safe-timestamp (set backup_config.safe_timestamp)") }
     if remote.s3 || !remote.given.isEmpty { ignored.append("--s3 and its flags (set s3backupconfig)") }
     if !age.recipients.isEmpty { ignored.append("--age-recipient (set lifeboat.encryption.age_recipients)") }
+    if age.encryptLocal { ignored.append("--age-encrypt-local (set lifeboat.encryption.encrypt_local)") }
     if !ignored.isEmpty {
       throw ValidationError("with --config, cluster.yml decides: \(ignored.joined(separator: ", ")) cannot be used")
     }
@@ -63,6 +68,7 @@ struct SnapshotSave: AsyncParsableCommand {
         connection: connection, store: storage.store, remote: s3, name: name,
         naming: SnapshotNaming(safeTimestamp: safeTimestamp), stateFilePath: stateFile, compression: compression)
       request.remoteRecipients = recipients
+      request.encryptLocal = age.encryptLocal
       let progress = SaveProgressDisplay()
       do {
         let result = try await SnapshotSaver().save(request) { progress.handle($0) }

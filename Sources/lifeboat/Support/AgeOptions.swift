@@ -34,6 +34,9 @@ struct AgeRecipientOptions: ParsableArguments {
   @Option(name: .customLong("age-recipient"), help: "Encrypt the S3 copy to this age recipient (age1…, from age-keygen), as <name>.zip.age; repeatable.")
   var recipients: [String] = []
 
+  @Flag(name: .customLong("age-encrypt-local"), help: "Keep the local copy encrypted too (<name>.zip.age, the same bytes as the bucket's); needs --age-recipient.")
+  var encryptLocal = false
+
   func parsed() throws(LifeboatError) -> [AgeRecipient] {
     var out: [AgeRecipient] = []
     for text in recipients { out.append(try AgeRecipient(parsing: text)) }
