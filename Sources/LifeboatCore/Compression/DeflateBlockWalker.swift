@@ -48,8 +48,8 @@ private struct Walker {
       switch bits.take(2) {
       case 0: decoded += try storedBlock()
       case 1:
-        let literalBits = try Self.build(Self.fixedLiteralLengths, into: literals)
-        let distanceBits = try Self.build(Self.fixedDistanceLengths, into: distances)
+        let literalBits = try Self.build(Self.fixedLiteralLengths, Self.literalPayload, into: literals)
+        let distanceBits = try Self.build(Self.fixedDistanceLengths, Self.distancePayload, into: distances)
         try codedBlock(literalBits: literalBits, distanceBits: distanceBits, decoded: &decoded)
       case 2:
         let (literalBits, distanceBits) = try dynamicHeader()
@@ -87,12 +87,12 @@ private struct Walker {
       try bits.ensure(3)
       codeLengthLengths[Self.codeLengthOrder[i]] = UInt8(bits.take(3))
     }
-    let codeLengthBits = try Self.build(codeLengthLengths[...], into: lengthCodes)
+    let codeLengthBits = try Self.build(codeLengthLengths[...], Self.symbolPayload, into: lengthCodes)
     let total = literalCount + distanceCount
     var i = 0
     while i < total {
       try bits.ensure(7 + 7)
-      let symbol = try bits.decode(lengthCodes, tableBits: codeLengthBits)
+      let symbol = Int(try bits.decode(lengthCodes, tableBits: codeLengthBits) >> 16)
       var repeatCount = 1
       var value = UInt8(truncatingIfNeeded: symbol)
       switch symbol {
@@ -113,35 +113,45 @@ private struct Walker {
       i += repeatCount
     }
     guard lengths[256] != 0 else { throw Self.invalid("a block without an end-of-block code") }
-    let literalBits = try Self.build(lengths[0..<literalCount], into: literals)
-    let distanceBits = try Self.build(lengths[literalCount..<total], into: distances)
+    let literalBits = try Self.build(lengths[0..<literalCount], Self.literalPayload, into: literals)
+    let distanceBits = try Self.build(lengths[literalCount..<total], Self.distancePayload, into: distances)
     return (literalBits, distanceBits)
   }
 
   private mutating func codedBlock(literalBits: Int, distanceBits: Int, decoded: inout Int) throws(LifeboatError) {
+    // The reader in a local, so the loop keeps its bit buffer in registers.
+    var bits = self.bits
+    defer { self.bits = bits }
+    var count = decoded
+    defer { decoded = count }
     while true {
       // 15 + 5 bits of length, 15 + 13 of distance: one refill covers a whole match.
       if bits.available < 48 { try bits.refill() }
-      let symbol = try bits.decode(literals, tableBits: literalBits)
-      if symbol < 256 {
-        decoded += 1
+      let entry = try bits.decode(literals, tableBits: literalBits)
+      let kind = entry & Self.kindMask
+      if kind == Self.literal {
+        count += 1
         continue
       }
-      if symbol == 256 { return }
-      let code = symbol - 257
-      guard code < 29 else { throw Self.invalid("an invalid length code") }
-      let length = Int(Self.lengthBase[code]) + Int(bits.take(Int(Self.lengthExtra[code])))
-      let distanceCode = try bits.decode(distances, tableBits: distanceBits)
-      guard distanceCode < 30 else { throw Self.invalid("an invalid distance code") }
-      let distance = Int(Self.distanceBase[distanceCode]) + Int(bits.take(Int(Self.distanceExtra[distanceCode])))
-      guard distance <= decoded else { throw Self.invalid("a distance reaching before the stream's start") }
-      decoded += length
+      guard kind == Self.match else {
+        if kind == Self.endOfBlock { return }
+        throw Self.invalid("an invalid length code")
+      }
+      let length = Int(entry >> 16) + Int(bits.take(Int(entry >> 4 & 15)))
+      let distanceEntry = try bits.decode(distances, tableBits: distanceBits)
+      guard distanceEntry & Self.kindMask == Self.match else { throw Self.invalid("an invalid distance code") }
+      let distance = Int(distanceEntry >> 16) + Int(bits.take(Int(distanceEntry >> 4 & 15)))
+      guard distance <= count else { throw Self.invalid("a distance reaching before the stream's start") }
+      count += length
     }
   }
 
-  /// Fills `table` (indexed by the next `tableBits` bits, LSB-first) with `symbol << 4 | length`
-  /// of the canonical Huffman code with these lengths; 0 where no code matches. Returns tableBits.
-  private static func build(_ lengths: ArraySlice<UInt8>, into table: UnsafeMutableBufferPointer<UInt32>) throws(LifeboatError) -> Int {
+  /// Fills `table` (indexed by the next `tableBits` bits, LSB-first) with `payload[symbol] |
+  /// length` for the canonical Huffman code with these lengths; 0 where no code matches.
+  /// Returns tableBits.
+  private static func build(
+    _ lengths: ArraySlice<UInt8>, _ payload: [UInt32], into table: UnsafeMutableBufferPointer<UInt32>
+  ) throws(LifeboatError) -> Int {
     var counts = [Int](repeating: 0, count: 16)
     for length in lengths { counts[Int(length)] += 1 }
     counts[0] = 0
@@ -169,7 +179,7 @@ private struct Walker {
         reversed = reversed << 1 | value & 1
         value >>= 1
       }
-      let entry = UInt32(offset) << 4 | UInt32(n)
+      let entry = payload[offset] | UInt32(n)
       var index = reversed
       while index < size {
         table[index] = entry
@@ -181,6 +191,25 @@ private struct Walker {
 
   static func invalid(_ what: String) -> LifeboatError { .verification("Deflate stream is damaged: \(what)") }
 
+  // A table entry: bits 0-3 the code's length (0: no code), 4-7 the extra bits that follow it,
+  // 8-9 its kind, 16-31 the literal, code-length symbol, or the base of a length or distance.
+  static let kindMask: UInt32 = 3 << 8
+  static let literal: UInt32 = 0 << 8
+  static let match: UInt32 = 1 << 8
+  static let endOfBlock: UInt32 = 2 << 8
+  static let invalidCode: UInt32 = 3 << 8
+  static let symbolPayload: [UInt32] = (0..<19).map { UInt32($0) << 16 }
+  static let literalPayload: [UInt32] = (0..<288).map { symbol in
+    switch symbol {
+    case 0..<256: UInt32(symbol) << 16 | literal
+    case 256: endOfBlock
+    case 257...285: UInt32(lengthBase[symbol - 257]) << 16 | UInt32(lengthExtra[symbol - 257]) << 4 | match
+    default: invalidCode
+    }
+  }
+  static let distancePayload: [UInt32] = (0..<32).map { code in
+    code < 30 ? UInt32(distanceBase[code]) << 16 | UInt32(distanceExtra[code]) << 4 | match : invalidCode
+  }
   static let codeLengthOrder = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
   static let lengthBase: [UInt16] = [
     3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258,
@@ -244,14 +273,15 @@ private struct BitReader {
     return value
   }
 
-  /// Decodes one symbol with a table from `Walker.build`; needs `tableBits` bits in the buffer.
-  @inline(__always) mutating func decode(_ table: UnsafeMutableBufferPointer<UInt32>, tableBits: Int) throws(LifeboatError) -> Int {
+  /// Decodes one code with a table from `Walker.build` and returns its entry; needs `tableBits`
+  /// bits in the buffer.
+  @inline(__always) mutating func decode(_ table: UnsafeMutableBufferPointer<UInt32>, tableBits: Int) throws(LifeboatError) -> UInt32 {
     let entry = table[Int(truncatingIfNeeded: buffer & ((1 << UInt64(tableBits)) &- 1))]
     let length = Int(entry & 15)
     guard length != 0 else { throw Walker.invalid("a bit pattern no code matches") }
     buffer >>= UInt64(length)
     available -= length
-    return Int(entry >> 4)
+    return entry
   }
 
   mutating func alignToByte() {
