@@ -22,7 +22,7 @@ import Testing
     #expect(save.name == nil)
     #expect(save.stateFile == nil)
     #expect(save.safeTimestamp == false)
-    #expect(save.compression == .fast)
+    #expect(save.compression == nil, "unset: fast without --config, lifeboat.compression with it")
     #expect(save.config == nil)
     #expect(save.remote.s3 == false)
   }

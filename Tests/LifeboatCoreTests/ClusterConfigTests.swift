@@ -241,6 +241,17 @@ import Testing
     }
   }
 
+  @Test func compressionSetting() throws {
+    #expect(try ClusterConfig.parse(Self.rke, path: "cluster.yml").lifeboat.compression == .fast)
+    let best = try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  compression: best\n", path: "cluster.yml")
+    #expect(best.lifeboat.compression == .best)
+    #expect {
+      try ClusterConfig.parse(Self.rke + "\nlifeboat:\n  compression: gzip\n", path: "cluster.yml")
+    } throws: { error in
+      (error as! LifeboatError).message.contains("compression") && (error as! LifeboatError).message.contains("expected fast, best or none")
+    }
+  }
+
   @Test func legacySnapshotKeys() throws {
     let text = """
       nodes: [{address: 10.0.0.1, role: [etcd]}]

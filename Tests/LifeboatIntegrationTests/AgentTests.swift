@@ -101,6 +101,25 @@ extension Integration {
       }
     }
 
+    /// `lifeboat.compression` decides how the agents compress; `--compression` overrides it.
+    @Test func theConfigsCompressionIsTheAgentsDefault() async throws {
+      try await withAgentCluster(configure: { spec in spec.lifeboatSettings = ["compression: best"] }) { cluster in
+        _ = try await writeKeys(cluster, count: 500, size: 2048)
+        for (name, flags, expected) in [("by-config", [String](), Compression.best), ("by-flag", ["--compression", "none"], .none)] {
+          let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", name] + flags)
+          #expect(save.status == 0, "\(save.stderr)")
+          for member in cluster.members {
+            let dir = member.snapshotDir!
+            let manifest = try Manifest.decode(
+              [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).manifest.json"))), path: "m")
+            #expect(manifest.compression == expected, "\(name) on \(member.address)")
+            let unzip = try await ProcessRunner.run("/usr/bin/unzip", ["-tq", "\(dir)/\(name).zip"])
+            #expect(unzip.status == 0, "\(unzip.stdout)")
+          }
+        }
+      }
+    }
+
     @Test func snapshotsAreServedWithRanges() async throws {
       try await withAgentCluster(nodes: 1) { cluster in
         let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "ranges"])

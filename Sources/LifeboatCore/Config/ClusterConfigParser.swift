@@ -73,7 +73,7 @@ extension ClusterConfig {
         "agent_port", "client_port", "peer_port", "etcd_tls", "snapshot_dir", "data_dir", "run_dir", "state_file", "cert_dir",
         "runtime", "allowed_clients", "post_restore_hooks", "health_timeout", "nodes", "s3_insecure_http",
         "schedule", "timezone", "interval_seconds", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "drill", "s3", "encryption",
-        "s3_keep_last", "s3_keep_hourly", "s3_keep_daily", "s3_keep_weekly",
+        "compression", "s3_keep_last", "s3_keep_hourly", "s3_keep_daily", "s3_keep_weekly",
       ])
       settings.agentPort = try port(section["agent_port"]) ?? settings.agentPort
       settings.clientPort = try port(section["client_port"]) ?? settings.clientPort
@@ -90,6 +90,12 @@ extension ClusterConfig {
       settings.postRestoreHooks = try section["post_restore_hooks"]?.strings() ?? []
       settings.healthTimeoutSeconds = try positive(section["health_timeout"], max: Self.maxSeconds) ?? settings.healthTimeoutSeconds
       settings.s3InsecureHTTP = try section["s3_insecure_http"]?.bool() ?? false
+      if let compression = try section["compression"] {
+        guard let value = Compression(rawValue: try compression.string()) else {
+          throw compression.error("expected fast, best or none")
+        }
+        settings.compression = value
+      }
       if let encryption = try section["encryption"] {
         try encryption.onlyKeys(["age_recipients", "encrypt_local"])
         settings.encryptLocal = try encryption["encrypt_local"]?.bool() ?? false

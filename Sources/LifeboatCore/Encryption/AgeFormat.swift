@@ -132,10 +132,16 @@ public enum AgeFormat {
   }
 
   static func seal(_ plaintext: some DataProtocol, key: SymmetricKey, nonce: [UInt8]) -> [UInt8] {
-    let box = try! ChaChaPoly.seal(plaintext, using: key, nonce: try! ChaChaPoly.Nonce(data: nonce))
-    var out = [UInt8](box.ciphertext)
-    out.append(contentsOf: box.tag)
+    var out: [UInt8] = []
+    seal(plaintext, key: key, nonce: nonce, appendingTo: &out)
     return out
+  }
+
+  /// Appends the sealed chunk (ciphertext, then tag) to `out`.
+  static func seal(_ plaintext: some DataProtocol, key: SymmetricKey, nonce: [UInt8], appendingTo out: inout [UInt8]) {
+    let box = try! ChaChaPoly.seal(plaintext, using: key, nonce: try! ChaChaPoly.Nonce(data: nonce))
+    out.append(contentsOf: box.ciphertext)
+    out.append(contentsOf: box.tag)
   }
 
   static func open(_ ciphertext: some RandomAccessCollection<UInt8>, key: SymmetricKey, nonce: [UInt8]) -> [UInt8]? {
@@ -202,13 +208,23 @@ public struct AgeEncryptor: Sendable {
   /// Encrypts `bytes`; returns the chunks completed (possibly none).
   public mutating func update(_ bytes: [UInt8]) -> [UInt8] {
     var out: [UInt8] = []
+    // Sized once: growing by doubling would hold about one and a half copies at each step.
+    out.reserveCapacity((buffer.count + bytes.count) / AgeFormat.chunkSize * (AgeFormat.chunkSize + AgeFormat.tagSize))
     var rest = bytes[...]
     while !rest.isEmpty {
       if buffer.count == AgeFormat.chunkSize {
         // More bytes follow: this full chunk is not the last.
-        out += AgeFormat.seal(buffer, key: payloadKey!, nonce: AgeFormat.chunkNonce(index, last: false))
+        AgeFormat.seal(buffer, key: payloadKey!, nonce: AgeFormat.chunkNonce(index, last: false), appendingTo: &out)
         index += 1
         buffer.removeAll(keepingCapacity: true)
+      }
+      if buffer.isEmpty, rest.count > AgeFormat.chunkSize {
+        // A whole chunk with more after it: sealed straight from the input, without the copy.
+        AgeFormat.seal(
+          rest.prefix(AgeFormat.chunkSize), key: payloadKey!, nonce: AgeFormat.chunkNonce(index, last: false), appendingTo: &out)
+        index += 1
+        rest = rest.dropFirst(AgeFormat.chunkSize)
+        continue
       }
       let take = min(AgeFormat.chunkSize - buffer.count, rest.count)
       buffer.append(contentsOf: rest.prefix(take))

@@ -62,7 +62,7 @@ extension LocalNode {
       result = try await withS3(s3) { (remote) async throws(LifeboatError) in
         var save = SaveRequest(
           connection: connection, store: store, remote: remote, name: name, naming: naming, stateFilePath: stateFile,
-          compression: request.compression ?? .fast)
+          compression: request.compression ?? context.config.lifeboat.compression)
         save.remoteRecipients = context.config.lifeboat.ageRecipients
         save.encryptLocal = context.config.lifeboat.encryptLocal
         return try await SnapshotSaver(logger: logger).save(save)
@@ -70,7 +70,7 @@ extension LocalNode {
     } else {
       var save = SaveRequest(
         connection: connection, store: store, name: name, naming: naming, stateFilePath: stateFile,
-        compression: request.compression ?? .fast)
+        compression: request.compression ?? context.config.lifeboat.compression)
       if context.config.lifeboat.encryptLocal {
         save.remoteRecipients = context.config.lifeboat.ageRecipients
         save.encryptLocal = true

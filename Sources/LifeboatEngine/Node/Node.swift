@@ -164,7 +164,7 @@ public struct NodeSaveRequest: Codable, Sendable {
   public var upload: Bool
   /// Snapshot this node's own member (no quorum: the others may not be reachable).
   public var ownMemberOnly: Bool?
-  /// The archive's compression (default: fast).
+  /// The archive's compression (default: the config's `lifeboat.compression`, else fast).
   public var compression: Compression?
   public init(name: String?, upload: Bool, ownMemberOnly: Bool = false, compression: Compression? = nil) {
     self.name = name
