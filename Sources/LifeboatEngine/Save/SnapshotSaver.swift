@@ -125,7 +125,7 @@ public struct SnapshotSaver: Sendable {
     do {
       _ = try await file.finishPrimary()
     } catch {
-      await remoteWriter?.abort()
+      await file.abortSecondary()
       throw error
     }
     events(.archived(path: archivePath))

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import LifeboatCore
 import SnapshotStores
 
@@ -6,11 +7,17 @@ import SnapshotStores
 /// only ends the upload (aborted at once, so no unfinished upload is left); the local archive is
 /// still completed and the failure reported at the end. An upload that stops making progress
 /// for `stallLimit` counts as failed, so a hung S3 never holds up the local save for long.
+///
+/// The secondary is fed by a task of its own through a rendezvous channel: while it takes one
+/// write (encrypting it, buffering it into a part), the pipeline already compresses the next.
+/// At most one write waits for it, so memory stays bounded.
 actor TeeWriter: ObjectWriter {
   let primary: any ObjectWriter
   let secondary: (any ObjectWriter)?
   let stallLimit: Duration
-  private(set) var secondaryError: LifeboatError?
+  private let queue = AsyncChannel<[UInt8]>()
+  private var pump: Task<LifeboatError?, Never>?
+  private var secondaryError: LifeboatError?
 
   init(primary: any ObjectWriter, secondary: (any ObjectWriter)?, stallLimit: Duration = .seconds(120)) {
     self.primary = primary
@@ -20,10 +27,25 @@ actor TeeWriter: ObjectWriter {
 
   func write(_ bytes: [UInt8]) async throws(LifeboatError) {
     try await primary.write(bytes)
-    guard let secondary, secondaryError == nil else { return }
-    if let error = await Self.write(bytes, to: secondary, limit: stallLimit) {
-      secondaryError = error
-      await secondary.abort()
+    guard let secondary else { return }
+    if pump == nil { pump = Self.startPump(queue, into: secondary, limit: stallLimit) }
+    await queue.send(bytes)
+  }
+
+  /// Writes what `queue` brings to `writer` until the queue ends; after a failure (aborted at
+  /// once) it only drains. Returns the failure.
+  private static func startPump(
+    _ queue: AsyncChannel<[UInt8]>, into writer: any ObjectWriter, limit: Duration
+  ) -> Task<LifeboatError?, Never> {
+    Task {
+      var failure: LifeboatError?
+      for await bytes in queue where failure == nil {
+        if let error = await write(bytes, to: writer, limit: limit) {
+          failure = error
+          await writer.abort()
+        }
+      }
+      return failure
     }
   }
 
@@ -57,10 +79,16 @@ actor TeeWriter: ObjectWriter {
     try await primary.finish()
   }
 
-  /// Completes the upload; returns why it failed, if it did (then nothing is left remotely).
+  /// Completes the upload once the pump has written everything; returns why it failed, if it
+  /// did (then nothing is left remotely).
   func finishSecondary() async -> LifeboatError? {
     guard let secondary else { return nil }
     if let secondaryError { return secondaryError }
+    queue.finish()
+    if let failure = await pump?.value {
+      secondaryError = failure
+      return failure
+    }
     do {
       try await secondary.finish()
       return nil
@@ -76,8 +104,16 @@ actor TeeWriter: ObjectWriter {
     return object
   }
 
-  func abort() async {
-    await primary.abort()
+  /// Ends the upload (the pump stopped first, so nothing is written after the abort).
+  func abortSecondary() async {
+    queue.finish()
+    pump?.cancel()
+    _ = await pump?.value
     await secondary?.abort()
+  }
+
+  func abort() async {
+    await abortSecondary()
+    await primary.abort()
   }
 }
