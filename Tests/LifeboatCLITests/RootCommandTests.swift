@@ -105,3 +105,16 @@ import Testing
     expectUsageError(arguments + [flag], messageContains: [flag])
   }
 }
+
+/// A second interrupt quits at once, unless it comes right behind the first (`timeout` signals
+/// the child and then its process group; found by a review, where that left a `.part`).
+@Suite struct InterruptCounterTests {
+  @Test func theFirstCancelsARepeatWithinHalfASecondIsTheSameAndALaterOneQuits() {
+    var counter = InterruptCounter()
+    let start = ContinuousClock.now
+    #expect(counter.register(at: start) == .cancel)
+    #expect(counter.register(at: start + .milliseconds(5)) == .ignore)
+    #expect(counter.register(at: start + .milliseconds(499)) == .ignore)
+    #expect(counter.register(at: start + .milliseconds(600)) == .quit)
+  }
+}

@@ -30,6 +30,24 @@ import Testing
     }
   }
 
+  /// What a second Ctrl-C calls before quitting: every `.part` still being written is gone;
+  /// published files and other processes' files are not touched.
+  @Test func removeUnfinishedRemovesOnlyThisProcessesOpenParts() throws {
+    try withTemporaryDirectorySync { dir in
+      let published = try AtomicFile(finalPath: dir.file("done.zip"))
+      try published.write(Array("whole".utf8))
+      try published.commit()
+      let discarded = try AtomicFile(finalPath: dir.file("gone.zip"))
+      discarded.discard()
+      let open = try AtomicFile(finalPath: dir.file("open.zip"))
+      try open.write(Array("partial".utf8))
+      try Data("someone else's".utf8).write(to: URL(fileURLWithPath: dir.file("other.zip.part")))
+      AtomicFile.removeUnfinished()
+      #expect(dir.contents().sorted() == ["done.zip", "other.zip.part"])
+      open.discard()
+    }
+  }
+
   @Test func neverOverwritesAnExistingFile() throws {
     try withTemporaryDirectorySync { dir in
       let path = dir.file("snap.zip")

@@ -148,8 +148,11 @@ extension Integration {
       }
     }
 
-    /// Ctrl-C during a save: the command cleans up (no `.part`, no archive) and exits 1.
-    @Test func anInterruptedSaveLeavesNothing() async throws {
+    /// Ctrl-C during a save: the command cleans up (no `.part`, no archive) and exits 1. Also
+    /// when the signal comes twice at once, as `timeout` sends SIGTERM (found by a review: that
+    /// took the "quit at once" path and left the `.part`).
+    @Test(arguments: [[SIGINT], [SIGTERM, SIGTERM]])
+    func anInterruptedSaveLeavesNothing(signals: [Int32]) async throws {
       try await withEtcdCluster(nodes: 1) { cluster in
         _ = try await writeKeys(cluster, count: 2000, size: 1000)
         // A slow link: 20 ms per 32 KiB message, so the save takes seconds.
@@ -167,11 +170,37 @@ extension Integration {
           if !sawPart { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(sawPart, "the save never started writing")
-        kill(process.processIdentifier, SIGINT)
+        for (index, signal) in signals.enumerated() {
+          if index > 0 { try await Task.sleep(for: .milliseconds(5)) }
+          kill(process.processIdentifier, signal)
+        }
         process.waitUntilExit()
         #expect(process.terminationStatus == 1)
         #expect(cluster.directory.contents(of: "snapshots").isEmpty)
         await proxy.stop()
+      }
+    }
+
+    /// Found by a review: a plain and an encrypted save of one name started together both
+    /// succeeded (`x.zip` and `x.zip.age`, one manifest). A save whose other form is being
+    /// written (its `.part` locked by a live writer, here this test) is refused.
+    @Test func aSaveOfANameWhoseEncryptedFormIsBeingWrittenIsRefused() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 20)
+        let dir = cluster.directory.file("snapshots")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let fd = open(dir + "/twin.zip.age.part", O_CREAT | O_WRONLY, 0o600)
+        #expect(fd >= 0)
+        #expect(flock(fd, LOCK_EX) == 0)
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--name", "twin", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(save.status == 2, "\(save.stdout)\(save.stderr)")
+        #expect(save.stderr.contains("is being saved at \(dir)/twin.zip.age at the same time"), "\(save.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/twin.zip") && !FileManager.default.fileExists(atPath: dir + "/twin.zip.part"))
+        // The writer gone (its lock released), the name is free again.
+        close(fd)
+        unlink(dir + "/twin.zip.age.part")
+        let again = try await LifeboatCLI.run(["snapshot", "save", "--name", "twin", "--snapshot-dir", dir] + cluster.connectionFlags)
+        #expect(again.status == 0, "\(again.stderr)")
       }
     }
 

@@ -4,7 +4,7 @@ public enum Compression: String, Sendable, CaseIterable, Codable {
   /// ISA-L Deflate level 1: the default; costs almost nothing next to etcd's stream.
   case fast
   /// libdeflate level 6 on every core (`ParallelDeflater`): archives about 17% smaller than
-  /// `fast`'s (and than zlib level 9's), for about 3x its CPU.
+  /// `fast`'s (and than zlib level 9's), for about 4x its CPU.
   case best
   /// A stored (uncompressed) entry.
   case none

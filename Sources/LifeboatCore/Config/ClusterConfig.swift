@@ -237,7 +237,7 @@ public struct LifeboatSettings: Sendable, Equatable {
   /// Allow an `http://` S3 endpoint in `s3backupconfig` (RKE allows only HTTPS). Default false.
   public var s3InsecureHTTP = false
   /// `lifeboat.compression`: how the agents' snapshots (recurring and `save --config`) compress
-  /// the db: `fast` (default), `best` (about 17% smaller for about 3x the CPU) or `none`.
+  /// the db: `fast` (default), `best` (about 17% smaller for about 4x the CPU) or `none`.
   public var compression = Compression.fast
   /// `lifeboat.s3`: how the agents and the CLI reach the bucket of `s3backupconfig`.
   public var s3 = LifeboatS3Settings()

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -57,6 +59,7 @@ public final class AtomicFile: @unchecked Sendable {
         }
         fchmod(fd, mode)  // the umask must not widen or narrow it
         self.fd = fd
+        Self.unfinished.withLock { _ = $0.insert(partPath) }
         return
       }
       let code = errno
@@ -76,6 +79,15 @@ public final class AtomicFile: @unchecked Sendable {
 
   deinit {
     if state == .open { discard() }
+  }
+
+  /// The `.part` files of this process not yet committed or discarded.
+  private static let unfinished = Mutex<Set<String>>([])
+
+  /// Removes every `.part` file this process is writing: for a command that quits at once
+  /// (a second Ctrl-C) without its cleanup running.
+  public static func removeUnfinished() {
+    for path in unfinished.withLock({ $0 }) { unlink(path) }
   }
 
   public func write(_ bytes: UnsafeRawBufferPointer) throws(LifeboatError) {
@@ -106,6 +118,7 @@ public final class AtomicFile: @unchecked Sendable {
     }
     close(fd)
     fd = -1
+    defer { Self.unfinished.withLock { _ = $0.remove(partPath) } }
     if overwrite {
       if rename(partPath, finalPath) != 0 {
         let code = errno
@@ -136,6 +149,7 @@ public final class AtomicFile: @unchecked Sendable {
     if fd >= 0 { close(fd) }
     fd = -1
     unlink(partPath)
+    Self.unfinished.withLock { _ = $0.remove(partPath) }
   }
 
   /// Writes a whole small file atomically.

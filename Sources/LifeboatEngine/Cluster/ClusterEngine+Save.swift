@@ -23,7 +23,10 @@ extension ClusterEngine {
       throw .unavailable("no agent answers: \(down.map(\.message).joined(separator: "; "))")
     }
     let saved = try await first.saveSnapshot(
-      NodeSaveRequest(name: name?.value, upload: upload && context.config.backup.s3 != nil, compression: compression))
+      NodeSaveRequest(
+        name: name?.value, upload: upload && context.config.backup.s3 != nil,
+        // The caller's cluster.yml decides, not the one the agent read when it started.
+        compression: compression ?? context.config.lifeboat.compression))
     progress("saved \(saved.snapshot.name) on \(first.address) from \(saved.member) (\(saved.endpoint))")
     if let remote = saved.remote { progress("uploaded \(remote)") }
     let copied = await copy(try SnapshotName(saved.snapshot.name), from: first, to: Array(up.dropFirst()), pruneAfter: false)

@@ -55,6 +55,13 @@ public struct SnapshotSaver: Sendable {
 
     let local = try await store.makeWriter(
       for: localKey, contentType: request.encryptLocal ? ContentType.age : ContentType.zip, replace: false)
+    // The other form of the name (x.zip beside x.zip.age) may have been started since the check
+    // above: with our `.part` held, one of two such saves always sees the other.
+    let twin = request.encryptLocal ? name.archiveFileName : name.encryptedArchiveFileName
+    if FileManager.default.fileExists(atPath: store.path(twin)) || store.isBeingWritten(twin) {
+      await local.abort()
+      throw .usage("snapshot \(name) is being saved at \(store.path(twin)) at the same time; choose another --name")
+    }
     let remoteWriter: (any ObjectWriter)?
     do {
       remoteWriter = try await request.remote?.makeWriter(

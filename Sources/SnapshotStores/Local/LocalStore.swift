@@ -90,6 +90,13 @@ public struct LocalStore: SnapshotStore {
     return true
   }
 
+  /// Whether another writer holds `<key>.part` right now (a save in progress; an abandoned
+  /// `.part` is not one).
+  public func isBeingWritten(_ key: String) -> Bool {
+    let part = path(key + ".part")
+    return FileManager.default.fileExists(atPath: part) && !Self.isAbandoned(part)
+  }
+
   static func isAbandoned(_ path: String) -> Bool {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return false }

@@ -22,9 +22,9 @@ struct SnapshotDelete: AsyncParsableCommand {
           targets.append((store, try await SnapshotCatalog(store: store).find(name)))
         } catch let error as LifeboatError where error.kind == .notFound {}
       }
-      // A `.part` an interrupted save left goes too (never one a save still writes).
-      if try snapshot.storage.store.removeAbandonedPart(of: name.archiveFileName) {
-        deleted.append(snapshot.storage.store.path(name.archiveFileName + ".part"))
+      // A `.part` an interrupted save left goes too (never one a save still writes), plain or encrypted.
+      for key in [name.archiveFileName, name.encryptedArchiveFileName] where try snapshot.storage.store.removeAbandonedPart(of: key) {
+        deleted.append(snapshot.storage.store.path(key + ".part"))
       }
       guard !targets.isEmpty || !deleted.isEmpty else {
         throw LifeboatError.notFound(

@@ -64,7 +64,11 @@ struct SnapshotList: AsyncParsableCommand {
       }
       // What a killed save left: shown, so that it can be deleted.
       for part in storage.store.abandonedParts() {
-        let name = String(part.key.dropLast(".part".count).replacingOccurrences(of: ".zip", with: ""))
+        var name = String(part.key.dropLast(".part".count))
+        for suffix in [".zip.age", ".zip"] where name.hasSuffix(suffix) {
+          name = String(name.dropLast(suffix.count))
+          break
+        }
         guard rows[name] == nil else { continue }
         rows[name] = Row(
           name: name, kind: "incomplete", path: storage.store.path(part.key), created: part.modified, size: part.size,

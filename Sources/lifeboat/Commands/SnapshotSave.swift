@@ -24,7 +24,7 @@ struct SnapshotSave: AsyncParsableCommand {
   @Flag(help: "Replace ':' with '-' in the default name (safe on every file system and S3 key).")
   var safeTimestamp = false
 
-  @Option(help: "fast (ISA-L Deflate level 1; the default, or lifeboat.compression with --config), best (libdeflate level 6 on every core: ~17% smaller, ~3x the CPU) or none (stored).")
+  @Option(help: "fast (ISA-L Deflate level 1; the default, or lifeboat.compression with --config), best (libdeflate level 6 on every core: ~17% smaller, ~4x the CPU) or none (stored).")
   var compression: Compression?
 
   @Option(help: "RKE's cluster.yml: save once through the node agents and keep a copy on every etcd node (S3 from the file).")

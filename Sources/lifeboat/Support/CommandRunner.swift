@@ -63,10 +63,26 @@ func printError(_ line: String) {
   FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
+/// What each interrupt signal means: the first cancels the command (which cleans up), a later
+/// one quits at once. `timeout` and a kill of the process group send a second signal right
+/// behind the first: within half a second it is the same interrupt.
+struct InterruptCounter {
+  enum Action: Equatable { case cancel, ignore, quit }
+  private var first: ContinuousClock.Instant?
+
+  mutating func register(at now: ContinuousClock.Instant) -> Action {
+    guard let first else {
+      self.first = now
+      return .cancel
+    }
+    return now - first < .milliseconds(500) ? .ignore : .quit
+  }
+}
+
 /// Cancels a task on SIGINT/SIGTERM.
 final class SignalCanceller: @unchecked Sendable {
   private var sources: [any DispatchSourceSignal] = []
-  private var count = 0
+  private var interrupts = InterruptCounter()
 
   init(task: Task<Int32, Never>) {
     for signalNumber in [SIGINT, SIGTERM] {
@@ -74,11 +90,15 @@ final class SignalCanceller: @unchecked Sendable {
       let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
       source.setEventHandler { [weak self] in
         guard let self else { return }
-        self.count += 1
-        if self.count > 1 {
+        switch self.interrupts.register(at: .now) {
+        case .ignore: return
+        case .cancel: break
+        case .quit:
           if Interruption.deferredReason != nil {
             printError("lifeboat: quit during a restore: run `lifeboat snapshot restore --recover --config ...` to finish or undo it")
           }
+          // The cleanup did not get to run: at least no half-written file stays behind.
+          AtomicFile.removeUnfinished()
           exit(130)
         }
         if let reason = Interruption.deferredReason {
