@@ -28,8 +28,9 @@ echo "filling $endpoint with $mib MiB ..."
 $fill "$endpoint" --mib "$mib" 2>/dev/null
 export ETCDCTL_API=3
 
-# run NAME CMD...: times CMD; appends its seconds to seconds[NAME], keeps its peak RSS (KiB).
-declare -A seconds rss
+# run NAME CMD...: times CMD; appends its seconds to seconds[NAME]; rss[NAME] is the highest
+# peak RSS (KiB) of its runs, rsses[NAME] all of them.
+declare -A seconds rss rsses
 run() {
   local name=$1; shift
   if ! /usr/bin/time -o "$work/time" -f "%e %M" "$@" >"$work/last.log" 2>&1; then
@@ -38,7 +39,8 @@ run() {
   local out
   out=$(tail -1 "$work/time")
   seconds[$name]="${seconds[$name]:-} ${out% *}"
-  rss[$name]=${out#* }
+  rsses[$name]="${rsses[$name]:-} ${out#* }"
+  [ "${out#* }" -le "${rss[$name]:-0}" ] || rss[$name]=${out#* }
 }
 calc() { awk "BEGIN { print $1 }"; }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -83,7 +83,13 @@ public struct AgentServer: Sendable {
       services: [schedule.map { s in ScheduleService { await s.loop() } }, drills.map { d in ScheduleService { await d.loop() } }]
         .compactMap { $0 },
       onServerRunning: { _ in await onRunning() }, logger: logger)
-    try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    do {
+      try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    } catch let error as IOError {
+      // NIO's words for a port in use: "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)".
+      let reason = error.errnoCode == EADDRINUSE ? "the port is in use (another agent?)" : String(cString: strerror(error.errnoCode))
+      throw LifeboatError.unavailable("cannot listen on \(host):\(port): \(reason)")
+    }
   }
 }
 

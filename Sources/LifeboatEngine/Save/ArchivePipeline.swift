@@ -17,7 +17,7 @@ struct ArchivePipeline: Sendable {
   var modified: Date
 
   /// How much archive output is gathered before each write.
-  static let writeSize = 1 << 20
+  static let writeSize = 1 << 19
 
   struct Output: Sendable {
     var digest: SnapshotDigest.Result
