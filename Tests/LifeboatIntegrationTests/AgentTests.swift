@@ -101,6 +101,20 @@ extension Integration {
       }
     }
 
+    /// Found by a review: a second agent on a node whose port is taken said NIO's
+    /// "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)".
+    @Test func aSecondAgentOnTheSamePortSaysWhichAddressIsTaken() async throws {
+      try await withAgentCluster(nodes: 1) { cluster in
+        let member = cluster.members[0]
+        let port = try #require(member.agentPort)
+        let second = try await LifeboatCLI.run(["agent", "--config", cluster.configFile, "--node", member.address])
+        #expect(second.status == 5, "\(second.stderr)")
+        #expect(
+          second.stderr.contains("lifeboat: error: cannot listen on \(member.address):\(port): the port is in use (another agent?)"),
+          "\(second.stderr)")
+      }
+    }
+
     /// `lifeboat.compression` decides how the agents compress; `--compression` overrides it.
     @Test func theConfigsCompressionIsTheAgentsDefault() async throws {
       try await withAgentCluster(configure: { spec in spec.lifeboatSettings = ["compression: best"] }) { cluster in
