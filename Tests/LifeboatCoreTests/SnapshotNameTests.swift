@@ -50,6 +50,14 @@ import Testing
     #expect(try SnapshotName.lookup("snap").value == "snap")
   }
 
+  @Test func archiveKeysGiveTheirNameOtherKeysNone() throws {
+    #expect(SnapshotName.archiveStem(of: "snap.zip") == "snap")
+    #expect(SnapshotName.archiveStem(of: "snap.zip.age") == "snap")
+    #expect(SnapshotName.archiveStem(of: "snap.manifest.json") == nil)
+    #expect(SnapshotName.archiveStem(of: "snap") == nil)
+    #expect(try SnapshotName("snap").archiveFileNames == ["snap.zip", "snap.zip.age"])
+  }
+
   @Test func oneTimeNameIsRFC3339LocalTimeWithOffset() {
     let date = Date(timeIntervalSince1970: 1_602_773_244)  // 2020-10-15T14:47:24Z
     let berlin = SnapshotNaming(timeZone: TimeZone(identifier: "Europe/Berlin")!)

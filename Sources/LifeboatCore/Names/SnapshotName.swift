@@ -50,6 +50,13 @@ public struct SnapshotName: Hashable, Sendable, Comparable, CustomStringConverti
   public var archiveFileName: String { value + ".zip" }
   /// The archive encrypted with age (an S3 copy with `age_recipients`): `<name>.zip.age`.
   public var encryptedArchiveFileName: String { value + ".zip.age" }
+  /// Both forms an archive of this name may take: plain, then encrypted.
+  public var archiveFileNames: [String] { [archiveFileName, encryptedArchiveFileName] }
+  /// The name part of an archive's key (`<name>.zip` or `<name>.zip.age`); nil for other keys.
+  public static func archiveStem(of key: String) -> String? {
+    for suffix in [".zip.age", ".zip"] where key.hasSuffix(suffix) { return String(key.dropLast(suffix.count)) }
+    return nil
+  }
   /// File name of Lifeboat's manifest: `<name>.manifest.json` (never `<name>.json`, which RKE
   /// would take for the snapshot itself).
   public var manifestFileName: String { value + ".manifest.json" }

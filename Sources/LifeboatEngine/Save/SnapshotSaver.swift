@@ -35,13 +35,13 @@ public struct SnapshotSaver: Sendable {
     let localKey = request.encryptLocal ? name.encryptedArchiveFileName : name.archiveFileName
     let remoteKey = encrypted ? name.encryptedArchiveFileName : name.archiveFileName
     let archivePath = store.path(localKey)
-    for key in [name.archiveFileName, name.encryptedArchiveFileName] where FileManager.default.fileExists(atPath: store.path(key)) {
+    for key in name.archiveFileNames where FileManager.default.fileExists(atPath: store.path(key)) {
       throw .usage("snapshot \(name) already exists at \(store.path(key)); choose another --name")
     }
 
     if let remote = request.remote {
       try await remote.checkWritable()
-      for key in [name.archiveFileName, name.encryptedArchiveFileName] where try await remote.exists(key) {
+      for key in name.archiveFileNames where try await remote.exists(key) {
         throw .usage("snapshot \(name) already exists in \(remote.location) (\(key)); choose another --name")
       }
     }

@@ -49,8 +49,8 @@ public struct SnapshotCatalog: Sendable {
     for object in objects {
       let key = object.key
       if key.hasSuffix(".manifest.json") { continue }
-      if key.hasSuffix(".zip") || key.hasSuffix(".zip.age") {
-        guard let name = try? SnapshotName(String(key.dropLast(key.hasSuffix(".zip") ? 4 : 8))) else { continue }
+      if let stem = SnapshotName.archiveStem(of: key) {
+        guard let name = try? SnapshotName(stem) else { continue }
         // A plain and an encrypted object under one name: listed once, as a problem (which of
         // the two the manifest describes cannot be told); delete removes both.
         if key.hasSuffix(".zip.age"), keys.contains(name.archiveFileName) { continue }

@@ -23,7 +23,7 @@ struct SnapshotDelete: AsyncParsableCommand {
         } catch let error as LifeboatError where error.kind == .notFound {}
       }
       // A `.part` an interrupted save left goes too (never one a save still writes), plain or encrypted.
-      for key in [name.archiveFileName, name.encryptedArchiveFileName] where try snapshot.storage.store.removeAbandonedPart(of: key) {
+      for key in name.archiveFileNames where try snapshot.storage.store.removeAbandonedPart(of: key) {
         deleted.append(snapshot.storage.store.path(key + ".part"))
       }
       guard !targets.isEmpty || !deleted.isEmpty else {

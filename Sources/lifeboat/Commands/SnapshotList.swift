@@ -64,11 +64,8 @@ struct SnapshotList: AsyncParsableCommand {
       }
       // What a killed save left: shown, so that it can be deleted.
       for part in storage.store.abandonedParts() {
-        var name = String(part.key.dropLast(".part".count))
-        for suffix in [".zip.age", ".zip"] where name.hasSuffix(suffix) {
-          name = String(name.dropLast(suffix.count))
-          break
-        }
+        let key = String(part.key.dropLast(".part".count))
+        let name = SnapshotName.archiveStem(of: key) ?? key
         guard rows[name] == nil else { continue }
         rows[name] = Row(
           name: name, kind: "incomplete", path: storage.store.path(part.key), created: part.modified, size: part.size,
