@@ -134,8 +134,20 @@ extension Integration {
           let verify = try await LifeboatCLI.run(["snapshot", "verify", "sealed-here", "--snapshot-dir", dir, "--age-identity", identity])
           #expect(verify.status == 0, "\(verify.stderr)")
           #expect(verify.stdout.contains("database SHA-256 matches the manifest"), "\(verify.stdout)")
+          #expect(verify.stdout.contains("the encrypted object's SHA-256 and size match the manifest"), "\(verify.stdout)")
           let list = try await LifeboatCLI.run(["snapshot", "list", "--snapshot-dir", dir])
           #expect(list.stdout.contains("sealed-here") && list.stdout.contains("age-encrypted"), "\(list.stdout)")
+
+          // The same plaintext sealed again by `age` (another file key): every plaintext check
+          // passes, but the object is not the one the manifest describes.
+          let again = try await ProcessRunner.run(
+            ProcessRunner.which("age") ?? "/usr/bin/age", ["-r", recipient, "-o", object + ".new", plain])
+          #expect(again.status == 0, "\(again.stderr)")
+          try FileManager.default.removeItem(atPath: object)
+          try FileManager.default.moveItem(atPath: object + ".new", toPath: object)
+          let resealed = try await LifeboatCLI.run(["snapshot", "verify", "sealed-here", "--snapshot-dir", dir, "--age-identity", identity])
+          #expect(resealed.status == 4, "\(resealed.stdout) \(resealed.stderr)")
+          #expect(resealed.stderr.contains("the encrypted object's SHA-256 is"), "\(resealed.stderr)")
         }
       }
     }
@@ -183,6 +195,7 @@ extension Integration {
               ["snapshot", "restore", "sealed-everywhere", "--config", cluster.configFile, "--dry-run", "--age-identity", identity])
             #expect(dry.status == 0, "\(dry.stderr)")
             #expect(dry.stdout.contains("database SHA-256 matches the manifest"), "\(dry.stdout)")
+            #expect(dry.stdout.contains("the encrypted object's SHA-256 and size match the manifest"), "\(dry.stdout)")
 
             let restore = try await RestoreTests.restore(cluster, "sealed-everywhere", ["--age-identity", identity])
             #expect(restore.status == 0, "\(restore.stderr)")

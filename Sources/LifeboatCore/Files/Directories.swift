@@ -8,25 +8,37 @@ import Darwin
 import Foundation
 
 /// Creates `path` and its missing parents (like `mkdir -p`); new directories get `mode`.
-/// Fails with a one-line storage error naming the component that is in the way.
-public func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(LifeboatError) {
+/// Fails with a one-line storage error naming the component that is in the way. Returns the
+/// directories it created, outermost first (`removeEmptyDirectories` takes them back).
+@discardableResult
+public func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(LifeboatError) -> [String] {
   var info = stat()
   if stat(path, &info) == 0 {
     guard (info.st_mode & S_IFMT) == S_IFDIR else {
       throw .storage("cannot use \(path) as a directory: it is a file")
     }
-    return
+    return []
   }
   if errno == ENOTDIR {
     try checkDirectoryCreatable(path)
   }
+  var created: [String] = []
   let parent = parentDirectory(of: path)
   if parent != path && parent != "." && parent != "/" {
-    try makeDirectories(parent, mode: mode)
+    created = try makeDirectories(parent, mode: mode)
   }
-  if mkdir(path, mode) != 0 && errno != EEXIST {
+  if mkdir(path, mode) == 0 {
+    created.append(path)
+  } else if errno != EEXIST {
     throw .system("cannot create directory", path, errno: errno)
   }
+  return created
+}
+
+/// Removes `directories` (as `makeDirectories` returned them), innermost first, each only if it
+/// is empty: what a failed write created and left unused goes, anything holding a file stays.
+public func removeEmptyDirectories(_ directories: [String]) {
+  for directory in directories.reversed() where rmdir(directory) != 0 { return }
 }
 
 /// Whether `path` exists and is a directory.

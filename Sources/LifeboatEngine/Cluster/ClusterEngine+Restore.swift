@@ -184,11 +184,12 @@ extension ClusterEngine {
         // The node cannot decrypt: read its copy through its agent and check it here.
         let identities = try AgeIdentity.parse(text, origin: "--age-identity")
         let (stored, manifest) = try await node.openSnapshot(plan.name)
-        let plain = try await AgeDecryptingSource(base: stored, identities: identities)
+        let sealed = HashingSource(stored)
+        let plain = try await AgeDecryptingSource(base: sealed, identities: identities)
         let snapshot = SnapshotCatalog.described(
           plan.name, kind: .archive, object: StoredObject(key: plan.name.encryptedArchiveFileName, size: plain.size, modified: Date()),
           location: address, manifest: manifest)
-        report = try await SnapshotVerifier().verify(try await SnapshotVerifier.open(snapshot, source: plain))
+        report = try await SnapshotVerifier().verify(snapshot, sealed: sealed, plain: plain)
       } else {
         report = try await node.verifySnapshot(plan.name)
       }

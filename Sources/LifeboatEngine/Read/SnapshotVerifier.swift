@@ -38,7 +38,25 @@ public struct SnapshotVerifier: Sendable {
   public init() {}
 
   public func verify(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> VerifyReport {
-    try await verify(try await Self.open(snapshot, source: try await catalog.source(of: snapshot)))
+    guard snapshot.encrypted, snapshot.manifest?.encryption != nil else {
+      return try await verify(try await Self.open(snapshot, source: try await catalog.source(of: snapshot)))
+    }
+    let sealed = HashingSource(catalog.storedSource(of: snapshot))
+    return try await verify(snapshot, sealed: sealed, plain: try await catalog.source(of: snapshot, stored: sealed))
+  }
+
+  /// An encrypted archive read with an identity: every check of its plaintext, and, in the same
+  /// read, the sealed object's SHA-256 and size against the manifest's `encryption` (`plain`
+  /// decrypts what `sealed` reads).
+  public func verify(_ snapshot: StoredSnapshot, sealed: HashingSource, plain: any ByteSource) async throws(LifeboatError)
+    -> VerifyReport
+  {
+    var report = try await verify(try await Self.open(snapshot, source: plain))
+    guard let encryption = snapshot.manifest?.encryption else { return report }
+    let (sha, size) = try await sealed.finish()
+    try Self.requireSealed(sha: sha, size: size, encryption, snapshot)
+    report.checks.append("the encrypted object's SHA-256 and size match the manifest")
+    return report
   }
 
   /// An encrypted archive read without an identity (an agent's, with `encrypt_local`): only what
@@ -50,9 +68,7 @@ public struct SnapshotVerifier: Sendable {
     let hashing = HashingSource(catalog.storedSource(of: snapshot))
     try await hashing.stream(from: 0, length: hashing.size, chunkSize: 1 << 20) { _ in }
     let (sha, size) = try await hashing.finish()
-    guard sha == encryption.objectSHA256, size == encryption.objectSize else {
-      throw .verification("\(snapshot.path): the encrypted object's SHA-256 is \(sha), the manifest says \(encryption.objectSHA256)")
-    }
+    try Self.requireSealed(sha: sha, size: size, encryption, snapshot)
     return VerifyReport(
       name: snapshot.name.value, path: snapshot.path, kind: snapshot.kind, dbSize: manifest.dbSize, dbSHA256: manifest.dbSHA256,
       archiveSHA256: manifest.archiveSHA256, stateFile: manifest.stateFile, hasManifest: true,
@@ -106,6 +122,15 @@ public struct SnapshotVerifier: Sendable {
     return VerifyReport(
       name: snapshot.name.value, path: snapshot.path, kind: snapshot.kind, dbSize: digest.size, dbSHA256: digest.sha256,
       archiveSHA256: archiveSHA, stateFile: content.hasStateFile, hasManifest: snapshot.manifest != nil, checks: checks)
+  }
+
+  static func requireSealed(
+    sha: String, size: UInt64, _ encryption: Manifest.Encryption, _ snapshot: StoredSnapshot
+  ) throws(LifeboatError) {
+    guard sha == encryption.objectSHA256, size == encryption.objectSize else {
+      throw .verification(
+        "\(snapshot.path): the encrypted object's SHA-256 is \(sha) (\(size) bytes), the manifest says \(encryption.objectSHA256) (\(encryption.objectSize) bytes)")
+    }
   }
 
   static func requireTrailer(_ digest: SnapshotDigest.Result, _ snapshot: StoredSnapshot) throws(LifeboatError) {

@@ -132,9 +132,12 @@ public struct SnapshotCatalog: Sendable {
   }
 
   /// The snapshot's bytes, for the ZIP reader and the checks: an encrypted archive's plaintext,
-  /// decrypted as it is read (never a decrypted copy).
-  public func source(of snapshot: StoredSnapshot) async throws(LifeboatError) -> any ByteSource {
-    let stored = storedSource(of: snapshot)
+  /// decrypted as it is read (never a decrypted copy). `stored` reads the object instead of
+  /// `storedSource(of:)` (verify hashes the sealed bytes as they are decrypted).
+  public func source(of snapshot: StoredSnapshot, stored: (any ByteSource)? = nil) async throws(LifeboatError)
+    -> any ByteSource
+  {
+    let stored = stored ?? storedSource(of: snapshot)
     guard snapshot.encrypted else { return stored }
     guard !identities.isEmpty else {
       throw .usage("\(snapshot.path) is encrypted (age): give --age-identity with a key it was encrypted to")

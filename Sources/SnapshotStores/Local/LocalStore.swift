@@ -30,8 +30,13 @@ public struct LocalStore: SnapshotStore {
     -> any ObjectWriter
   {
     try Self.validate(key: key)
-    try makeDirectories(directory)
-    return LocalObjectWriter(file: try AtomicFile(finalPath: path(key), overwrite: replace), key: key)
+    let created = try makeDirectories(directory)
+    do {
+      return LocalObjectWriter(file: try AtomicFile(finalPath: path(key), overwrite: replace), key: key, created: created)
+    } catch {
+      removeEmptyDirectories(created)
+      throw error
+    }
   }
 
   public func read(
@@ -124,10 +129,14 @@ public struct LocalStore: SnapshotStore {
 final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
   private let file: AtomicFile
   private let key: String
+  /// The directories `makeWriter` created for this object: a write that fails removes them again
+  /// (when empty), so a failed save leaves no trace.
+  private let created: [String]
 
-  init(file: AtomicFile, key: String) {
+  init(file: AtomicFile, key: String, created: [String]) {
     self.file = file
     self.key = key
+    self.created = created
   }
 
   func write(_ bytes: [UInt8]) async throws(LifeboatError) {
@@ -135,7 +144,12 @@ final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
   }
 
   func finish() async throws(LifeboatError) -> StoredObject {
-    try file.commit()
+    do {
+      try file.commit()
+    } catch {
+      removeEmptyDirectories(created)
+      throw error
+    }
     if let problem = file.directorySyncProblem {
       // The file is in place; only its survival of a power cut right now is in doubt.
       FileHandle.standardError.write(Data("lifeboat: warning: \(problem)\n".utf8))
@@ -145,5 +159,6 @@ final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
 
   func abort() async {
     file.discard()
+    removeEmptyDirectories(created)
   }
 }
