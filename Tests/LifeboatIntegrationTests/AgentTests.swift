@@ -179,6 +179,7 @@ extension Integration {
         #expect(gone)
         let log = try String(contentsOfFile: state.members[0].runDir + "/agent.log", encoding: .utf8)
         #expect(log.contains("agent stopped"))
+        #expect(log.contains("stopping on SIGTERM") && !log.contains("Ctrl-C"), "a service is not stopped from a keyboard: \(log)")
         // etcd keeps running without its agent.
         #expect(cluster.currentPID(of: 0).map(DetachedProcess.isRunning) == true)
       }

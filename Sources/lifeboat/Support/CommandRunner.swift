@@ -101,10 +101,14 @@ final class SignalCanceller: @unchecked Sendable {
           AtomicFile.removeUnfinished()
           exit(130)
         }
+        // SIGTERM comes from a service manager or `kill`, not a keyboard.
+        let again = signalNumber == SIGTERM ? "a second signal quits at once" : "press Ctrl-C again to quit at once"
         if let reason = Interruption.deferredReason {
-          printError("lifeboat: interrupt noted: \(reason) (press Ctrl-C again to quit at once, then run --recover)")
+          printError("lifeboat: interrupt noted: \(reason) (\(again), then run --recover)")
+        } else if signalNumber == SIGTERM {
+          printError("lifeboat: stopping on SIGTERM, cleaning up (\(again))")
         } else {
-          printError("lifeboat: interrupted, cleaning up (press Ctrl-C again to quit at once)")
+          printError("lifeboat: interrupted, cleaning up (\(again))")
         }
         task.cancel()
       }
