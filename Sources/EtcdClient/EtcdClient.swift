@@ -161,9 +161,12 @@ public final class EtcdClient: Sendable {
   /// `batchSize` bytes (etcd sends 32 KiB messages). gRPC flow control holds etcd back while
   /// `onBatch` is busy, so memory stays bounded. Errors thrown by `onBatch` end the stream and are
   /// rethrown unchanged; a stream silent for longer than `snapshotIdleTimeout` fails with
-  /// `.timeout`; there is no limit on the total duration.
+  /// `.timeout`; there is no limit on the total duration. `nextBatch` gives the buffer each
+  /// batch after the first is gathered in (a pool of buffers a later stage is done with; by
+  /// default a new one).
   public func snapshot(
-    batchSize: Int = 1 << 20, onBatch: @escaping @Sendable ([UInt8]) async throws -> Void
+    batchSize: Int = 1 << 20, nextBatch: @escaping @Sendable () -> [UInt8] = { [] },
+    onBatch: @escaping @Sendable ([UInt8]) async throws -> Void
   ) async throws -> EtcdSnapshotStreamSummary {
     let maintenance = Etcdserverpb_Maintenance.Client(wrapping: grpc)
     let lastActivity = ActivityClock()
@@ -178,8 +181,10 @@ public final class EtcdClient: Sendable {
             var headerRevision: Int64 = 0
             var first = true
             var remaining: UInt64 = 1
-            var batch: [UInt8] = []
-            batch.reserveCapacity(batchSize + (64 << 10))
+            let batchCapacity = batchSize + (64 << 10)
+            var batch = nextBatch()
+            batch.removeAll(keepingCapacity: true)
+            if batch.capacity < batchCapacity { batch.reserveCapacity(batchCapacity) }
             for try await message in response.messages {
               lastActivity.touch()
               if first {
@@ -193,7 +198,9 @@ public final class EtcdClient: Sendable {
                 // Time spent in onBatch (a slow disk or upload) is not etcd being silent.
                 lastActivity.pause()
                 try await onBatch(batch)
+                batch = nextBatch()
                 batch.removeAll(keepingCapacity: true)
+                if batch.capacity < batchCapacity { batch.reserveCapacity(batchCapacity) }
                 lastActivity.resume()
               }
             }

@@ -18,6 +18,11 @@ struct ArchivePipeline: Sendable {
 
   /// How much archive output is gathered before each write.
   static let writeSize = 1 << 19
+  /// The size of the batches the snapshot stream is gathered in.
+  static let batchSize = 1 << 20
+
+  /// The batch buffers: the write stage gives each back once compressed, the stream fills it again.
+  let batches = BufferPool(capacity: Self.batchSize + (64 << 10), keep: 2)
 
   struct Output: Sendable {
     var digest: SnapshotDigest.Result
@@ -85,18 +90,21 @@ struct ArchivePipeline: Sendable {
   ) async throws -> (String, UInt64) {
     var zip = ZipWriter()
     var archiveHash = SHA256Stream()
-    var out: [UInt8] = []
-    out.reserveCapacity(Self.writeSize + (1 << 18))
+    // The writes' buffers, reused once the writer and the upload behind it (`TeeWriter` holds
+    // one write) are done with them.
+    let writes = BufferPool(capacity: Self.writeSize + (1 << 18), keep: 2, lag: 1)
+    var out = writes.take()
     func flush(force: Bool) async throws(LifeboatError) {
       guard !out.isEmpty, force || out.count >= Self.writeSize else { return }
       archiveHash.update(out)
       try await file.write(out)
-      out = []
-      out.reserveCapacity(Self.writeSize + (1 << 18))
+      writes.recycle(out)
+      out = writes.take()
     }
     zip.startEntry(path: name.snapshotEntryPath, compression: compression, modified: modified, into: &out)
     for try await batch in batches {
       try batch.withBytes { (bytes) throws(LifeboatError) in try zip.write(bytes, into: &out) }
+      self.batches.recycle(batch)
       try await flush(force: false)
     }
     try zip.finishEntry(into: &out)

@@ -95,7 +95,7 @@ public struct SnapshotSaver: Sendable {
       (output, summary) = try await pipeline.run(into: sink) { send in
         try await EtcdClient.with(endpoint: endpoint, configuration: configuration) { client in
           let progress = ProgressCounter()
-          return try await client.snapshot { batch in
+          return try await client.snapshot(batchSize: ArchivePipeline.batchSize, nextBatch: pipeline.batches.take) { batch in
             events(.progress(received: progress.add(batch.count), expected: expected))
             try await send(batch)
           }
