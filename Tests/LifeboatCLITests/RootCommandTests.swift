@@ -89,6 +89,27 @@ import Testing
     expectUsageError(arguments + ["--bogus-option", "value"], messageContains: ["--bogus-option"])
   }
 
+  /// A usage error is one line: what is wrong and which `--help` to read (ArgumentParser's own
+  /// report is three lines).
+  @Test(arguments: [
+    (["snapshot", "save", "--bogus"], "Unknown option '--bogus'", "lifeboat snapshot save --help"),
+    (["snapshot", "sav"], "'sav'", "lifeboat snapshot --help"),
+    (["snapshot", "restore", "daily"], "--config", "lifeboat snapshot restore --help"),
+    (["snapshot", "save", "--s3-part-size", "1"], "--s3-part-size must be 5 to 512", "lifeboat snapshot save --help"),
+    (["frobnicate"], "frobnicate", "lifeboat --help"),
+  ])
+  func usageErrorsAreOneLine(arguments: [String], names: String, help: String) {
+    do {
+      _ = try Lifeboat.parseAsRoot(arguments)
+      Issue.record("\(arguments) parsed")
+    } catch {
+      let line = CommandRunner.usageLine(error)
+      #expect(!line.contains("\n") && !line.contains("Usage:"), "\(line)")
+      #expect(line.contains(names), "\(line)")
+      #expect(line.hasSuffix("(see `\(help)`)"), "\(line)")
+    }
+  }
+
   /// A flag that exists on another command is still unknown here (no silent acceptance).
   @Test(arguments: [
     (["snapshot", "list"], "--name"),

@@ -45,15 +45,31 @@ enum CommandRunner {
       return LifeboatError.Kind.failure.exitCode
     default:
       let code = Lifeboat.exitCode(for: error)
-      let message = Lifeboat.fullMessage(for: error)
       if code == .success {
-        print(message)
+        print(Lifeboat.fullMessage(for: error))
         return 0
       }
+      // ArgumentParser's validation errors (EX_USAGE, 64) are usage errors: exit code 2, one line.
+      if code == .validationFailure {
+        printError("lifeboat: error: \(usageLine(error))")
+        return LifeboatError.Kind.usage.exitCode
+      }
+      let message = Lifeboat.fullMessage(for: error)
       if !message.isEmpty { printError(message) }
-      // ArgumentParser's validation errors (EX_USAGE, 64) are usage errors: exit code 2.
-      return code == .validationFailure ? LifeboatError.Kind.usage.exitCode : code.rawValue
+      return code.rawValue
     }
+  }
+
+  /// An ArgumentParser usage error in one line: what is wrong, and which `--help` to read
+  /// (ArgumentParser prints three: the error, the usage line and where help is).
+  static func usageLine(_ error: any Error) -> String {
+    let first = Lifeboat.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+    let message = first.hasPrefix("Error: ") ? String(first.dropFirst("Error: ".count)) : first
+    let help = Lifeboat.fullMessage(for: error).split(separator: "\n").lazy.compactMap { line -> String? in
+      guard let start = line.range(of: "See '"), let end = line[start.upperBound...].firstIndex(of: "'") else { return nil }
+      return String(line[start.upperBound..<end])
+    }.first ?? "lifeboat --help"
+    return "\(message) (see `\(help)`)"
   }
 }
 
