@@ -56,7 +56,14 @@ public final class MotoServer: Sendable {
     throw LifeboatError.failure("moto did not start on port \(port): \(log.suffix(400))")
   }
 
+  /// Stops the server from answering (SIGSTOP): connections open, requests hang, as a server
+  /// that hangs would. `resume()` (or `stop()`) lets it go on.
+  public func pause() { kill(pid, SIGSTOP) }
+
+  public func resume() { kill(pid, SIGCONT) }
+
   public func stop() async {
+    resume()
     await DetachedProcess.stop(pid, timeout: .seconds(5))
     directory.remove()
   }

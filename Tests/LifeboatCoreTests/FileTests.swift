@@ -48,6 +48,25 @@ import Testing
     }
   }
 
+  /// The same quit takes back the directories made for unfinished writes, once their `.part`
+  /// files are gone; a directory holding anything else, or whose write finished, stays.
+  @Test func unfinishedDirectoriesAreRemovedWhenEmpty() throws {
+    try withTemporaryDirectorySync { dir in
+      let emptied = try makeDirectories(dir.file("a/b"))
+      let holding = try makeDirectories(dir.file("c/d"))
+      try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file("c/d/kept")))
+      let finished = try makeDirectories(dir.file("e"))
+      let emptiedToken = UnfinishedDirectories.register(emptied)
+      let holdingToken = UnfinishedDirectories.register(holding)
+      UnfinishedDirectories.done(UnfinishedDirectories.register(finished))
+      UnfinishedDirectories.removeAll()
+      #expect(dir.contents().sorted() == ["c", "e"])
+      #expect(isDirectory(dir.file("c/d")))
+      UnfinishedDirectories.done(holdingToken)
+      UnfinishedDirectories.done(emptiedToken)
+    }
+  }
+
   @Test func neverOverwritesAnExistingFile() throws {
     try withTemporaryDirectorySync { dir in
       let path = dir.file("snap.zip")

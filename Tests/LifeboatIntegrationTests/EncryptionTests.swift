@@ -148,6 +148,15 @@ extension Integration {
           let resealed = try await LifeboatCLI.run(["snapshot", "verify", "sealed-here", "--snapshot-dir", dir, "--age-identity", identity])
           #expect(resealed.status == 4, "\(resealed.stdout) \(resealed.stderr)")
           #expect(resealed.stderr.contains("the encrypted object's SHA-256 is"), "\(resealed.stderr)")
+
+          // A manifest that records no encryption (an archive sealed by hand beside it): the
+          // plaintext checks pass, and verify says the sealed object had nothing to compare with.
+          var unsealedManifest = manifest
+          unsealedManifest.encryption = nil
+          try Data(try unsealedManifest.encoded()).write(to: URL(fileURLWithPath: dir + "/sealed-here.manifest.json"))
+          let unchecked = try await LifeboatCLI.run(["snapshot", "verify", "sealed-here", "--snapshot-dir", dir, "--age-identity", identity])
+          #expect(unchecked.status == 0, "\(unchecked.stderr)")
+          #expect(unchecked.stdout.contains("note: the manifest records no encryption"), "\(unchecked.stdout)")
         }
       }
     }

@@ -181,6 +181,54 @@ extension Integration {
       }
     }
 
+    /// Found by a review: SIGTERM during an upload to a server that stopped answering hung in
+    /// its cleanup until the server came back. The local `.part` and the directories the save
+    /// made go at once, the upload's abort waits 10 s at most, and the save ends (exit 1).
+    @Test func anInterruptedUploadToAHungServerStillEnds() async throws {
+      try await withEtcdCluster(nodes: 1) { cluster in
+        _ = try await writeKeys(cluster, count: 1500, size: 10_000)
+        // A slow link: 20 ms per 32 KiB message, so the save takes seconds.
+        let proxy = try await TamperingEtcdProxy.start(upstream: cluster.endpoints[0], delayPerMessage: .milliseconds(20))
+        try await withMotoServer { moto in
+          try await moto.createBucket("snaps")
+          let dir = cluster.directory.file("new/snapshots")
+          let errors = cluster.directory.file("hung.err")
+          FileManager.default.createFile(atPath: errors, contents: nil)
+          let process = Process()
+          process.executableURL = URL(fileURLWithPath: LifeboatCLI.binary)
+          process.arguments = [
+            "snapshot", "save", "--name", "hung", "--snapshot-dir", dir, "--endpoints", proxy.endpoint,
+            "--compression", "none", "--s3-part-size", "5",
+          ] + s3Flags(moto.endpoint)
+          process.standardOutput = FileHandle.nullDevice
+          process.standardError = FileHandle(forWritingAtPath: errors)
+          try process.run()
+          // Past the first part (5 MiB): its upload is under way when the server stops.
+          var size: UInt64 = 0
+          for _ in 0..<3000 where size < 6 << 20 {
+            size = (try? FileManager.default.attributesOfItem(atPath: dir + "/hung.zip.part")[.size] as? UInt64) ?? 0
+            if size < 6 << 20 { try await Task.sleep(for: .milliseconds(10)) }
+          }
+          #expect(size >= 6 << 20, "the save never got past its first part")
+          moto.pause()
+          try await Task.sleep(for: .milliseconds(500))
+          let start = ContinuousClock.now
+          kill(process.processIdentifier, SIGTERM)
+          while process.isRunning && ContinuousClock.now - start < .seconds(60) { try await Task.sleep(for: .milliseconds(50)) }
+          let took = ContinuousClock.now - start
+          if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+          moto.resume()
+          process.waitUntilExit()
+          let stderr = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+          #expect(took < .seconds(30), "the save took \(took) to end: \(stderr)")
+          #expect(process.terminationStatus == 1, "\(stderr)")
+          #expect(!FileManager.default.fileExists(atPath: cluster.directory.file("new")), "no .part, no directory left")
+          #expect(stderr.contains("stopping on SIGTERM"), "\(stderr)")
+        }
+        await proxy.stop()
+      }
+    }
+
     /// Found by a review: a plain and an encrypted save of one name started together both
     /// succeeded (`x.zip` and `x.zip.age`, one manifest). A save whose other form is being
     /// written (its `.part` locked by a live writer, here this test) is refused.

@@ -14,6 +14,8 @@ public struct VerifyReport: Sendable, Codable {
   public var hasManifest: Bool
   /// Human-readable list of the checks made, in order.
   public var checks: [String]
+  /// What could not be checked, and why (absent from older agents' reports).
+  public var notes: [String]?
 
   public init(
     name: String, path: String, kind: StoredSnapshot.Kind, dbSize: UInt64, dbSHA256: String, archiveSHA256: String?,
@@ -39,7 +41,13 @@ public struct SnapshotVerifier: Sendable {
 
   public func verify(_ snapshot: StoredSnapshot, in catalog: SnapshotCatalog) async throws(LifeboatError) -> VerifyReport {
     guard snapshot.encrypted, snapshot.manifest?.encryption != nil else {
-      return try await verify(try await Self.open(snapshot, source: try await catalog.source(of: snapshot)))
+      var report = try await verify(try await Self.open(snapshot, source: try await catalog.source(of: snapshot)))
+      if snapshot.encrypted, snapshot.manifest != nil {
+        report.notes = [
+          "the manifest records no encryption (an archive sealed by hand?), so the encrypted object had no recorded SHA-256 to compare with"
+        ]
+      }
+      return report
     }
     let sealed = HashingSource(catalog.storedSource(of: snapshot))
     return try await verify(snapshot, sealed: sealed, plain: try await catalog.source(of: snapshot, stored: sealed))

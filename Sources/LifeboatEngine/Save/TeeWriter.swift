@@ -112,8 +112,10 @@ actor TeeWriter: ObjectWriter {
     await secondary?.abort()
   }
 
+  /// The local `.part` goes first: it is gone even while a server that stopped answering holds
+  /// up the upload's abort.
   func abort() async {
-    await abortSecondary()
     await primary.abort()
+    await abortSecondary()
   }
 }

@@ -132,11 +132,13 @@ final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
   /// The directories `makeWriter` created for this object: a write that fails removes them again
   /// (when empty), so a failed save leaves no trace.
   private let created: [String]
+  private let token: Int
 
   init(file: AtomicFile, key: String, created: [String]) {
     self.file = file
     self.key = key
     self.created = created
+    self.token = UnfinishedDirectories.register(created)
   }
 
   func write(_ bytes: [UInt8]) async throws(LifeboatError) {
@@ -144,6 +146,7 @@ final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
   }
 
   func finish() async throws(LifeboatError) -> StoredObject {
+    defer { UnfinishedDirectories.done(token) }
     do {
       try file.commit()
     } catch {
@@ -160,5 +163,6 @@ final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
   func abort() async {
     file.discard()
     removeEmptyDirectories(created)
+    UnfinishedDirectories.done(token)
   }
 }

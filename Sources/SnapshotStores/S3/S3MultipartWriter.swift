@@ -62,7 +62,9 @@ actor S3MultipartWriter: ObjectWriter {
   private func collectOldest() async throws(LifeboatError) {
     let (number, task) = inFlight.removeFirst()
     do {
-      uploaded.append(try await task.value)
+      // A cancelled save (Ctrl-C, SIGTERM) stops the part's upload too, at once: a server that
+      // stopped answering would otherwise hold it until the request's deadline.
+      uploaded.append(try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() })
     } catch let error as LifeboatError {
       failed = error
       throw error
@@ -99,15 +101,26 @@ actor S3MultipartWriter: ObjectWriter {
     return StoredObject(key: key, size: total, modified: Date())
   }
 
+  /// How long `abort` waits for the server: a save that failed or was interrupted because S3
+  /// stopped answering must not hang in its cleanup.
+  static let abortLimit: Duration = .seconds(10)
+
   func abort() async {
-    for (_, task) in inFlight { task.cancel() }
-    for (_, task) in inFlight { _ = try? await task.value }
+    let (store, key, parts, uploadId) = (self.store, self.key, inFlight, self.uploadId)
     inFlight = []
     buffer = []
-    if let uploadId {
-      await store.abortMultipartUpload(key, uploadId: uploadId)
-      self.uploadId = nil
-      await store.abortStrayUploads(key, keeping: nil)
+    self.uploadId = nil
+    let cleanup = Task {
+      for (_, task) in parts { task.cancel() }
+      for (_, task) in parts { _ = try? await task.value }
+      if let uploadId {
+        await store.abortMultipartUpload(key, uploadId: uploadId)
+        await store.abortStrayUploads(key, keeping: nil)
+      }
+    }
+    if !(await cleanup.finishes(within: Self.abortLimit)) {
+      store.logger.warning(
+        "S3: aborting the upload of \(key) at \(store.location) got no answer within \(Self.abortLimit); the bucket may keep an unfinished upload (`snapshot prune` removes it once it is a day old)")
     }
   }
 }

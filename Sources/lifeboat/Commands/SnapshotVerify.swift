@@ -28,5 +28,6 @@ struct SnapshotVerify: AsyncParsableCommand {
     print("OK \(report.name) (\(report.path)): \(formatBytes(report.dbSize)) database, sha256 \(report.dbSHA256)")
     for check in report.checks { print("  checked: \(check)") }
     if !report.hasManifest { print("  note: no Lifeboat manifest, so there was no recorded SHA-256 to compare with") }
+    for note in report.notes ?? [] { print("  note: \(note)") }
   }
 }
