@@ -106,8 +106,10 @@ public struct ZipReader: Sendable {
       var inflated: [UInt8] = []
       try await file.stream(from: dataStart, length: entry.compressedSize, chunkSize: chunkSize) {
         (chunk) async throws(LifeboatError) in
-        inflated = []
-        inflated.reserveCapacity(chunk.count * 4)
+        // Emptied, not replaced: its storage is reused unless `body` kept the last one (a fresh
+        // buffer this large is an mmap of its own, a page fault per 4 KiB written).
+        inflated.removeAll(keepingCapacity: true)
+        if inflated.capacity < chunk.count * 4 { inflated.reserveCapacity(chunk.count * 4) }
         try chunk.withBytes { (compressed) throws(LifeboatError) in
           do throws(LifeboatError) {
             try inflater.inflate(compressed) { (out) throws(LifeboatError) in

@@ -22,9 +22,14 @@ extension ReadOnlyFile: ByteSource {
   ) async throws(LifeboatError) {
     var position = offset
     let end = offset + length
+    // One buffer, refilled for each chunk: a fresh 1 MiB array is an mmap of its own (a page
+    // fault and a zeroed page per 4 KiB, an munmap). A chunk `body` kept is copied by the
+    // array's copy-on-write before the refill, never overwritten.
+    var chunk: [UInt8] = []
     while position < end {
       let want = Int(min(UInt64(chunkSize), end - position))
-      try await body(try read(at: position, count: want))
+      try fill(&chunk, at: position, count: want)
+      try await body(chunk)
       position += UInt64(want)
     }
   }

@@ -49,12 +49,23 @@ public final class ReadOnlyFile: @unchecked Sendable {
 
   /// Reads exactly `count` bytes at `offset`, or fails naming the file.
   public func read(at offset: UInt64, count: Int) throws(LifeboatError) -> [UInt8] {
-    var bytes = [UInt8](repeating: 0, count: count)
+    var bytes: [UInt8] = []
+    try fill(&bytes, at: offset, count: count)
+    return bytes
+  }
+
+  /// Makes `bytes` exactly the `count` bytes at `offset` (its storage reused when it is large
+  /// enough and not shared), or fails naming the file.
+  public func fill(_ bytes: inout [UInt8], at offset: UInt64, count: Int) throws(LifeboatError) {
+    if bytes.count > count {
+      bytes.removeLast(bytes.count - count)
+    } else if bytes.count < count {
+      bytes.append(contentsOf: repeatElement(0, count: count - bytes.count))
+    }
     let result: Result<Int, LifeboatError> = bytes.withUnsafeMutableBytes { buffer in
       do throws(LifeboatError) { return .success(try read(at: offset, into: buffer)) } catch { return .failure(error) }
     }
     let n = try result.get()
     guard n == count else { throw .verification("\(path) is truncated: expected \(count) bytes at offset \(offset)") }
-    return bytes
   }
 }
