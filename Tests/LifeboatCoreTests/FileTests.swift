@@ -48,22 +48,33 @@ import Testing
     }
   }
 
-  /// The same quit takes back the directories made for unfinished writes, once their `.part`
-  /// files are gone; a directory holding anything else, or whose write finished, stays.
+  /// The same quit takes back the directories made for unfinished files, once their `.part`
+  /// files are gone; a directory holding anything else, or whose file was published, stays.
   @Test func unfinishedDirectoriesAreRemovedWhenEmpty() throws {
     try withTemporaryDirectorySync { dir in
       let emptied = try makeDirectories(dir.file("a/b"))
+      let open = try AtomicFile(finalPath: dir.file("a/b/x.zip"), createdDirectories: emptied)
       let holding = try makeDirectories(dir.file("c/d"))
+      let held = try AtomicFile(finalPath: dir.file("c/d/y.zip"), createdDirectories: holding)
       try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file("c/d/kept")))
-      let finished = try makeDirectories(dir.file("e"))
-      let emptiedToken = UnfinishedDirectories.register(emptied)
-      let holdingToken = UnfinishedDirectories.register(holding)
-      UnfinishedDirectories.done(UnfinishedDirectories.register(finished))
-      UnfinishedDirectories.removeAll()
+      let finished = try AtomicFile(finalPath: dir.file("e/z.zip"), createdDirectories: try makeDirectories(dir.file("e")))
+      try finished.write(Array("whole".utf8))
+      try finished.commit()
+      AtomicFile.removeUnfinished()
       #expect(dir.contents().sorted() == ["c", "e"])
       #expect(isDirectory(dir.file("c/d")))
-      UnfinishedDirectories.done(holdingToken)
-      UnfinishedDirectories.done(emptiedToken)
+      open.discard()
+      held.discard()
+    }
+  }
+
+  /// A discarded file takes the directories made for it along, while they are empty.
+  @Test func aDiscardedFileTakesBackItsDirectories() throws {
+    try withTemporaryDirectorySync { dir in
+      let file = try AtomicFile(finalPath: dir.file("n/m/x.zip"), createdDirectories: try makeDirectories(dir.file("n/m")))
+      try file.write([1, 2, 3])
+      file.discard()
+      #expect(dir.contents().isEmpty)
     }
   }
 

@@ -20,6 +20,9 @@ public final class AtomicFile: @unchecked Sendable {
   private var fd: Int32
   private var state: State = .open
   private let overwrite: Bool
+  /// Directories made for this file (as `makeDirectories` returned them): taken back, while
+  /// empty, when the file is discarded or cannot be published.
+  private let createdDirectories: [String]
   public private(set) var bytesWritten: UInt64 = 0
   /// Set when the file was published but the directory could not be synced afterwards (the
   /// file exists; only its survival of a power cut right now is in doubt).
@@ -29,11 +32,14 @@ public final class AtomicFile: @unchecked Sendable {
 
   /// Creates `<finalPath>.part`. Without `overwrite`, fails if `finalPath` already exists, now
   /// or when publishing (Lifeboat never overwrites a snapshot). Fails if another writer holds
-  /// the `.part` file.
-  public init(finalPath: String, mode: mode_t = 0o600, overwrite: Bool = false) throws(LifeboatError) {
+  /// the `.part` file. `createdDirectories`: what was made to hold it, taken back with it.
+  public init(
+    finalPath: String, mode: mode_t = 0o600, overwrite: Bool = false, createdDirectories: [String] = []
+  ) throws(LifeboatError) {
     self.finalPath = finalPath
     self.partPath = finalPath + ".part"
     self.overwrite = overwrite
+    self.createdDirectories = createdDirectories
     if !overwrite, access(finalPath, F_OK) == 0 {
       throw .usage("\(finalPath) already exists; choose another name")
     }
@@ -59,7 +65,7 @@ public final class AtomicFile: @unchecked Sendable {
         }
         fchmod(fd, mode)  // the umask must not widen or narrow it
         self.fd = fd
-        Self.unfinished.withLock { _ = $0.insert(partPath) }
+        Self.unfinished.withLock { $0[partPath] = createdDirectories }
         return
       }
       let code = errno
@@ -81,13 +87,17 @@ public final class AtomicFile: @unchecked Sendable {
     if state == .open { discard() }
   }
 
-  /// The `.part` files of this process not yet committed or discarded.
-  private static let unfinished = Mutex<Set<String>>([])
+  /// The `.part` files of this process not yet committed or discarded, with the directories
+  /// made for each.
+  private static let unfinished = Mutex<[String: [String]]>([:])
 
-  /// Removes every `.part` file this process is writing: for a command that quits at once
-  /// (a second Ctrl-C) without its cleanup running.
+  /// Removes every `.part` file this process is writing, and the directories made for it while
+  /// empty: for a command that quits at once (a second Ctrl-C) without its cleanup running.
   public static func removeUnfinished() {
-    for path in unfinished.withLock({ $0 }) { unlink(path) }
+    for (path, directories) in unfinished.withLock({ $0 }) {
+      unlink(path)
+      removeEmptyDirectories(directories)
+    }
   }
 
   public func write(_ bytes: UnsafeRawBufferPointer) throws(LifeboatError) {
@@ -118,12 +128,11 @@ public final class AtomicFile: @unchecked Sendable {
     }
     close(fd)
     fd = -1
-    defer { Self.unfinished.withLock { _ = $0.remove(partPath) } }
+    defer { Self.unfinished.withLock { _ = $0.removeValue(forKey: partPath) } }
     if overwrite {
       if rename(partPath, finalPath) != 0 {
         let code = errno
-        unlink(partPath)
-        state = .discarded
+        drop()
         throw .system("cannot rename \(partPath) to", finalPath, errno: code)
       }
     } else {
@@ -131,8 +140,7 @@ public final class AtomicFile: @unchecked Sendable {
       // appeared while this one was being written.
       if link(partPath, finalPath) != 0 {
         let code = errno
-        unlink(partPath)
-        state = .discarded
+        drop()
         if code == EEXIST { throw .usage("\(finalPath) appeared while it was being written; nothing was replaced") }
         throw .system("cannot publish \(partPath) as", finalPath, errno: code)
       }
@@ -148,8 +156,15 @@ public final class AtomicFile: @unchecked Sendable {
     state = .discarded
     if fd >= 0 { close(fd) }
     fd = -1
+    drop()
+  }
+
+  /// The `.part` file and the directories made for it (while empty) go; the file is done.
+  private func drop() {
+    state = .discarded
     unlink(partPath)
-    Self.unfinished.withLock { _ = $0.remove(partPath) }
+    removeEmptyDirectories(createdDirectories)
+    Self.unfinished.withLock { _ = $0.removeValue(forKey: partPath) }
   }
 
   /// Writes a whole small file atomically.

@@ -6,7 +6,6 @@ import Musl
 import Darwin
 #endif
 import Foundation
-import Synchronization
 
 /// Creates `path` and its missing parents (like `mkdir -p`); new directories get `mode`.
 /// Fails with a one-line storage error naming the component that is in the way. Returns the
@@ -40,31 +39,6 @@ public func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(Lifeboa
 /// is empty: what a failed write created and left unused goes, anything holding a file stays.
 public func removeEmptyDirectories(_ directories: [String]) {
   for directory in directories.reversed() where rmdir(directory) != 0 { return }
-}
-
-/// The directories this process created for writes not finished yet, for a command that quits
-/// at once (a second signal) without its cleanup running: `removeAll()` takes back those still
-/// empty, after `AtomicFile.removeUnfinished()` removed the `.part` files in them.
-public enum UnfinishedDirectories {
-  private static let pending = Mutex<(next: Int, lists: [Int: [String]])>((0, [:]))
-
-  /// Registers directories a write created; returns the token `done` takes.
-  public static func register(_ directories: [String]) -> Int {
-    pending.withLock {
-      $0.next += 1
-      $0.lists[$0.next] = directories
-      return $0.next
-    }
-  }
-
-  /// The write finished or cleaned up after itself.
-  public static func done(_ token: Int) {
-    _ = pending.withLock { $0.lists.removeValue(forKey: token) }
-  }
-
-  public static func removeAll() {
-    for directories in pending.withLock({ $0.lists.values }) { removeEmptyDirectories(directories) }
-  }
 }
 
 /// Whether `path` exists and is a directory.

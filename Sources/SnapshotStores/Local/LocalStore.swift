@@ -32,7 +32,9 @@ public struct LocalStore: SnapshotStore {
     try Self.validate(key: key)
     let created = try makeDirectories(directory)
     do {
-      return LocalObjectWriter(file: try AtomicFile(finalPath: path(key), overwrite: replace), key: key, created: created)
+      // A write that fails takes back the directories made for it: a failed save leaves no trace.
+      return LocalObjectWriter(
+        file: try AtomicFile(finalPath: path(key), overwrite: replace, createdDirectories: created), key: key)
     } catch {
       removeEmptyDirectories(created)
       throw error
@@ -129,16 +131,10 @@ public struct LocalStore: SnapshotStore {
 final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
   private let file: AtomicFile
   private let key: String
-  /// The directories `makeWriter` created for this object: a write that fails removes them again
-  /// (when empty), so a failed save leaves no trace.
-  private let created: [String]
-  private let token: Int
 
-  init(file: AtomicFile, key: String, created: [String]) {
+  init(file: AtomicFile, key: String) {
     self.file = file
     self.key = key
-    self.created = created
-    self.token = UnfinishedDirectories.register(created)
   }
 
   func write(_ bytes: [UInt8]) async throws(LifeboatError) {
@@ -146,13 +142,7 @@ final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
   }
 
   func finish() async throws(LifeboatError) -> StoredObject {
-    defer { UnfinishedDirectories.done(token) }
-    do {
-      try file.commit()
-    } catch {
-      removeEmptyDirectories(created)
-      throw error
-    }
+    try file.commit()
     if let problem = file.directorySyncProblem {
       // The file is in place; only its survival of a power cut right now is in doubt.
       FileHandle.standardError.write(Data("lifeboat: warning: \(problem)\n".utf8))
@@ -162,7 +152,5 @@ final class LocalObjectWriter: ObjectWriter, @unchecked Sendable {
 
   func abort() async {
     file.discard()
-    removeEmptyDirectories(created)
-    UnfinishedDirectories.done(token)
   }
 }

@@ -115,7 +115,6 @@ final class SignalCanceller: @unchecked Sendable {
           }
           // The cleanup did not get to run: at least no half-written file stays behind.
           AtomicFile.removeUnfinished()
-          UnfinishedDirectories.removeAll()
           exit(130)
         }
         // SIGTERM comes from a service manager or `kill`, not a keyboard.
