@@ -181,10 +181,13 @@ public final class EtcdClient: Sendable {
             var headerRevision: Int64 = 0
             var first = true
             var remaining: UInt64 = 1
-            let batchCapacity = batchSize + (64 << 10)
-            var batch = nextBatch()
-            batch.removeAll(keepingCapacity: true)
-            if batch.capacity < batchCapacity { batch.reserveCapacity(batchCapacity) }
+            func emptyBatch() -> [UInt8] {
+              var batch = nextBatch()
+              batch.removeAll(keepingCapacity: true)
+              batch.reserveCapacity(batchSize + (64 << 10))
+              return batch
+            }
+            var batch = emptyBatch()
             for try await message in response.messages {
               lastActivity.touch()
               if first {
@@ -198,9 +201,7 @@ public final class EtcdClient: Sendable {
                 // Time spent in onBatch (a slow disk or upload) is not etcd being silent.
                 lastActivity.pause()
                 try await onBatch(batch)
-                batch = nextBatch()
-                batch.removeAll(keepingCapacity: true)
-                if batch.capacity < batchCapacity { batch.reserveCapacity(batchCapacity) }
+                batch = emptyBatch()
                 lastActivity.resume()
               }
             }
