@@ -66,13 +66,13 @@ struct AgentRoutes: Sendable {
       return try json(await schedule.current)
     case .runSchedule:
       guard let schedule else { throw LifeboatError.notFound("this agent runs no schedule") }
-      return try json(await schedule.runNow())
+      return try json(try await schedule.runNow())
     case .drill:
       guard let drills else { throw LifeboatError.notFound("this agent runs no drills") }
       return try json(await drills.current)
     case .runDrill:
       guard let drills else { throw LifeboatError.notFound("this agent runs no drills") }
-      return try json(await drills.runNow())
+      return try json(try await drills.runNow())
     case .preflight:
       let body = try await decode(AgentBody.Preflight.self, request, context)
       return try json(try await node.preflight(dbSize: body.dbSize, archiveSize: body.archiveSize))

@@ -72,7 +72,14 @@ public struct AgentServer: Sendable {
     self.logger = logger
   }
 
-  /// Runs until SIGTERM or SIGINT, then stops gracefully (requests in flight finish).
+  /// How long SIGTERM's graceful shutdown waits for the server's requests in flight before it
+  /// cancels them (they clean up as any cancelled command does).
+  public static let drainLimit: Duration = .seconds(30)
+
+  /// Runs until SIGTERM or SIGINT, then stops gracefully: first the schedules (no run starts any
+  /// more; one in progress is cancelled and cleans up), then the server (requests in flight
+  /// finish, for `drainLimit` at most). The schedules go first so that no run starts while the
+  /// server drains, only to be cut off when it ends.
   public func run(onRunning: @escaping @Sendable () async -> Void = {}) async throws {
     let router = Router(context: AgentRequestContext.self)
     router.add(middleware: CommonNameAuthorization(allowedClients: allowedClients))
@@ -80,11 +87,17 @@ public struct AgentServer: Sendable {
     let app = Application(
       router: router, server: try .tls(.http1(), tlsConfiguration: tls),
       configuration: .init(address: .hostname(host, port: port), serverName: "lifeboat-agent"),
-      services: [schedule.map { s in ScheduleService { await s.loop() } }, drills.map { d in ScheduleService { await d.loop() } }]
-        .compactMap { $0 },
       onServerRunning: { _ in await onRunning() }, logger: logger)
+    let schedules: [any Service] = [
+      schedule.map { s in ScheduleService(loop: { await s.loop() }, stop: { await s.stop() }) },
+      drills.map { d in ScheduleService(loop: { await d.loop() }, stop: { await d.stop() }) },
+    ].compactMap { $0 }
+    // A service group stops its services in reverse order, each after the one before has ended.
+    var configuration = ServiceGroupConfiguration(
+      services: [app] + schedules, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = Self.drainLimit
     do {
-      try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+      try await ServiceGroup(configuration: configuration).run()
     } catch let error as IOError {
       // NIO's words for a port in use: "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)".
       let reason = error.errnoCode == EADDRINUSE ? "the port is in use (another agent?)" : String(cString: strerror(error.errnoCode))
@@ -109,14 +122,18 @@ public enum AgentMetrics {
   }
 }
 
-/// A schedule's loop (recurring snapshots, drills) as a service of the agent's application
-/// (swift-service-lifecycle): it runs beside the server and stops at graceful shutdown.
+/// A schedule's loop (recurring snapshots, drills) as a service of the agent's service group
+/// (swift-service-lifecycle): it runs beside the server; at graceful shutdown the loop is
+/// cancelled and `stop` refuses new runs and waits for one in progress to clean up.
 struct ScheduleService: Service {
   let loop: @Sendable () async -> Void
+  let stop: @Sendable () async -> Void
+
   func run() async throws {
     await cancelWhenGracefulShutdown { await loop() }
     // A disabled schedule returns at once; the service stays until shutdown (a service that
-    // returns would stop the whole application).
+    // returns would stop the whole group).
     try? await gracefulShutdown()
+    await stop()
   }
 }

@@ -19,6 +19,8 @@ public actor RecurringSnapshots {
   private let started: Date
   private let metrics = ScheduleMetrics()
   private var activeRun: Task<Outcome, Never>?
+  /// Set by `stop()`: no run starts any more.
+  private var stopped = false
 
   public init(
     context: ClusterContext, local: LocalNode, peers: [any Node], clock: @escaping @Sendable () -> Date = { Date() },
@@ -61,9 +63,20 @@ public actor RecurringSnapshots {
 
   private func cancelActiveRun() { activeRun?.cancel() }
 
+  /// The agent is stopping: no run starts any more (`runNow` is refused), and a run in progress,
+  /// also one an HTTP request started, is cancelled; returns once it has cleaned up.
+  public func stop() async {
+    stopped = true
+    guard let activeRun else { return }
+    activeRun.cancel()
+    _ = await activeRun.value
+  }
+
   /// A run now (`POST /v1/schedule/run`): the slot is the current time; it ignores the last
   /// slot's stamp and does not write one (a manual run does not stand in for a scheduled one).
-  public func runNow() async -> ScheduleState {
+  /// Refused once the agent is stopping.
+  public func runNow() async throws(LifeboatError) -> ScheduleState {
+    guard !stopped else { throw .unavailable("the agent is stopping: no new run") }
     _ = await run(slot: clock(), manual: true)
     return state
   }

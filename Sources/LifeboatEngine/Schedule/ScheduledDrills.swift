@@ -21,6 +21,8 @@ public actor ScheduledDrills {
   private let started: Date
   private let metrics = DrillMetrics()
   private var activeRun: Task<SlotLoop.Next, Never>?
+  /// Set by `stop()`: no drill starts any more.
+  private var stopped = false
 
   public init(
     context: ClusterContext, local: LocalNode, clock: @escaping @Sendable () -> Date = { Date() },
@@ -56,10 +58,21 @@ public actor ScheduledDrills {
   }
 
   /// A drill now (`POST /v1/drill/run`): it takes the lock but neither checks nor writes the
-  /// slot's stamp; its result is the cluster's last drill like any other.
-  public func runNow() async -> DrillState {
+  /// slot's stamp; its result is the cluster's last drill like any other. Refused once the
+  /// agent is stopping.
+  public func runNow() async throws(LifeboatError) -> DrillState {
+    guard !stopped else { throw .unavailable("the agent is stopping: no new drill") }
     _ = await run(slot: clock(), manual: true)
     return state
+  }
+
+  /// The agent is stopping: no drill starts any more, and one in progress (also one an HTTP
+  /// request started) is cancelled, which stops its etcd; returns once it has cleaned up.
+  public func stop() async {
+    stopped = true
+    guard let activeRun else { return }
+    activeRun.cancel()
+    _ = await activeRun.value
   }
 
   private func cancelActiveRun() { activeRun?.cancel() }

@@ -5,7 +5,7 @@ import LifeboatCore
 import LifeboatEngine
 import Logging
 
-struct AgentCommand: AsyncParsableCommand {
+struct AgentCommand: AsyncParsableCommand, StopsOnSignal {
   static let configuration = CommandConfiguration(
     commandName: "agent",
     abstract: "Run the node agent of one etcd node (long-running; HTTPS with mutual TLS; stops on SIGTERM).",
@@ -41,9 +41,8 @@ struct AgentCommand: AsyncParsableCommand {
       let drilling = await drills.current.schedule
       logger.info(
         "agent for \(own.memberName) on \(own.agentURL); runtime: \(local.runtime.summary); schedule: \(state.enabled ? state.schedule : "off"); drills: \(drilling)")
-      // The schedule is a service of the agent's application: on SIGTERM the server stops
-      // (after requests in flight) and the schedule with it (a run in progress is cancelled and
-      // cleans up: no .part, no unfinished upload).
+      // On SIGTERM the schedules stop first (a run in progress is cancelled and cleans up: no
+      // .part, no unfinished upload), then the server (after requests in flight).
       try await server.run()
     } catch is CancellationError {
     } catch {
