@@ -208,8 +208,15 @@ public struct AgeEncryptor: Sendable {
   /// Encrypts `bytes`; returns the chunks completed (possibly none).
   public mutating func update(_ bytes: [UInt8]) -> [UInt8] {
     var out: [UInt8] = []
+    update(bytes, appendingTo: &out)
+    return out
+  }
+
+  /// Encrypts `bytes` and appends the chunks completed (possibly none) to `out`, which a caller
+  /// that encrypts a stream hands in again and again (`BufferPool`).
+  public mutating func update(_ bytes: [UInt8], appendingTo out: inout [UInt8]) {
     // Sized once: growing by doubling would hold about one and a half copies at each step.
-    out.reserveCapacity((buffer.count + bytes.count) / AgeFormat.chunkSize * (AgeFormat.chunkSize + AgeFormat.tagSize))
+    out.reserveCapacity(out.count + Self.sealedSize(completing: buffer.count + bytes.count))
     var rest = bytes[...]
     while !rest.isEmpty {
       if buffer.count == AgeFormat.chunkSize {
@@ -230,7 +237,12 @@ public struct AgeEncryptor: Sendable {
       buffer.append(contentsOf: rest.prefix(take))
       rest = rest.dropFirst(take)
     }
-    return out
+  }
+
+  /// The most bytes `update` appends for `pending` bytes not yet sealed: the full chunks among
+  /// them, each with its tag.
+  public static func sealedSize(completing pending: Int) -> Int {
+    pending / AgeFormat.chunkSize * (AgeFormat.chunkSize + AgeFormat.tagSize)
   }
 
   /// The last chunk (1 to 64 KiB, or empty for an empty payload).

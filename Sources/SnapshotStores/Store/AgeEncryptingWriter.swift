@@ -12,6 +12,9 @@ public actor AgeEncryptingWriter: ObjectWriter {
   private var started = false
   private var hash = SHA256()
   private var written: UInt64 = 0
+  /// The sealed chunks of each write go out in a buffer used again (`lag` 1: the base may still
+  /// hold the last one, as `TeeWriter`'s upload pump does).
+  private let sealed = BufferPool(capacity: 0, keep: 2, lag: 1)
   public let recipients: [AgeRecipient]
 
   public init(base: any ObjectWriter, recipients: [AgeRecipient]) {
@@ -42,7 +45,10 @@ public actor AgeEncryptingWriter: ObjectWriter {
 
   public func write(_ bytes: [UInt8]) async throws(LifeboatError) {
     try await start()
-    try await pass(encryptor.update(bytes))
+    var out = sealed.take()
+    encryptor.update(bytes, appendingTo: &out)
+    try await pass(out)
+    sealed.recycle(out)
   }
 
   /// Writes the last chunk to the base without finishing it (when the base is finished apart,
