@@ -10,7 +10,7 @@ import SnapshotStores
 enum FuzzTargets {
   static let all: [String: @Sendable ([UInt8]) -> Void] = [
     "zip": zip, "bolt": bolt, "manifest": manifest, "config": config, "range": range, "bodies": bodies, "s3xml": s3xml,
-    "deflate": deflate,
+    "deflate": deflate, "age": age, "agekeys": agekeys,
   ]
 
   /// The ZIP reader over bytes in memory: the central directory, then every entry read in full.
@@ -72,6 +72,40 @@ enum FuzzTargets {
     joined += [0x03, 0x00]
     let again = try? joined.withBytes { (b) throws(LifeboatError) in try DeflateBlockWalker.walk(b) }
     precondition(again?.decodedSize == end.decodedSize, "a continued stream walks to \(String(describing: again))")
+  }
+
+  /// The identity the `age` corpus is encrypted to (a key made for the fuzzer, guarding nothing):
+  /// inputs that keep a valid header reach the payload's chunks.
+  static let ageIdentity = try! AgeIdentity.parse(
+    "AGE-SECRET-KEY-1CV53LFMDYZ0JPK2TY4Q8P3GS66DNU3MYAVVXZTA6CV0G337GGTHSN8S89R", origin: "fuzz")
+
+  /// An age file as verify and restore open one (`AgeDecryptingSource`): the header, its
+  /// stanzas and MAC, then the payload read whole and from a middle offset. What it accepts must
+  /// decrypt to the size it announced, and the same bytes both ways.
+  static func age(_ bytes: [UInt8]) {
+    blocking {
+      guard let source = try? await AgeDecryptingSource(base: MemorySource(bytes: bytes), identities: ageIdentity) else { return }
+      var plain: [UInt8] = []
+      guard (try? await source.stream(from: 0, length: source.size, chunkSize: 1 << 20) { plain += $0 }) != nil else { return }
+      precondition(UInt64(plain.count) == source.size, "decrypted \(plain.count) bytes of \(source.size)")
+      guard source.size > 1 else { return }
+      let offset = source.size / 2
+      let tail = try? await source.read(at: offset, count: Int(source.size - offset))
+      precondition(tail.map { $0[...] == plain[Int(offset)...] } ?? false, "a read from the middle differs from the whole")
+    }
+  }
+
+  /// Identity files (`--age-identity`) and recipients (`age1…`); a Bech32 string that decodes
+  /// must encode back to itself (lower-cased).
+  static func agekeys(_ bytes: [UInt8]) {
+    let text = String(decoding: bytes, as: UTF8.self)
+    _ = try? AgeIdentity.parse(text, origin: "fuzz")
+    for line in text.split(whereSeparator: \.isNewline) {
+      _ = try? AgeRecipient(parsing: String(line))
+      if let (hrp, data) = Bech32.decode(String(line)) {
+        precondition(Bech32.encode(hrp: hrp, data) == line.lowercased(), "\(line) does not encode back")
+      }
+    }
   }
 
   static func s3xml(_ bytes: [UInt8]) {

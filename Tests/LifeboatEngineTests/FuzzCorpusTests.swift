@@ -21,7 +21,7 @@ import Testing
     return nil
   }
 
-  @Test(arguments: ["zip", "bolt", "manifest", "config", "range", "bodies", "s3xml", "deflate"])
+  @Test(arguments: ["zip", "bolt", "manifest", "config", "range", "bodies", "s3xml", "deflate", "age", "agekeys"])
   func theCorpusReplaysWithoutACrash(target: String) async throws {
     let binary = try #require(Self.binary, "lifeboat-fuzz is built beside the tests")
     let dir = Self.corpus + "/" + target

@@ -144,11 +144,12 @@ public enum AgeFormat {
     out.append(contentsOf: box.tag)
   }
 
-  static func open(_ ciphertext: some RandomAccessCollection<UInt8>, key: SymmetricKey, nonce: [UInt8]) -> [UInt8]? {
+  static func open(_ ciphertext: some DataProtocol, key: SymmetricKey, nonce: [UInt8]) -> [UInt8]? {
     guard ciphertext.count >= tagSize else { return nil }
     let split = ciphertext.index(ciphertext.endIndex, offsetBy: -tagSize)
+    // The box is made from the two slices (it copies them once, into its combined form).
     guard let box = try? ChaChaPoly.SealedBox(
-      nonce: ChaChaPoly.Nonce(data: nonce), ciphertext: Array(ciphertext[..<split]), tag: Array(ciphertext[split...])),
+      nonce: ChaChaPoly.Nonce(data: nonce), ciphertext: ciphertext[..<split], tag: ciphertext[split...]),
       let plain = try? ChaChaPoly.open(box, using: key)
     else { return nil }
     return [UInt8](plain)
