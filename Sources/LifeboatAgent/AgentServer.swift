@@ -76,10 +76,10 @@ public struct AgentServer: Sendable {
   /// cancels them (they clean up as any cancelled command does).
   public static let drainLimit: Duration = .seconds(30)
 
-  /// Runs until SIGTERM or SIGINT, then stops gracefully: first the schedules (no run starts any
-  /// more; one in progress is cancelled and cleans up), then the server (requests in flight
-  /// finish, for `drainLimit` at most). The schedules go first so that no run starts while the
-  /// server drains, only to be cut off when it ends.
+  /// Runs until cancelled (the CLI cancels it on SIGTERM or SIGINT), then stops gracefully:
+  /// first the schedules (no run starts any more; one in progress is cancelled and cleans up),
+  /// then the server (requests in flight finish, for `drainLimit` at most). The schedules go
+  /// first so that no run starts while the server drains, only to be cut off when it ends.
   public func run(onRunning: @escaping @Sendable () async -> Void = {}) async throws {
     let router = Router(context: AgentRequestContext.self)
     router.add(middleware: CommonNameAuthorization(allowedClients: allowedClients))
@@ -93,11 +93,19 @@ public struct AgentServer: Sendable {
       drills.map { d in ScheduleService(loop: { await d.loop() }, stop: { await d.stop() }) },
     ].compactMap { $0 }
     // A service group stops its services in reverse order, each after the one before has ended.
-    var configuration = ServiceGroupConfiguration(
-      services: [app] + schedules, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    var configuration = ServiceGroupConfiguration(services: [app] + schedules, logger: logger)
     configuration.maximumGracefulShutdownDuration = Self.drainLimit
+    let group = ServiceGroup(configuration: configuration)
+    // The group runs in a task of its own, so that cancelling this one becomes its graceful
+    // shutdown: cancelled itself, it would cancel the server while it drains (which Hummingbird
+    // logs as errors) and the schedules in no order.
+    let running = Task { try await group.run() }
     do {
-      try await ServiceGroup(configuration: configuration).run()
+      try await withTaskCancellationHandler {
+        try await running.value
+      } onCancel: {
+        Task { await group.triggerGracefulShutdown() }
+      }
     } catch let error as IOError {
       // NIO's words for a port in use: "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)".
       let reason = error.errnoCode == EADDRINUSE ? "the port is in use (another agent?)" : String(cString: strerror(error.errnoCode))

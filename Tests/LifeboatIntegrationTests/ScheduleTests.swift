@@ -235,6 +235,18 @@ extension Integration {
           #expect(!files.contains { $0.hasSuffix(".part") }, "\(files)")
           let log = try String(contentsOfFile: state.members[0].runDir + "/agent.log", encoding: .utf8)
           #expect(log.contains("agent stopped"))
+          // A stop is not a failed run: a warning, no error to alert on.
+          #expect(log.contains("recurring snapshot cancelled: the agent is stopping"), "\(log)")
+          let errors = log.split(separator: "\n").filter { $0.split(separator: " ").dropFirst().first == "error" }
+          #expect(errors.isEmpty, "\(errors)")
+          // The run's lock went with it (the run's own etcd client closed with the run): the next
+          // agent's runs are not held up for the lease's 3 minutes.
+          let lockKey = "/lifeboat/lock/\(try cluster.context().config.clusterName)"
+          let held = try await cluster.withClient { client in
+            try await client.range(prefix: lockKey).map { String(decoding: $0.key, as: UTF8.self) }
+          }
+          #expect(!held.contains(lockKey), "\(held)")
+          #expect(!log.contains("could not release the snapshot lock"), "\(log)")
           let unfinished = try await S3Store.with(try moto.configuration(bucket: "snaps")) { try await $0.unfinishedUploads().count }
           #expect(unfinished == 0)
           // Finished or cleaned up: either a complete archive with its manifest, or nothing.

@@ -120,20 +120,30 @@ struct EtcdLock: Sendable {
   func stampSlot(stamp writesStamp: Bool = true, also: [(key: String, value: String)] = []) async -> String? {
     let puts = (writesStamp ? [(stampKey, stamp, Int64(0))] : []) + also.map { ($0.key, $0.value, Int64(0)) }
     guard !puts.isEmpty else { return nil }
+    let (lockKey, holder) = (self.lockKey, self.holder)
     do {
-      return try await client.putIfValue(lockKey, equals: holder, puts: puts)
+      return try await withLiveClient { try await $0.putIfValue(lockKey, equals: holder, puts: puts) }
         ? nil : "the lock was lost before the slot could be stamped"
     } catch { return "could not stamp the slot: \(error)" }
   }
 
-  /// Revokes the lease (the lock key goes with it), in a task of its own so that a cancelled
-  /// run still releases its lock.
+  /// Revokes the lease (the lock key goes with it), also for a cancelled run: otherwise an agent
+  /// stopped during a run left its lock to block every run for up to 3 minutes.
   func release(_ lease: Int64, logger: Logger) async {
+    do { try await withLiveClient { try await $0.revokeLease(lease) } } catch {
+      logger.warning("could not release the snapshot lock (it expires with its lease): \(error)")
+    }
+  }
+
+  /// Runs `body` in a task of its own (a cancelled run still finishes it) with the run's client,
+  /// or, when the run was cancelled, with a client of its own to the same member: the run's
+  /// client closes with it (its connections are cancelled with the run).
+  private func withLiveClient<R: Sendable>(_ body: @escaping @Sendable (EtcdClient) async throws -> R) async throws -> R {
     let client = self.client
-    await Task.detached {
-      do { try await client.revokeLease(lease) } catch {
-        logger.warning("could not release the snapshot lock (it expires with its lease): \(error)")
-      }
+    let cancelled = Task.isCancelled
+    return try await Task.detached {
+      guard cancelled else { return try await body(client) }
+      return try await EtcdClient.with(endpoint: client.endpoint, configuration: client.configuration, body)
     }.value
   }
 }

@@ -53,7 +53,7 @@ public actor ScheduledDrills {
         await run(slot: slot, manual: false)
       }
     } onCancel: {
-      Task { await self.cancelActiveRun() }
+      Task { await self.beginStopping() }
     }
   }
 
@@ -69,13 +69,16 @@ public actor ScheduledDrills {
   /// The agent is stopping: no drill starts any more, and one in progress (also one an HTTP
   /// request started) is cancelled, which stops its etcd; returns once it has cleaned up.
   public func stop() async {
-    stopped = true
-    guard let activeRun else { return }
-    activeRun.cancel()
-    _ = await activeRun.value
+    beginStopping()
+    _ = await activeRun?.value
   }
 
-  private func cancelActiveRun() { activeRun?.cancel() }
+  /// No run starts any more (also not one asked for by HTTP while the loop's own run is being
+  /// cancelled), and the one in progress is cancelled.
+  private func beginStopping() {
+    stopped = true
+    activeRun?.cancel()
+  }
 
   private func run(slot: Date, manual: Bool) async -> SlotLoop.Next {
     state.lastAttempt = clock()
@@ -128,13 +131,16 @@ public actor ScheduledDrills {
         state.lastResult = .noQuorum
         logger.warning("drill not run: no quorum")
       }
+    } catch where error.underlying == .cancelled || Task.isCancelled {
+      // Stopped with the agent (SIGTERM): no failure to count or alert on.
+      state.lastResult = .failed(message: "cancelled (the agent is stopping)")
+      logger.warning("drill cancelled: the agent is stopping")
     } catch {
-      // Could not get as far as a drill (own member unreachable, cancelled): this agent's failure.
-      let message = error.underlying == .cancelled ? "cancelled (the agent is stopping)" : error.message
+      // Could not get as far as a drill (own member unreachable): this agent's failure.
       state.failures += 1
       metrics.failures.increment()
-      state.lastResult = .failed(message: message)
-      logger.error("drill failed: \(message)")
+      state.lastResult = .failed(message: error.message)
+      logger.error("drill failed: \(error.message)")
     }
     return .done
   }

@@ -5,7 +5,7 @@ import LifeboatCore
 import LifeboatEngine
 import Logging
 
-struct AgentCommand: AsyncParsableCommand, StopsOnSignal {
+struct AgentCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "agent",
     abstract: "Run the node agent of one etcd node (long-running; HTTPS with mutual TLS; stops on SIGTERM).",

@@ -3,13 +3,9 @@ import Dispatch
 import Foundation
 import LifeboatCore
 
-/// A command that stops by itself on SIGINT and SIGTERM (the agent: its service group's graceful
-/// shutdown), so the first signal does not cancel it; a second one still quits at once.
-protocol StopsOnSignal: SendableMetatype {}
-
 /// Parses and runs a command; turns every error into one line on stderr and the documented
 /// exit code. SIGINT and SIGTERM cancel the running command, which cleans up (no `.part` file
-/// is left behind), unless it is `StopsOnSignal`; a second signal exits at once.
+/// is left behind); a second signal exits at once.
 enum CommandRunner {
   static func run(arguments: [String]) async -> Int32 {
     let command: any ParsableCommand
@@ -18,7 +14,6 @@ enum CommandRunner {
     } catch {
       return report(error)
     }
-    let stopsBySelf = command is any StopsOnSignal
     let task = Task<Int32, Never> {
       do {
         if var asyncCommand = command as? any AsyncParsableCommand {
@@ -32,7 +27,7 @@ enum CommandRunner {
         return report(error)
       }
     }
-    let signals = SignalCanceller(task: task, cancels: !stopsBySelf)
+    let signals = SignalCanceller(task: task)
     let code = await task.value
     signals.stop()
     return code
@@ -100,13 +95,12 @@ struct InterruptCounter {
   }
 }
 
-/// Cancels a task on SIGINT/SIGTERM (`cancels`; otherwise the task stops by itself and only the
-/// message and the second signal's quit are this class's).
+/// Cancels a task on SIGINT/SIGTERM.
 final class SignalCanceller: @unchecked Sendable {
   private var sources: [any DispatchSourceSignal] = []
   private var interrupts = InterruptCounter()
 
-  init(task: Task<Int32, Never>, cancels: Bool) {
+  init(task: Task<Int32, Never>) {
     for signalNumber in [SIGINT, SIGTERM] {
       signal(signalNumber, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
@@ -132,7 +126,7 @@ final class SignalCanceller: @unchecked Sendable {
         } else {
           printError("lifeboat: interrupted, cleaning up (\(again))")
         }
-        if cancels { task.cancel() }
+        task.cancel()
       }
       source.resume()
       sources.append(source)
