@@ -9,6 +9,7 @@ import Prometheus
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
+import Synchronization
 
 /// A request context that keeps the connection, to read the client's verified certificate.
 public struct AgentRequestContext: RequestContext {
@@ -47,6 +48,28 @@ struct CommonNameAuthorization: RouterMiddleware {
   }
 }
 
+/// Set once the agent begins to stop.
+final class StopFlag: Sendable {
+  private let value = Atomic<Bool>(false)
+  func set() { value.store(true, ordering: .relaxed) }
+  var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
+/// While the agent stops, a request that would start work (POST, PUT: a save, a copy, a restore
+/// step, a run) gets 503 at once, instead of starting what the end of the drain would cut off.
+/// Reads and deletes (quick, and a restore's cleanup) are still served.
+struct RefuseWorkWhileStopping: RouterMiddleware {
+  typealias Context = AgentRequestContext
+  let stopping: StopFlag
+
+  func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    if stopping.isSet, request.method == .post || request.method == .put {
+      throw AgentHTTPError(.unavailable("the agent is stopping: \(request.method) \(request.uri.path) refused"))
+    }
+    return try await next(request, context)
+  }
+}
+
 /// `lifeboat agent`: the node's HTTP API over a LocalNode, always mutual TLS.
 public struct AgentServer: Sendable {
   public let node: LocalNode
@@ -81,8 +104,10 @@ public struct AgentServer: Sendable {
   /// then the server (requests in flight finish, for `drainLimit` at most). The schedules go
   /// first so that no run starts while the server drains, only to be cut off when it ends.
   public func run(onRunning: @escaping @Sendable () async -> Void = {}) async throws {
+    let stopping = StopFlag()
     let router = Router(context: AgentRequestContext.self)
     router.add(middleware: CommonNameAuthorization(allowedClients: allowedClients))
+    router.add(middleware: RefuseWorkWhileStopping(stopping: stopping))
     AgentRoutes(node: node, schedule: schedule, drills: drills).register(router)
     let app = Application(
       router: router, server: try .tls(.http1(), tlsConfiguration: tls),
@@ -104,6 +129,7 @@ public struct AgentServer: Sendable {
       try await withTaskCancellationHandler {
         try await running.value
       } onCancel: {
+        stopping.set()
         Task { await group.triggerGracefulShutdown() }
       }
     } catch let error as IOError {

@@ -3,6 +3,7 @@ import Foundation
 import LifeboatAgent
 import LifeboatCore
 import LifeboatEngine
+import NIOCore
 import SnapshotStores
 import TestSupport
 import Testing
@@ -223,7 +224,25 @@ extension Integration {
           let agent = try #require(state.members[0].agentPid)
           let run = Task { try? await Self.runNow(cluster) }
           try await Self.waitUntilRunning(cluster)
+          // Into the failpoint's 4 s (past the status check and the lock), then the signal.
+          try await Task.sleep(for: .seconds(1))
           kill(agent, SIGTERM)
+          // While it stops (the run notices its cancellation only at the end of the failpoint's
+          // 4 s), new work is refused at once and reads are still served.
+          try await Task.sleep(for: .milliseconds(300))
+          let context = try cluster.context()
+          let url = context.config.etcdNodes[0].agentURL
+          let (refused, health) = try await withAgentHTTPClient(state: context.state!, certificate: "kube-admin") { http in
+            var post = HTTPClientRequest(url: url + "/v1/preflight")
+            post.method = .POST
+            post.body = .bytes(ByteBuffer(string: "{}"))
+            let response = try await http.execute(post, timeout: .seconds(10))
+            let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            let health = try await http.execute(HTTPClientRequest(url: url + "/healthz"), timeout: .seconds(10))
+            return ((Int(response.status.code), body), Int(health.status.code))
+          }
+          #expect(refused.0 == 503 && refused.1.contains("the agent is stopping"), "\(refused)")
+          #expect(health == 200)
           var gone = false
           for _ in 0..<300 {
             if !DetachedProcess.isRunning(agent) { gone = true; break }
