@@ -19,7 +19,7 @@ public actor RecurringSnapshots {
   private let started: Date
   private let metrics = ScheduleMetrics()
   private var activeRun: Task<Outcome, Never>?
-  /// Set by `stop()`: no run starts any more.
+  /// Set once the agent begins to stop (`beginStopping`): no run starts any more.
   private var stopped = false
 
   public init(

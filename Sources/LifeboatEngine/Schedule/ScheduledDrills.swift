@@ -21,7 +21,7 @@ public actor ScheduledDrills {
   private let started: Date
   private let metrics = DrillMetrics()
   private var activeRun: Task<SlotLoop.Next, Never>?
-  /// Set by `stop()`: no drill starts any more.
+  /// Set once the agent begins to stop (`beginStopping`): no drill starts any more.
   private var stopped = false
 
   public init(
