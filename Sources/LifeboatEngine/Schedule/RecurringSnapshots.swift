@@ -108,7 +108,11 @@ public actor RecurringSnapshots {
       case .saved(let saved, let result, let problem):
         state.lastSnapshot = saved.name
         state.runs += 1
-        if let problem {
+        if let problem, Task.isCancelled {
+          // Saved; the stop cut the upload or the copies short, which the next run catches up.
+          state.lastResult = .failed(message: "cancelled (the agent is stopping) after saving \(saved.name)", saved: true)
+          logger.warning("recurring snapshot \(saved.name) saved, then cancelled: the agent is stopping (\(problem))")
+        } else if let problem {
           // Saved and stamped; what failed after it is reported, and the next run catches up.
           record(.failed(message: problem, saved: true))
         } else {

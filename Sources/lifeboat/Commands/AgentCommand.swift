@@ -25,6 +25,12 @@ struct AgentCommand: AsyncParsableCommand {
     let logger = Logger(label: "lifeboat.agent")
     // An RKE node: what cluster.yml leaves unsaid (certificates, data dir) is read from the container.
     let (config, facts, warning) = try await DockerRuntime.adoptContainerFacts(try ClusterConfig.load(cluster.config), node: node)
+    // Stopped while starting (a SIGTERM during a slow docker inspect): nothing runs yet, and what
+    // the cancelled inspect could not tell would only make a misleading error.
+    if Task.isCancelled {
+      logger.info("agent stopped before it started")
+      return
+    }
     for fact in facts { logger.info("\(fact)") }
     if let warning { logger.warning("\(warning)") }
     let context = try ClusterContext.load(config: config)
