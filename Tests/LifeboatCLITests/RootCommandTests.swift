@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import LifeboatCore
 import Testing
@@ -137,5 +138,22 @@ import Testing
     #expect(counter.register(at: start + .milliseconds(5)) == .ignore)
     #expect(counter.register(at: start + .milliseconds(499)) == .ignore)
     #expect(counter.register(at: start + .milliseconds(600)) == .quit)
+  }
+}
+
+@Suite struct SignalCancellerTests {
+  /// A signal at once, before libdispatch has registered anything on its thread, still cancels
+  /// the command (with a signal source, such a signal was dropped: an agent told to stop 10-20 ms
+  /// after its start kept running).
+  @Test func aSignalRightAfterStartCancelsTheCommand() async throws {
+    let task = Task<Int32, Never> {
+      try? await Task.sleep(for: .seconds(20))
+      return Task.isCancelled ? 1 : 0
+    }
+    let canceller = SignalCanceller(task: task)
+    kill(getpid(), SIGINT)
+    let cancelled = await task.value
+    canceller.stop()
+    #expect(cancelled == 1)
   }
 }

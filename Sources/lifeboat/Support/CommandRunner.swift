@@ -96,44 +96,81 @@ struct InterruptCounter {
 }
 
 /// Cancels a task on SIGINT/SIGTERM.
+///
+/// The signals reach a handler that writes their number to a pipe, and a dispatch source reads
+/// the pipe: a signal that comes before the source is registered (which libdispatch does later,
+/// on its own thread) waits in the pipe. With a signal source and `SIG_IGN`, such a signal was
+/// dropped: an agent told to stop 10-20 ms after its start kept running.
 final class SignalCanceller: @unchecked Sendable {
-  private var sources: [any DispatchSourceSignal] = []
   private var interrupts = InterruptCounter()
+  private let reader: any DispatchSourceRead
+  private let pipeEnds: (read: Int32, write: Int32)
 
   init(task: Task<Int32, Never>) {
-    for signalNumber in [SIGINT, SIGTERM] {
-      signal(signalNumber, SIG_IGN)
-      let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
-      source.setEventHandler { [weak self] in
-        guard let self else { return }
-        switch self.interrupts.register(at: .now) {
-        case .ignore: return
-        case .cancel: break
-        case .quit:
-          if Interruption.deferredReason != nil {
-            printError("lifeboat: quit during a restore: run `lifeboat snapshot restore --recover --config ...` to finish or undo it")
-          }
-          // The cleanup did not get to run: at least no half-written file stays behind.
-          AtomicFile.removeUnfinished()
-          exit(130)
-        }
-        // SIGTERM comes from a service manager or `kill`, not a keyboard.
-        let again = signalNumber == SIGTERM ? "a second signal quits at once" : "press Ctrl-C again to quit at once"
-        if let reason = Interruption.deferredReason {
-          printError("lifeboat: interrupt noted: \(reason) (\(again), then run --recover)")
-        } else if signalNumber == SIGTERM {
-          printError("lifeboat: stopping on SIGTERM, cleaning up (\(again))")
-        } else {
-          printError("lifeboat: interrupted, cleaning up (\(again))")
-        }
-        task.cancel()
+    var ends: [Int32] = [-1, -1]
+    if pipe(&ends) == 0 {
+      // Not inherited by child processes; a full pipe drops a signal instead of blocking.
+      for end in ends {
+        _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
       }
-      source.resume()
-      sources.append(source)
     }
+    pipeEnds = (ends[0], ends[1])
+    reader = DispatchSource.makeReadSource(fileDescriptor: ends[0], queue: DispatchQueue(label: "lifeboat.signals"))
+    reader.setEventHandler { [weak self] in
+      guard let self else { return }
+      var numbers = [UInt8](repeating: 0, count: 16)
+      let count = read(self.pipeEnds.read, &numbers, numbers.count)
+      for number in numbers.prefix(max(0, count)) { self.received(Int32(number), task: task) }
+    }
+    reader.resume()
+    SignalPipe.writeEnd = ends[1]
+    for signalNumber in [SIGINT, SIGTERM] { signal(signalNumber, SignalPipe.handler) }
   }
 
+  private func received(_ signalNumber: Int32, task: Task<Int32, Never>) {
+    switch interrupts.register(at: .now) {
+    case .ignore: return
+    case .cancel: break
+    case .quit:
+      if Interruption.deferredReason != nil {
+        printError("lifeboat: quit during a restore: run `lifeboat snapshot restore --recover --config ...` to finish or undo it")
+      }
+      // The cleanup did not get to run: at least no half-written file stays behind.
+      AtomicFile.removeUnfinished()
+      exit(130)
+    }
+    // SIGTERM comes from a service manager or `kill`, not a keyboard.
+    let again = signalNumber == SIGTERM ? "a second signal quits at once" : "press Ctrl-C again to quit at once"
+    if let reason = Interruption.deferredReason {
+      printError("lifeboat: interrupt noted: \(reason) (\(again), then run --recover)")
+    } else if signalNumber == SIGTERM {
+      printError("lifeboat: stopping on SIGTERM, cleaning up (\(again))")
+    } else {
+      printError("lifeboat: interrupted, cleaning up (\(again))")
+    }
+    task.cancel()
+  }
+
+  /// Gives the signals back to their default action.
   func stop() {
-    sources.forEach { $0.cancel() }
+    for signalNumber in [SIGINT, SIGTERM] { signal(signalNumber, SIG_DFL) }
+    SignalPipe.writeEnd = -1
+    reader.cancel()
+    close(pipeEnds.write)
+    close(pipeEnds.read)
+  }
+}
+
+/// The write end of `SignalCanceller`'s pipe, for the signal handler (which may use nothing else).
+enum SignalPipe {
+  nonisolated(unsafe) static var writeEnd: Int32 = -1
+
+  /// Writes the signal's number to the pipe: `write` is async-signal-safe, and errno is kept.
+  static let handler: @convention(c) (Int32) -> Void = { signalNumber in
+    let saved = errno
+    var byte = UInt8(truncatingIfNeeded: signalNumber)
+    _ = write(SignalPipe.writeEnd, &byte, 1)
+    errno = saved
   }
 }
