@@ -125,6 +125,16 @@ struct AgentErrorBody: Codable {
     underlying = error.underlying
   }
 
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    kind = try container.decode(String.self, forKey: .kind)
+    message = try container.decode(String.self, forKey: .message)
+    node = try container.decodeIfPresent(String.self, forKey: .node)
+    step = try container.decodeIfPresent(String.self, forKey: .step)
+    // A newer agent's reason this client does not know is still an error with its message.
+    underlying = try? container.decodeIfPresent(LifeboatError.Underlying.self, forKey: .underlying)
+  }
+
   var error: LifeboatError? {
     guard let kind = LifeboatError.Kind(rawValue: kind) else { return nil }
     return LifeboatError(kind, message, node: node, step: step, underlying: underlying ?? .remote)

@@ -64,7 +64,8 @@ struct RefuseWorkWhileStopping: RouterMiddleware {
 
   func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
     if stopping.isSet, request.method == .post || request.method == .put {
-      throw AgentHTTPError(.unavailable("the agent is stopping: \(request.method) \(request.uri.path) refused"))
+      throw AgentHTTPError(
+        LifeboatError(.unavailable, "the agent is stopping: \(request.method) \(request.uri.path) refused", underlying: .stopping))
     }
     return try await next(request, context)
   }

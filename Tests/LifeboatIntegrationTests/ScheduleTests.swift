@@ -210,6 +210,31 @@ extension Integration {
       }
     }
 
+    /// Found by a review: `save --config` failed outright when the first agent was stopping (it
+    /// answers the health check, then refuses the save), though a dead agent is simply skipped.
+    @Test func aSaveGoesToTheNextNodeWhenTheFirstAgentIsStopping() async throws {
+      try await withAgentCluster(nodes: 2, configure: { spec in
+        spec.lifeboatSettings = ["interval_seconds: 3600"]
+        spec.agentEnvironment[0] = ["LIFEBOAT_FAILPOINTS": "schedule.slow"]
+      }) { cluster in
+        let state = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
+        let agent = try #require(state.members[0].agentPid)
+        let run = Task { try? await Self.runNow(cluster) }
+        try await Self.waitUntilRunning(cluster)
+        try await Task.sleep(for: .seconds(1))
+        // Agent 0 stops: its run holds it for about 3 s more, while it refuses new work.
+        kill(agent, SIGTERM)
+        try await Task.sleep(for: .milliseconds(300))
+        let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "while-stopping"])
+        _ = await run.value
+        #expect(save.stderr.contains("\(cluster.members[0].address) is stopping: the next node saves"), "\(save.stderr)")
+        #expect(save.stdout.contains("saved while-stopping on \(cluster.members[1].address)"), "\(save.stdout)")
+        #expect(FileManager.default.fileExists(atPath: cluster.members[1].snapshotDir! + "/while-stopping.zip"))
+        // Node 0 got no copy: the save says so and exits 6 (saved, not everywhere).
+        #expect(save.status == 6, "\(save.stderr)")
+      }
+    }
+
     @Test func sigtermDuringARunLeavesNoPartFileAndNoUpload() async throws {
       try await withMotoServer { moto in
         try await moto.createBucket("snaps")

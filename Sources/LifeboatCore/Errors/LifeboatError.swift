@@ -48,6 +48,8 @@ public struct LifeboatError: Error, CustomStringConvertible, Sendable, Equatable
     case process
     /// The operation was cancelled.
     case cancelled
+    /// An agent that is stopping refused new work before starting it: another node may take it.
+    case stopping
   }
 
   public init(_ kind: Kind, _ message: String, node: String? = nil, step: String? = nil, underlying: Underlying? = nil) {

@@ -18,18 +18,29 @@ extension ClusterEngine {
   }
 
   public func save(name: SnapshotName?, upload: Bool = true, compression: Compression? = nil) async throws(LifeboatError) -> SaveReport {
-    let (up, down) = try await reachable(refusingDuringRestore: "save", sameEncryption: true)
-    guard let first = up.first else {
+    var (up, down) = try await reachable(refusingDuringRestore: "save", sameEncryption: true)
+    let request = NodeSaveRequest(
+      name: name?.value, upload: upload && context.config.backup.s3 != nil,
+      // The caller's cluster.yml decides, not the one the agent read when it started.
+      compression: compression ?? context.config.lifeboat.compression)
+    // The first agent that takes the save; one that is stopping refused it before doing anything
+    // and counts as down (it answered the health check a moment before).
+    var saving: (node: any Node, report: NodeSaveReport)?
+    while saving == nil, !up.isEmpty {
+      let first = up.removeFirst()
+      do {
+        saving = (first, try await first.saveSnapshot(request))
+      } catch where error.underlying == .stopping {
+        progress("\(first.address) is stopping: the next node saves")
+        down.append(error.on(first.address, step: "save"))
+      }
+    }
+    guard let (first, saved) = saving else {
       throw .unavailable("no agent answers: \(down.map(\.message).joined(separator: "; "))")
     }
-    let saved = try await first.saveSnapshot(
-      NodeSaveRequest(
-        name: name?.value, upload: upload && context.config.backup.s3 != nil,
-        // The caller's cluster.yml decides, not the one the agent read when it started.
-        compression: compression ?? context.config.lifeboat.compression))
     progress("saved \(saved.snapshot.name) on \(first.address) from \(saved.member) (\(saved.endpoint))")
     if let remote = saved.remote { progress("uploaded \(remote)") }
-    let copied = await copy(try SnapshotName(saved.snapshot.name), from: first, to: Array(up.dropFirst()), pruneAfter: false)
+    let copied = await copy(try SnapshotName(saved.snapshot.name), from: first, to: up, pruneAfter: false)
     return SaveReport(
       saved: saved, savedOn: first.address, copies: [first.address] + copied.copies, failures: down + copied.failures,
       shared: copied.shared)
