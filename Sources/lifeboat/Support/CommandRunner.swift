@@ -104,7 +104,9 @@ struct InterruptCounter {
 final class SignalCanceller: @unchecked Sendable {
   private var interrupts = InterruptCounter()
   private let reader: any DispatchSourceRead
-  private let pipeEnds: (read: Int32, write: Int32)
+  private let queue = DispatchQueue(label: "lifeboat.signals")
+  /// Set by `stop()`, on `queue`: later signals are ignored.
+  private var stopped = false
 
   init(task: Task<Int32, Never>) {
     var ends: [Int32] = [-1, -1]
@@ -115,13 +117,13 @@ final class SignalCanceller: @unchecked Sendable {
         _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
       }
     }
-    pipeEnds = (ends[0], ends[1])
-    reader = DispatchSource.makeReadSource(fileDescriptor: ends[0], queue: DispatchQueue(label: "lifeboat.signals"))
+    let readEnd = ends[0]
+    reader = DispatchSource.makeReadSource(fileDescriptor: readEnd, queue: queue)
     reader.setEventHandler { [weak self] in
       guard let self else { return }
       var numbers = [UInt8](repeating: 0, count: 16)
-      let count = read(self.pipeEnds.read, &numbers, numbers.count)
-      for number in numbers.prefix(max(0, count)) { self.received(Int32(number), task: task) }
+      let count = read(readEnd, &numbers, numbers.count)
+      for number in numbers.prefix(max(0, count)) where !self.stopped { self.received(Int32(number), task: task) }
     }
     reader.resume()
     SignalPipe.writeEnd = ends[1]
@@ -152,13 +154,11 @@ final class SignalCanceller: @unchecked Sendable {
     task.cancel()
   }
 
-  /// Gives the signals back to their default action.
+  /// The command has ended: a signal from now until the process exits is ignored (as the exit
+  /// code is already decided). The handler and the pipe stay: a handler running at this moment
+  /// must not write into a closed or reused descriptor.
   func stop() {
-    for signalNumber in [SIGINT, SIGTERM] { signal(signalNumber, SIG_DFL) }
-    SignalPipe.writeEnd = -1
-    reader.cancel()
-    close(pipeEnds.write)
-    close(pipeEnds.read)
+    queue.sync { stopped = true }
   }
 }
 
