@@ -37,4 +37,21 @@ import Testing
     }
     #expect(ContinuousClock.now - started < .seconds(15), "the call and the client's shutdown end, near the deadline")
   }
+
+  /// Found by a review: a Ctrl-C while the members were probed said "no healthy etcd member to
+  /// snapshot: ...: CancellationError()" for each of them (exit 5), not that it was interrupted.
+  @Test func anInterruptWhileProbingIsAnInterruptNotSickMembers() async throws {
+    let (fd, port) = try Self.silentListener()
+    defer { close(fd) }
+    let selector = MemberSelector(connection: EtcdConnection(endpoints: [try EtcdEndpoint(parsing: "http://127.0.0.1:\(port)")]))
+    let probing = Task { () async throws(LifeboatError) -> SelectedMember in try await selector.select() }
+    try await Task.sleep(for: .milliseconds(200))
+    probing.cancel()
+    do {
+      _ = try await probing.value
+      Issue.record("a silent member was chosen")
+    } catch let error as LifeboatError {
+      #expect(error.underlying == .cancelled && error.message.hasPrefix("interrupted"), "\(error.message)")
+    }
+  }
 }

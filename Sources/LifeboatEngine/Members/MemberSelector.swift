@@ -105,6 +105,9 @@ public struct MemberSelector: Sendable {
   /// Probes every endpoint and picks one; fails with `.unavailable` naming each endpoint's problem.
   public func select() async throws(LifeboatError) -> SelectedMember {
     let probes = await probeAll()
+    // Interrupted while probing: every member "failed" with a CancellationError, which is not
+    // theirs to report.
+    if Task.isCancelled { throw LifeboatError(.failure, "interrupted: no member was chosen", underlying: .cancelled) }
     let healthy = probes.filter(\.isHealthy)
     if let pick = healthy.first(where: { $0.status!.hasLeader }) {
       return SelectedMember(endpoint: pick.endpoint, status: pick.status!, member: pick.member!, noQuorum: false, probes: probes)
