@@ -72,6 +72,20 @@ extension Integration {
       }
     }
 
+    /// Starts a manual run on agent 0 (whose `schedule.slow` failpoint holds it for 4 s), sends
+    /// the agent SIGTERM 1 s into it (past the status check and the lock), and returns 0.3 s
+    /// later, while the agent is stopping.
+    static func stopMidRun(_ cluster: EtcdClusterFixture) async throws -> (agent: pid_t, run: Task<ScheduleState?, Never>) {
+      let state = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
+      let agent = try #require(state.members[0].agentPid)
+      let run = Task { try? await Self.runNow(cluster) }
+      try await waitUntilRunning(cluster)
+      try await Task.sleep(for: .seconds(1))
+      kill(agent, SIGTERM)
+      try await Task.sleep(for: .milliseconds(300))
+      return (agent, run)
+    }
+
     /// Waits until the agent of `node` reports a run in progress.
     static func waitUntilRunning(_ cluster: EtcdClusterFixture, node: Int = 0) async throws {
       for _ in 0..<300 {
@@ -217,14 +231,8 @@ extension Integration {
         spec.lifeboatSettings = ["interval_seconds: 3600"]
         spec.agentEnvironment[0] = ["LIFEBOAT_FAILPOINTS": "schedule.slow"]
       }) { cluster in
-        let state = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
-        let agent = try #require(state.members[0].agentPid)
-        let run = Task { try? await Self.runNow(cluster) }
-        try await Self.waitUntilRunning(cluster)
-        try await Task.sleep(for: .seconds(1))
         // Agent 0 stops: its run holds it for about 3 s more, while it refuses new work.
-        kill(agent, SIGTERM)
-        try await Task.sleep(for: .milliseconds(300))
+        let (_, run) = try await Self.stopMidRun(cluster)
         let save = try await LifeboatCLI.run(["snapshot", "save", "--config", cluster.configFile, "--name", "while-stopping"])
         _ = await run.value
         #expect(save.stderr.contains("\(cluster.members[0].address) is stopping: the next node saves"), "\(save.stderr)")
@@ -245,16 +253,10 @@ extension Integration {
           spec.agentEnvironment[0] = ["LIFEBOAT_FAILPOINTS": "schedule.slow"]
         }) { cluster in
           try await writeRandom(cluster, mib: 30)
+          let (agent, run) = try await Self.stopMidRun(cluster)
           let state = try LocalClusterState.load(from: parentDirectory(of: cluster.configFile))
-          let agent = try #require(state.members[0].agentPid)
-          let run = Task { try? await Self.runNow(cluster) }
-          try await Self.waitUntilRunning(cluster)
-          // Into the failpoint's 4 s (past the status check and the lock), then the signal.
-          try await Task.sleep(for: .seconds(1))
-          kill(agent, SIGTERM)
           // While it stops (the run notices its cancellation only at the end of the failpoint's
           // 4 s), new work is refused at once and reads are still served.
-          try await Task.sleep(for: .milliseconds(300))
           let context = try cluster.context()
           let url = context.config.etcdNodes[0].agentURL
           let (refused, health) = try await withAgentHTTPClient(state: context.state!, certificate: "kube-admin") { http in
